@@ -1,0 +1,179 @@
+//! Diagnostics: what is wrong with a rules or facts file, where, and how to fix it.
+
+use crate::span::Span;
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The file does not check.
+    Error,
+    /// The file checks, but probably not as meant.
+    Warning,
+}
+
+/// A stable diagnostic code. The number never changes meaning once shipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// P001: the text does not follow the grammar.
+    Syntax,
+    /// P002: `and` and `or` mixed without parentheses.
+    MixedAndOr,
+    /// P003: a number, time, duration or string that cannot be read.
+    BadLiteral,
+    /// P004: nesting deeper than the parser allows.
+    TooDeep,
+    /// E101: a fact name the schema does not know.
+    UnknownFact,
+    /// E102: a word that is not a value of the fact's enum.
+    UnknownEnumValue,
+    /// E103: two sides of a comparison (or an operand and its use) of different types.
+    TypeMismatch,
+    /// E104: a window that is not declared.
+    UndefinedWindow,
+    /// E105: a backoff profile that is not declared.
+    UndefinedBackoff,
+    /// E106: two rules of one phase with the same name.
+    DuplicateRule,
+    /// E107: not an IANA time-zone name.
+    InvalidTimezone,
+    /// E108: a trigger source that `sources` does not declare.
+    UnknownSource,
+    /// E109: a phase without `otherwise`.
+    MissingOtherwise,
+    /// E110: a declaration made twice (policy, timezone, sources, window, backoff, phase).
+    DuplicateDeclaration,
+    /// E111: a required declaration (`policy`, `on trigger`, `on response`) is missing.
+    MissingDeclaration,
+    /// E112: a fact used in a phase where it has no value (`response.*` in `on trigger`).
+    FactNotInPhase,
+    /// E113: an action that means nothing in this phase (`done` in `on trigger`).
+    ActionNotInPhase,
+    /// E114: a backoff profile that cannot work (no delay, factor below 1, zero attempts).
+    InvalidBackoff,
+    /// E115: a window line that cannot work (an empty time range).
+    InvalidWindow,
+    /// E116: an operand used as a condition that is not a boolean.
+    NotACondition,
+    /// E117: a facts-file key or value that does not fit the schema.
+    BadFact,
+    /// W201: a rule that can never fire because an earlier rule always decides first.
+    ShadowedRule,
+    /// W202: a backoff profile whose cap is below its initial delay.
+    CapBelowInitial,
+    /// W203: a window, backoff profile or source declared but never used.
+    Unused,
+}
+
+impl Code {
+    /// Every code, for docs and tests.
+    pub const ALL: &'static [Code] = &[
+        Code::Syntax,
+        Code::MixedAndOr,
+        Code::BadLiteral,
+        Code::TooDeep,
+        Code::UnknownFact,
+        Code::UnknownEnumValue,
+        Code::TypeMismatch,
+        Code::UndefinedWindow,
+        Code::UndefinedBackoff,
+        Code::DuplicateRule,
+        Code::InvalidTimezone,
+        Code::UnknownSource,
+        Code::MissingOtherwise,
+        Code::DuplicateDeclaration,
+        Code::MissingDeclaration,
+        Code::FactNotInPhase,
+        Code::ActionNotInPhase,
+        Code::InvalidBackoff,
+        Code::InvalidWindow,
+        Code::NotACondition,
+        Code::BadFact,
+        Code::ShadowedRule,
+        Code::CapBelowInitial,
+        Code::Unused,
+    ];
+
+    /// The code as printed, e.g. `E101`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "P001",
+            Code::MixedAndOr => "P002",
+            Code::BadLiteral => "P003",
+            Code::TooDeep => "P004",
+            Code::UnknownFact => "E101",
+            Code::UnknownEnumValue => "E102",
+            Code::TypeMismatch => "E103",
+            Code::UndefinedWindow => "E104",
+            Code::UndefinedBackoff => "E105",
+            Code::DuplicateRule => "E106",
+            Code::InvalidTimezone => "E107",
+            Code::UnknownSource => "E108",
+            Code::MissingOtherwise => "E109",
+            Code::DuplicateDeclaration => "E110",
+            Code::MissingDeclaration => "E111",
+            Code::FactNotInPhase => "E112",
+            Code::ActionNotInPhase => "E113",
+            Code::InvalidBackoff => "E114",
+            Code::InvalidWindow => "E115",
+            Code::NotACondition => "E116",
+            Code::BadFact => "E117",
+            Code::ShadowedRule => "W201",
+            Code::CapBelowInitial => "W202",
+            Code::Unused => "W203",
+        }
+    }
+
+    /// Warnings are the `W` codes; everything else is an error.
+    pub fn severity(self) -> Severity {
+        match self {
+            Code::ShadowedRule | Code::CapBelowInitial | Code::Unused => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
+/// One finding, with where it is and what to do about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    /// The stable code.
+    pub code: Code,
+    /// One sentence in plain words.
+    pub message: String,
+    /// The offending text.
+    pub span: Span,
+    /// A suggestion, e.g. "did you mean `schedule.state`?".
+    pub help: Option<String>,
+    /// Further places worth showing (e.g. the earlier rule that shadows this one).
+    pub notes: Vec<(Span, String)>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with no help or notes.
+    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            message: message.into(),
+            span,
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Add a help line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Add a note pointing at another place.
+    pub fn with_note(mut self, span: Span, note: impl Into<String>) -> Self {
+        self.notes.push((span, note.into()));
+        self
+    }
+
+    /// Error or warning, from the code.
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+}

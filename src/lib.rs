@@ -1,0 +1,12 @@
+//! publish-guard: a policy engine that decides whether to publish, skip or back off
+//! when something asks to publish a Genesys Cloud WFM schedule.
+
+pub mod ast;
+pub mod backoff;
+pub mod decision;
+pub mod diagnostic;
+pub mod facts;
+pub mod policy;
+pub mod schema;
+pub mod span;
+pub mod window;
