@@ -1,6 +1,7 @@
 //! publish-guard: a policy engine that decides whether to publish, skip or back off
 //! when something asks to publish a Genesys Cloud WFM schedule.
 
+pub mod api;
 pub mod ast;
 pub mod backoff;
 pub mod decision;

@@ -83,7 +83,13 @@ pub const OPERATION_STATUSES: &[&str] = &["processing", "complete", "canceled", 
 
 /// Every fact, in the order the docs list them. A [`FactId`] indexes this table.
 pub const FACTS: &[FactDef] = &[
-    fact("schedule.id", FactType::String, false, Availability::Always, "The schedule's id."),
+    fact(
+        "schedule.id",
+        FactType::String,
+        false,
+        Availability::Always,
+        "The schedule's id.",
+    ),
     fact(
         "schedule.state",
         FactType::Enum(SCHEDULE_STATES),
@@ -91,21 +97,111 @@ pub const FACTS: &[FactDef] = &[
         Availability::Always,
         "Derived publish state: `published` from the API's flag, `publishing` while an update operation is Processing, `draft` otherwise, `unknown` when it could not be read.",
     ),
-    fact("schedule.published", FactType::Bool, false, Availability::Always, "The API's `published` flag."),
-    fact("schedule.version", FactType::Int, false, Availability::Always, "The schedule's `metadata.version` (optimistic concurrency)."),
-    fact("schedule.week", FactType::Date, false, Availability::Always, "The first day of the schedule's week."),
-    fact("schedule.modified_at", FactType::Instant, true, Availability::Always, "When the schedule last changed (`metadata.dateModified`)."),
-    fact("schedule.modified_by", FactType::String, true, Availability::Always, "Who last changed it (`metadata.modifiedBy`)."),
-    fact("trigger.source", FactType::Source, false, Availability::Always, "Where the trigger came from: one of the policy's `sources`."),
-    fact("trigger.event", FactType::String, true, Availability::Always, "The sender's event name, e.g. `case.created`."),
-    fact("trigger.received_at", FactType::Instant, false, Availability::Always, "When the trigger arrived."),
-    fact("trigger.duplicate", FactType::Bool, false, Availability::Always, "The same delivery id was already seen within the retention."),
-    fact("trigger.coalesced", FactType::Int, false, Availability::Always, "How many further triggers were folded into this evaluation."),
-    fact("now", FactType::Instant, false, Availability::Always, "The instant of the evaluation (the runner's clock)."),
-    fact("last_publish.at", FactType::Instant, true, Availability::Always, "When this process last saw the schedule published; absent before the first."),
-    fact("last_publish.version", FactType::Int, true, Availability::Always, "The version it was published at; absent before the first."),
-    fact("response.status", FactType::Int, false, Availability::ResponseOnly, "The HTTP status of the API's answer to a write."),
-    fact("response.retry_after", FactType::Duration, true, Availability::ResponseOnly, "The answer's `Retry-After`, when it gave one."),
+    fact(
+        "schedule.published",
+        FactType::Bool,
+        false,
+        Availability::Always,
+        "The API's `published` flag.",
+    ),
+    fact(
+        "schedule.version",
+        FactType::Int,
+        false,
+        Availability::Always,
+        "The schedule's `metadata.version` (optimistic concurrency).",
+    ),
+    fact(
+        "schedule.week",
+        FactType::Date,
+        false,
+        Availability::Always,
+        "The first day of the schedule's week.",
+    ),
+    fact(
+        "schedule.modified_at",
+        FactType::Instant,
+        true,
+        Availability::Always,
+        "When the schedule last changed (`metadata.dateModified`).",
+    ),
+    fact(
+        "schedule.modified_by",
+        FactType::String,
+        true,
+        Availability::Always,
+        "Who last changed it (`metadata.modifiedBy`).",
+    ),
+    fact(
+        "trigger.source",
+        FactType::Source,
+        false,
+        Availability::Always,
+        "Where the trigger came from: one of the policy's `sources`.",
+    ),
+    fact(
+        "trigger.event",
+        FactType::String,
+        true,
+        Availability::Always,
+        "The sender's event name, e.g. `case.created`.",
+    ),
+    fact(
+        "trigger.received_at",
+        FactType::Instant,
+        false,
+        Availability::Always,
+        "When the trigger arrived.",
+    ),
+    fact(
+        "trigger.duplicate",
+        FactType::Bool,
+        false,
+        Availability::Always,
+        "The same delivery id was already seen within the retention.",
+    ),
+    fact(
+        "trigger.coalesced",
+        FactType::Int,
+        false,
+        Availability::Always,
+        "How many further triggers were folded into this evaluation.",
+    ),
+    fact(
+        "now",
+        FactType::Instant,
+        false,
+        Availability::Always,
+        "The instant of the evaluation (the runner's clock).",
+    ),
+    fact(
+        "last_publish.at",
+        FactType::Instant,
+        true,
+        Availability::Always,
+        "When this process last saw the schedule published; absent before the first.",
+    ),
+    fact(
+        "last_publish.version",
+        FactType::Int,
+        true,
+        Availability::Always,
+        "The version it was published at; absent before the first.",
+    ),
+    fact(
+        "response.status",
+        FactType::Int,
+        false,
+        Availability::ResponseOnly,
+        "The HTTP status of the API's answer to a write; 0 when no answer came (timeout, dropped connection).",
+    ),
+    fact(
+        "response.retry_after",
+        FactType::Duration,
+        true,
+        Availability::ResponseOnly,
+        "The answer's `Retry-After`, when it gave one.",
+    ),
     fact(
         "operation.status",
         FactType::Enum(OPERATION_STATUSES),
@@ -113,8 +209,20 @@ pub const FACTS: &[FactDef] = &[
         Availability::Always,
         "The status of our latest update operation; absent when there is none.",
     ),
-    fact("attempt", FactType::Int, false, Availability::Always, "Attempts made so far in this cycle (0 before the first write)."),
-    fact("rechecks", FactType::Int, false, Availability::Always, "Rechecks made so far in this cycle."),
+    fact(
+        "attempt",
+        FactType::Int,
+        false,
+        Availability::Always,
+        "Attempts made so far in this cycle (0 before the first write).",
+    ),
+    fact(
+        "rechecks",
+        FactType::Int,
+        false,
+        Availability::Always,
+        "Rechecks made so far in this cycle.",
+    ),
 ];
 
 const fn fact(
@@ -167,7 +275,8 @@ pub const FACT_COUNT: usize = FACTS.len();
 
 /// The README's fact table, generated from [`FACTS`]; a test keeps the README in step.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| fact | type | may be absent | phases | meaning |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| fact | type | may be absent | phases | meaning |\n|---|---|---|---|---|\n");
     for f in FACTS {
         let ty = match f.ty {
             FactType::Enum(values) => format!("enum: {}", values.join(", ")),

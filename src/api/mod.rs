@@ -1,0 +1,138 @@
+//! The schedule API the runner drives, behind one small trait, and its backends.
+//!
+//! Everything vendor-specific (Genesys Cloud's upload-and-update flow, a site's own REST
+//! gateway) stays behind [`ScheduleApi`]; the runner only reads a schedule and publishes it.
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+
+/// Which schedule: Genesys addresses a schedule by business unit, week and id.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct ScheduleRef {
+    /// The business unit id.
+    pub business_unit: String,
+    /// The first day of the schedule's week.
+    pub week: Date,
+    /// The schedule id.
+    pub schedule_id: String,
+}
+
+/// What a read of the schedule shows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduleSnapshot {
+    /// The API's `published` flag.
+    pub published: bool,
+    /// `metadata.version`.
+    pub version: i64,
+    /// `metadata.dateModified`.
+    pub modified_at: Option<Timestamp>,
+    /// `metadata.modifiedBy`.
+    pub modified_by: Option<String>,
+}
+
+/// The status of an asynchronous update operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum OperationStatus {
+    /// Still running.
+    Processing,
+    /// Finished; the schedule is published.
+    Complete,
+    /// Cancelled by the service.
+    Canceled,
+    /// Failed.
+    Error,
+}
+
+/// What the update call answered when it was accepted.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublishAccepted {
+    /// The operation's status as first reported.
+    pub status: OperationStatus,
+    /// The operation's id.
+    pub operation_id: String,
+}
+
+/// The rate-limit headers Genesys sends on every answer (`inin-ratelimit-*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RateLimitInfo {
+    /// Requests counted in the current period.
+    pub count: u32,
+    /// Requests allowed in the period.
+    pub allowed: u32,
+    /// Seconds until the period resets.
+    pub reset_secs: u32,
+}
+
+/// An HTTP answer: its status and the headers the runner acts on, and the body when it
+/// was a success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer<T> {
+    /// The HTTP status (the last one of a multi-call sequence).
+    pub status: u16,
+    /// `Retry-After`, when given.
+    pub retry_after: Option<SignedDuration>,
+    /// `inin-ratelimit-*`, when given.
+    pub rate_limit: Option<RateLimitInfo>,
+    /// The decoded body of a 2xx answer; `None` otherwise.
+    pub body: Option<T>,
+}
+
+/// Why a call produced no HTTP answer at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The call took longer than its timeout.
+    #[error("{call} timed out after {after:?}")]
+    Timeout {
+        /// Which call.
+        call: &'static str,
+        /// The timeout that ran out.
+        after: std::time::Duration,
+    },
+    /// The connection failed or dropped.
+    #[error("{call} failed: {reason}")]
+    Transport {
+        /// Which call.
+        call: &'static str,
+        /// What went wrong (never contains a secret).
+        reason: String,
+    },
+    /// Authentication failed (bad client id or secret, or a token refused twice).
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The answer could not be understood.
+    #[error("{call} answered something unexpected: {reason}")]
+    Protocol {
+        /// Which call.
+        call: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// The two operations a publish policy needs, plus finding a week's schedules.
+///
+/// `publish` performs the whole write (for Genesys: uploadurl, the gzip PUT, update) and
+/// answers with the update call's status; following a `Processing` operation to its end is
+/// the runner's job (it reads the schedule again under the policy's backoff).
+#[allow(async_fn_in_trait)]
+pub trait ScheduleApi {
+    /// Read the schedule's publish state.
+    async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError>;
+
+    /// Publish the schedule at `version`, sending `idempotency_key` with every write.
+    async fn publish(
+        &self,
+        schedule: &ScheduleRef,
+        version: i64,
+        idempotency_key: &str,
+    ) -> Result<Answer<PublishAccepted>, ApiError>;
+
+    /// The ids of a week's schedules, newest last.
+    async fn list_week(
+        &self,
+        business_unit: &str,
+        week: Date,
+    ) -> Result<Answer<Vec<String>>, ApiError>;
+}
