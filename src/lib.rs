@@ -4,6 +4,7 @@
 pub mod api;
 pub mod ast;
 pub mod backoff;
+pub mod cli;
 pub mod decision;
 pub mod diagnostic;
 pub mod facts;

@@ -1,0 +1,86 @@
+//! The command-line interface: argument parsing and exit codes. Each subcommand lives in
+//! its own file and returns an [`Outcome`] or a [`CliError`].
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit status of a command that ran to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: all good.
+    Ok,
+    /// Exit 1: the policy, check or test failed.
+    Failed,
+}
+
+/// A command that could not do its job: usage or I/O (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not UTF-8 text.
+    #[error("{path}: not a text file (invalid UTF-8 at byte {at})")]
+    NotText {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the first bad byte.
+        at: usize,
+    },
+    /// The arguments do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Read a whole file as UTF-8 text, naming the file in any error.
+pub fn read_text(path: &Path) -> Result<String, CliError> {
+    let bytes = std::fs::read(path).map_err(|source| CliError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| CliError::NotText {
+        path: path.to_owned(),
+        at: e.utf8_error().valid_up_to(),
+    })
+}
+
+/// Decide, skip or back off on Genesys Cloud schedule publishes.
+#[derive(Debug, Parser)]
+#[command(name = "publish-guard", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the facts a condition can use, as a Markdown table.
+    Facts,
+}
+
+/// Parse the arguments, run the command, map the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<Outcome, CliError> = match cli.command {
+        Command::Facts => {
+            print!("{}", crate::schema::markdown_table());
+            Ok(Outcome::Ok)
+        }
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
