@@ -1,6 +1,6 @@
 //! Fact values and the set of facts one evaluation sees.
 
-use crate::schema::{FACT_COUNT, FactId};
+use crate::schema::{FACT_COUNT, FACTS, FactId};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
@@ -45,3 +45,53 @@ impl Facts {
         self.values[fact.index()] = value;
     }
 }
+
+impl Facts {
+    /// The instant value of `fact`, or `None` when absent or not an instant.
+    pub fn instant(&self, fact: FactId) -> Option<Timestamp> {
+        match self.get(fact) {
+            Some(Value::Instant(t)) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The duration value of `fact`, or `None` when absent or not a duration.
+    pub fn duration(&self, fact: FactId) -> Option<SignedDuration> {
+        match self.get(fact) {
+            Some(Value::Duration(d)) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+/// The schema id of `name`, resolved at compile time (a misspelt name fails the build).
+pub const fn fact_id(name: &str) -> FactId {
+    let mut i = 0;
+    while i < FACTS.len() {
+        if str_eq(FACTS[i].name, name) {
+            return FactId(i as u8);
+        }
+        i += 1;
+    }
+    panic!("not a fact in the schema")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// `now`: the instant of the evaluation.
+pub const NOW: FactId = fact_id("now");
+/// `response.retry_after`: the server's `Retry-After`.
+pub const RETRY_AFTER: FactId = fact_id("response.retry_after");

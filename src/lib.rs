@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod cli;
 pub mod decision;
 pub mod diagnostic;
+pub mod evaluator;
 pub mod facts;
 pub mod policy;
 pub mod schema;
