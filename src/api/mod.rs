@@ -3,6 +3,8 @@
 //! Everything vendor-specific (Genesys Cloud's upload-and-update flow, a site's own REST
 //! gateway) stays behind [`ScheduleApi`]; the runner only reads a schedule and publishes it.
 
+pub mod clock;
+
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
@@ -30,6 +32,9 @@ pub struct ScheduleSnapshot {
     pub modified_at: Option<Timestamp>,
     /// `metadata.modifiedBy`.
     pub modified_by: Option<String>,
+    /// A publish is known to be running: a REST gateway that reports `publishing` says so;
+    /// Genesys' schedule read cannot tell, so its client always answers `false`.
+    pub publishing: bool,
 }
 
 /// The status of an asynchronous update operation.
