@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod evaluator;
 pub mod facts;
 pub mod policy;
+pub mod relay;
 pub mod schema;
 pub mod span;
 pub mod window;

@@ -1,0 +1,5 @@
+//! The relay service's building blocks: webhook authentication, problem-details rejections and
+//! the durable store of accepted triggers.
+
+pub mod problem;
+pub mod webhook_auth;
