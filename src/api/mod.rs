@@ -4,6 +4,8 @@
 //! gateway) stays behind [`ScheduleApi`]; the runner only reads a schedule and publishes it.
 
 pub mod clock;
+pub mod model;
+pub mod upload;
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};

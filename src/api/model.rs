@@ -1,0 +1,850 @@
+//! One pure model of Genesys Cloud's schedule state machine and its rate limit.
+//!
+//! Every call takes the instant it happens at; nothing here reads a clock, sleeps or does
+//! I/O, so the simulator drives it directly on a virtual clock and the HTTP double wraps it
+//! in routes. A publish is settled lazily: a schedule whose operation has run its course is
+//! published the first time anything looks at it afterwards.
+
+use crate::api::{OperationStatus, RateLimitInfo, ScheduleRef, ScheduleSnapshot};
+use flate2::read::GzDecoder;
+use jiff::{SignedDuration, Timestamp};
+use std::collections::HashMap;
+use std::io::Read;
+
+/// What Genesys says when a publish meets a published schedule or a running publish.
+pub const MSG_ALREADY_PUBLISHING: &str = "Schedule cannot be published because it is already in a published state or a publish operation is currently in progress";
+/// What Genesys says when the uploaded version is not the stored one.
+pub const MSG_VERSION_MISMATCH: &str =
+    "The version number of the modified resource must match the version number in the database";
+/// The error code of a throttled call.
+pub const CODE_TOO_MANY_REQUESTS: &str = "too.many.requests.retry.after";
+/// The length of the fixed rate-limit window.
+const RATE_WINDOW: SignedDuration = SignedDuration::from_secs(60);
+/// An upload is decompressed at most this far: uploads are tiny, and a bomb must not hurt.
+const MAX_UPLOAD_JSON: u64 = 1 << 20;
+
+/// How the modelled service behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// How long an accepted publish stays `Processing`; zero completes it at once.
+    pub processing_time: SignedDuration,
+    /// API requests allowed per client per minute (Genesys' default is 300).
+    pub requests_per_minute: u32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            processing_time: SignedDuration::from_secs(30),
+            requests_per_minute: 300,
+        }
+    }
+}
+
+/// A schedule's state as a gateway reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishState {
+    /// Not published, nothing running.
+    Draft,
+    /// A publish operation is running.
+    Publishing,
+    /// Published.
+    Published,
+}
+
+/// Why the service refused a call: each maps to an HTTP status and a Genesys error body.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// 404: no such schedule, upload or operation.
+    #[error("{0}")]
+    NotFound(String),
+    /// 400: the request or the upload is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 409: published already, or a publish is running.
+    #[error("{MSG_ALREADY_PUBLISHING}")]
+    AlreadyPublishing,
+    /// 409: the uploaded version is stale.
+    #[error("{MSG_VERSION_MISMATCH}")]
+    VersionMismatch,
+    /// 429: past the client's requests per minute.
+    #[error("Rate limit exceeded the maximum. Retry the request in [{retry_after_secs}] seconds")]
+    TooManyRequests {
+        /// Seconds until the window resets (the `Retry-After` value).
+        retry_after_secs: u32,
+    },
+}
+
+impl Refusal {
+    /// The HTTP status this refusal answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::NotFound(_) => 404,
+            Refusal::BadRequest(_) => 400,
+            Refusal::AlreadyPublishing | Refusal::VersionMismatch => 409,
+            Refusal::TooManyRequests { .. } => 429,
+        }
+    }
+
+    /// The Genesys error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NotFound(_) => "not.found",
+            Refusal::BadRequest(_) => "bad.request",
+            Refusal::AlreadyPublishing => "conflict",
+            Refusal::VersionMismatch => "version.mismatch",
+            Refusal::TooManyRequests { .. } => CODE_TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// The error body Genesys sends: `{"message", "code", "status"}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "message": self.to_string(),
+            "code": self.code(),
+            "status": self.status(),
+        })
+    }
+}
+
+/// The model's answer to an API call: the rate-limit state it carries, and the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply<T> {
+    /// What `inin-ratelimit-*` reports after this call.
+    pub rate_limit: RateLimitInfo,
+    /// The result, or why it was refused.
+    pub outcome: Result<T, Refusal>,
+}
+
+/// A call refused by the rate limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Throttled {
+    /// What `inin-ratelimit-*` reports.
+    pub rate_limit: RateLimitInfo,
+    /// Always [`Refusal::TooManyRequests`].
+    pub refusal: Refusal,
+}
+
+/// A schedule as a read shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleView {
+    /// Which schedule.
+    pub schedule: ScheduleRef,
+    /// Its state.
+    pub snapshot: ScheduleSnapshot,
+    /// Its state as a gateway reports it.
+    pub state: PublishState,
+}
+
+/// Where and how to upload a change (`update/uploadurl`'s answer, less the URL the double
+/// builds from the key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadTicket {
+    /// The key to name in `update`.
+    pub upload_key: String,
+    /// Headers the upload must carry.
+    pub headers: Vec<(&'static str, &'static str)>,
+}
+
+/// An accepted publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    /// Its id.
+    pub operation_id: String,
+    /// `Processing`, or `Complete` when the model publishes at once.
+    pub status: OperationStatus,
+}
+
+/// The uploaded change: the part of a schedule body the model acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+struct Change {
+    published: bool,
+    metadata: ChangeMetadata,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+struct ChangeMetadata {
+    version: i64,
+}
+
+/// An upload slot: what was declared, and what arrived.
+#[derive(Clone, Debug)]
+struct Upload {
+    schedule: ScheduleRef,
+    declared_len: u64,
+    change: Option<Change>,
+}
+
+/// A running publish.
+#[derive(Clone, Debug)]
+struct Pending {
+    done_at: Timestamp,
+    published: bool,
+    by: String,
+}
+
+/// One stored schedule.
+#[derive(Clone, Debug)]
+struct Record {
+    created: u64,
+    published: bool,
+    version: i64,
+    modified_at: Timestamp,
+    modified_by: String,
+    pending: Option<Pending>,
+}
+
+impl Record {
+    /// Applies a publish whose time has come.
+    fn settle(&mut self, now: Timestamp) {
+        if let Some(pending) = self.pending.take_if(|p| p.done_at <= now) {
+            self.published = pending.published;
+            self.version += 1;
+            self.modified_at = pending.done_at;
+            self.modified_by = pending.by;
+        }
+    }
+
+    fn state(&self) -> PublishState {
+        match (&self.pending, self.published) {
+            (Some(_), _) => PublishState::Publishing,
+            (None, true) => PublishState::Published,
+            (None, false) => PublishState::Draft,
+        }
+    }
+
+    fn snapshot(&self) -> ScheduleSnapshot {
+        ScheduleSnapshot {
+            published: self.published,
+            version: self.version,
+            modified_at: Some(self.modified_at),
+            modified_by: Some(self.modified_by.clone()),
+            publishing: self.pending.is_some(),
+        }
+    }
+}
+
+/// One client's fixed rate-limit window.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    start: Timestamp,
+    count: u32,
+}
+
+/// The modelled service: schedules, uploads, running publishes, rate-limit windows.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    config: ModelConfig,
+    schedules: HashMap<ScheduleRef, Record>,
+    by_id: HashMap<String, ScheduleRef>,
+    uploads: HashMap<String, Upload>,
+    windows: HashMap<String, Window>,
+    issued: u64,
+}
+
+impl Model {
+    /// An empty service.
+    pub fn new(config: ModelConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// The behaviour in force.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Changes the behaviour from now on (running publishes keep their end).
+    pub fn set_config(&mut self, config: ModelConfig) {
+        self.config = config;
+    }
+
+    /// Creates (or replaces) a schedule, as the scheduling team would.
+    pub fn insert(
+        &mut self,
+        schedule: ScheduleRef,
+        published: bool,
+        version: i64,
+        now: Timestamp,
+        by: &str,
+    ) {
+        let created = self.next_serial();
+        self.by_id
+            .insert(schedule.schedule_id.clone(), schedule.clone());
+        self.schedules.insert(
+            schedule,
+            Record {
+                created,
+                published,
+                version,
+                modified_at: now,
+                modified_by: by.to_owned(),
+                pending: None,
+            },
+        );
+    }
+
+    /// The schedule with this id, whatever its business unit and week.
+    pub fn find(&self, schedule_id: &str) -> Option<&ScheduleRef> {
+        self.by_id.get(schedule_id)
+    }
+
+    /// Looks at a schedule without counting a call (for tests and the simulator's report).
+    pub fn peek(&mut self, schedule: &ScheduleRef, now: Timestamp) -> Option<ScheduleView> {
+        let record = self.schedules.get_mut(schedule)?;
+        record.settle(now);
+        Some(view(schedule, record))
+    }
+
+    /// A person edits the schedule: a new draft at the next version.
+    pub fn person_edit(
+        &mut self,
+        schedule: &ScheduleRef,
+        now: Timestamp,
+        by: &str,
+    ) -> Result<ScheduleSnapshot, Refusal> {
+        let record = self.record(schedule, now)?;
+        if record.pending.is_some() {
+            return Err(Refusal::AlreadyPublishing);
+        }
+        record.published = false;
+        record.version += 1;
+        record.modified_at = now;
+        record.modified_by = by.to_owned();
+        Ok(record.snapshot())
+    }
+
+    /// A person presses "publish" in the UI.
+    pub fn person_publish(
+        &mut self,
+        schedule: &ScheduleRef,
+        now: Timestamp,
+        by: &str,
+    ) -> Result<Operation, Refusal> {
+        let version = self.record(schedule, now)?.version;
+        self.start_publish(schedule, now, version, true, by)
+    }
+
+    /// `GET .../schedules/{id}`.
+    pub fn get(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        schedule: &ScheduleRef,
+    ) -> Reply<ScheduleView> {
+        self.admitted(client, now, |model| {
+            let record = model.record(schedule, now)?;
+            Ok(view(schedule, record))
+        })
+    }
+
+    /// `GET .../weeks/{week}/schedules`: the week's schedules, oldest first.
+    pub fn list_week(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        business_unit: &str,
+        week: jiff::civil::Date,
+    ) -> Reply<Vec<ScheduleView>> {
+        self.admitted(client, now, |model| {
+            let mut found: Vec<(u64, ScheduleView)> = model
+                .schedules
+                .iter_mut()
+                .filter(|(s, _)| s.business_unit == business_unit && s.week == week)
+                .map(|(s, record)| {
+                    record.settle(now);
+                    (record.created, view(s, record))
+                })
+                .collect();
+            found.sort_by_key(|(created, _)| *created);
+            Ok(found.into_iter().map(|(_, v)| v).collect())
+        })
+    }
+
+    /// `POST .../update/uploadurl` with `{"contentLengthBytes": declared_len}`.
+    pub fn upload_url(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        schedule: &ScheduleRef,
+        declared_len: u64,
+    ) -> Reply<UploadTicket> {
+        self.admitted(client, now, |model| {
+            model.record(schedule, now)?;
+            if declared_len == 0 {
+                return Err(Refusal::BadRequest(
+                    "contentLengthBytes must be positive".into(),
+                ));
+            }
+            let upload_key = format!("upload-{}", model.next_serial());
+            model.uploads.insert(
+                upload_key.clone(),
+                Upload {
+                    schedule: schedule.clone(),
+                    declared_len,
+                    change: None,
+                },
+            );
+            Ok(UploadTicket {
+                upload_key,
+                headers: vec![
+                    ("Content-Type", "application/json"),
+                    ("Content-Encoding", "gzip"),
+                ],
+            })
+        })
+    }
+
+    /// The `PUT` to the upload URL: gzip-encoded JSON of exactly the declared length.
+    /// Storage, not the API: it counts against no rate limit.
+    pub fn upload(&mut self, upload_key: &str, bytes: &[u8]) -> Result<(), Refusal> {
+        let upload = self
+            .uploads
+            .get_mut(upload_key)
+            .ok_or_else(|| Refusal::NotFound(format!("no upload slot {upload_key}")))?;
+        if u64::try_from(bytes.len()).ok() != Some(upload.declared_len) {
+            return Err(Refusal::BadRequest(format!(
+                "declared {} bytes, received {}",
+                upload.declared_len,
+                bytes.len()
+            )));
+        }
+        let mut json = Vec::new();
+        GzDecoder::new(bytes)
+            .take(MAX_UPLOAD_JSON)
+            .read_to_end(&mut json)
+            .map_err(|e| Refusal::BadRequest(format!("the upload is not gzip: {e}")))?;
+        let change: Change = serde_json::from_slice(&json).map_err(|e| {
+            Refusal::BadRequest(format!("the upload is not a schedule change: {e}"))
+        })?;
+        upload.change = Some(change);
+        Ok(())
+    }
+
+    /// `POST .../update` with `{"uploadKey"}`: starts the publish the upload describes.
+    pub fn update(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        schedule: &ScheduleRef,
+        upload_key: &str,
+    ) -> Reply<Operation> {
+        self.admitted(client, now, |model| {
+            let upload = model
+                .uploads
+                .get(upload_key)
+                .filter(|u| u.schedule == *schedule)
+                .ok_or_else(|| Refusal::BadRequest(format!("unknown uploadKey {upload_key}")))?;
+            let change = upload.change.ok_or_else(|| {
+                Refusal::BadRequest(format!("nothing was uploaded for {upload_key}"))
+            })?;
+            let started = model.start_publish(
+                schedule,
+                now,
+                change.metadata.version,
+                change.published,
+                client,
+            );
+            if started.is_ok() {
+                model.uploads.remove(upload_key);
+            }
+            started
+        })
+    }
+
+    /// The gateway's `GET /gateway/schedules/{id}/status`.
+    pub fn gateway_status(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        schedule_id: &str,
+    ) -> Reply<ScheduleView> {
+        self.admitted(client, now, |model| {
+            let schedule = model.gateway_ref(schedule_id)?;
+            let record = model.record(&schedule, now)?;
+            Ok(view(&schedule, record))
+        })
+    }
+
+    /// The gateway's `POST /gateway/schedules/{id}/publish`, at `version` or the current one.
+    pub fn gateway_publish(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        schedule_id: &str,
+        version: Option<i64>,
+    ) -> Reply<Operation> {
+        self.admitted(client, now, |model| {
+            let schedule = model.gateway_ref(schedule_id)?;
+            let version = match version {
+                Some(v) => v,
+                None => model.record(&schedule, now)?.version,
+            };
+            model.start_publish(&schedule, now, version, true, client)
+        })
+    }
+
+    /// Counts a call against `client`'s window; past the limit, refuses it unserved.
+    pub fn admit(&mut self, client: &str, now: Timestamp) -> Result<RateLimitInfo, Throttled> {
+        let allowed = self.config.requests_per_minute;
+        let window = self.windows.entry(client.to_owned()).or_insert(Window {
+            start: now,
+            count: 0,
+        });
+        if now.duration_since(window.start) >= RATE_WINDOW || now < window.start {
+            *window = Window {
+                start: now,
+                count: 0,
+            };
+        }
+        let reset_secs = ceil_secs(RATE_WINDOW - now.duration_since(window.start));
+        if window.count >= allowed {
+            return Err(Throttled {
+                rate_limit: RateLimitInfo {
+                    count: window.count,
+                    allowed,
+                    reset_secs,
+                },
+                refusal: Refusal::TooManyRequests {
+                    retry_after_secs: reset_secs.max(1),
+                },
+            });
+        }
+        window.count += 1;
+        Ok(RateLimitInfo {
+            count: window.count,
+            allowed,
+            reset_secs,
+        })
+    }
+
+    fn admitted<T>(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        serve: impl FnOnce(&mut Self) -> Result<T, Refusal>,
+    ) -> Reply<T> {
+        match self.admit(client, now) {
+            Ok(rate_limit) => Reply {
+                rate_limit,
+                outcome: serve(self),
+            },
+            Err(throttled) => Reply {
+                rate_limit: throttled.rate_limit,
+                outcome: Err(throttled.refusal),
+            },
+        }
+    }
+
+    /// The one transition into `Processing` (or straight to published).
+    fn start_publish(
+        &mut self,
+        schedule: &ScheduleRef,
+        now: Timestamp,
+        version: i64,
+        published: bool,
+        by: &str,
+    ) -> Result<Operation, Refusal> {
+        let processing_time = self.config.processing_time;
+        let serial = self.issued + 1;
+        let operation_id = format!("op-{serial}");
+        let record = self.record(schedule, now)?;
+        if record.pending.is_some() || (published && record.published) {
+            return Err(Refusal::AlreadyPublishing);
+        }
+        if version != record.version {
+            return Err(Refusal::VersionMismatch);
+        }
+        record.pending = Some(Pending {
+            done_at: now
+                .saturating_add(processing_time)
+                .unwrap_or(Timestamp::MAX),
+            published,
+            by: by.to_owned(),
+        });
+        record.settle(now);
+        let status = if record.pending.is_some() {
+            OperationStatus::Processing
+        } else {
+            OperationStatus::Complete
+        };
+        self.issued = serial;
+        Ok(Operation {
+            operation_id,
+            status,
+        })
+    }
+
+    fn record(&mut self, schedule: &ScheduleRef, now: Timestamp) -> Result<&mut Record, Refusal> {
+        let record = self.schedules.get_mut(schedule).ok_or_else(|| {
+            Refusal::NotFound(format!(
+                "schedule {} not found in week {} of business unit {}",
+                schedule.schedule_id, schedule.week, schedule.business_unit
+            ))
+        })?;
+        record.settle(now);
+        Ok(record)
+    }
+
+    fn gateway_ref(&self, schedule_id: &str) -> Result<ScheduleRef, Refusal> {
+        self.find(schedule_id)
+            .cloned()
+            .ok_or_else(|| Refusal::NotFound(format!("schedule {schedule_id} not found")))
+    }
+
+    fn next_serial(&mut self) -> u64 {
+        self.issued += 1;
+        self.issued
+    }
+}
+
+fn view(schedule: &ScheduleRef, record: &Record) -> ScheduleView {
+    ScheduleView {
+        schedule: schedule.clone(),
+        snapshot: record.snapshot(),
+        state: record.state(),
+    }
+}
+
+/// Whole seconds, rounded up, never negative.
+fn ceil_secs(d: SignedDuration) -> u32 {
+    let secs = d.as_secs() + i64::from(d.subsec_nanos() > 0);
+    u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::upload::gzip_publish_body;
+
+    const CLIENT: &str = "client-a";
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_772_442_000 + secs).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn sched(id: &str) -> ScheduleRef {
+        ScheduleRef {
+            business_unit: "bu-1".into(),
+            week: jiff::civil::date(2026, 3, 2),
+            schedule_id: id.into(),
+        }
+    }
+
+    fn model_with(published: bool, version: i64) -> Model {
+        let mut model = Model::new(ModelConfig::default());
+        model.insert(sched("s1"), published, version, at(0), "planner");
+        model
+    }
+
+    /// Uploads a publish of `version` and calls update, at `now`.
+    fn publish(model: &mut Model, now: Timestamp, version: i64) -> Result<Operation, Refusal> {
+        let body = gzip_publish_body(version).map_err(|e| Refusal::BadRequest(e.to_string()))?;
+        let ticket = model
+            .upload_url(CLIENT, now, &sched("s1"), body.len() as u64)
+            .outcome?;
+        model.upload(&ticket.upload_key, &body)?;
+        model
+            .update(CLIENT, now, &sched("s1"), &ticket.upload_key)
+            .outcome
+    }
+
+    fn state(model: &mut Model, now: Timestamp) -> (PublishState, i64) {
+        let view = model.peek(&sched("s1"), now);
+        view.map_or((PublishState::Draft, -1), |v| (v.state, v.snapshot.version))
+    }
+
+    #[test]
+    fn an_update_processes_then_publishes_at_the_next_version() {
+        let mut model = model_with(false, 3);
+        let op = publish(&mut model, at(10), 3);
+        assert_eq!(op.map(|o| o.status), Ok(OperationStatus::Processing));
+        assert_eq!(state(&mut model, at(39)), (PublishState::Publishing, 3));
+        assert_eq!(state(&mut model, at(40)), (PublishState::Published, 4));
+        let view = model.get(CLIENT, at(41), &sched("s1")).outcome;
+        assert_eq!(
+            view.map(|v| (v.snapshot.modified_at, v.snapshot.modified_by)),
+            Ok((Some(at(40)), Some(CLIENT.to_owned())))
+        );
+    }
+
+    #[test]
+    fn zero_processing_time_completes_at_once() {
+        let mut model = model_with(false, 1);
+        model.set_config(ModelConfig {
+            processing_time: SignedDuration::ZERO,
+            ..ModelConfig::default()
+        });
+        let op = publish(&mut model, at(5), 1);
+        assert_eq!(op.map(|o| o.status), Ok(OperationStatus::Complete));
+        assert_eq!(state(&mut model, at(5)), (PublishState::Published, 2));
+    }
+
+    #[test]
+    fn an_update_while_processing_conflicts() {
+        let mut model = model_with(false, 3);
+        assert!(publish(&mut model, at(0), 3).is_ok());
+        let second = publish(&mut model, at(5), 3);
+        assert_eq!(second, Err(Refusal::AlreadyPublishing));
+        assert_eq!(
+            second.err().map(|r| (r.status(), r.to_string())),
+            Some((409, MSG_ALREADY_PUBLISHING.to_owned()))
+        );
+    }
+
+    #[test]
+    fn publishing_a_published_schedule_conflicts() {
+        let mut model = model_with(true, 3);
+        assert_eq!(
+            publish(&mut model, at(0), 3),
+            Err(Refusal::AlreadyPublishing)
+        );
+    }
+
+    #[test]
+    fn a_stale_version_conflicts() {
+        let mut model = model_with(false, 3);
+        let refusal = publish(&mut model, at(0), 2).err();
+        assert_eq!(refusal, Some(Refusal::VersionMismatch));
+        assert_eq!(
+            refusal.map(|r| (r.status(), r.body()["message"].clone())),
+            Some((409, MSG_VERSION_MISMATCH.into()))
+        );
+    }
+
+    #[test]
+    fn a_person_edit_makes_a_new_draft_and_stales_earlier_reads() {
+        let mut model = model_with(true, 3);
+        let edited = model.person_edit(&sched("s1"), at(1), "planner");
+        assert_eq!(edited.map(|s| (s.published, s.version)), Ok((false, 4)));
+        assert_eq!(publish(&mut model, at(2), 3), Err(Refusal::VersionMismatch));
+        assert!(publish(&mut model, at(3), 4).is_ok());
+    }
+
+    #[test]
+    fn a_person_publish_blocks_ours_until_it_completes() {
+        let mut model = model_with(false, 3);
+        assert!(model.person_publish(&sched("s1"), at(0), "planner").is_ok());
+        assert_eq!(
+            publish(&mut model, at(1), 3),
+            Err(Refusal::AlreadyPublishing)
+        );
+        assert_eq!(state(&mut model, at(30)), (PublishState::Published, 4));
+    }
+
+    #[test]
+    fn an_upload_must_have_the_declared_length() {
+        let mut model = model_with(false, 3);
+        let body = gzip_publish_body(3).unwrap_or_default();
+        let ticket = model.upload_url(CLIENT, at(0), &sched("s1"), body.len() as u64 + 1);
+        let key = ticket.outcome.map(|t| t.upload_key).unwrap_or_default();
+        let refused = model.upload(&key, &body);
+        assert!(matches!(refused, Err(Refusal::BadRequest(m)) if m.contains("declared")));
+    }
+
+    #[test]
+    fn an_upload_must_be_gzip() {
+        let mut model = model_with(false, 3);
+        let plain = br#"{"published":true,"metadata":{"version":3}}"#;
+        let ticket = model.upload_url(CLIENT, at(0), &sched("s1"), plain.len() as u64);
+        let key = ticket.outcome.map(|t| t.upload_key).unwrap_or_default();
+        let refused = model.upload(&key, plain);
+        assert!(matches!(refused, Err(Refusal::BadRequest(m)) if m.contains("not gzip")));
+        let update = model.update(CLIENT, at(0), &sched("s1"), &key).outcome;
+        assert!(
+            matches!(update, Err(Refusal::BadRequest(m)) if m.contains("nothing was uploaded"))
+        );
+    }
+
+    #[test]
+    fn an_upload_key_serves_one_update() {
+        let mut model = model_with(false, 3);
+        let body = gzip_publish_body(3).unwrap_or_default();
+        let ticket = model.upload_url(CLIENT, at(0), &sched("s1"), body.len() as u64);
+        let key = ticket.outcome.map(|t| t.upload_key).unwrap_or_default();
+        assert_eq!(model.upload(&key, &body), Ok(()));
+        assert!(
+            model
+                .update(CLIENT, at(0), &sched("s1"), &key)
+                .outcome
+                .is_ok()
+        );
+        let again = model.update(CLIENT, at(60), &sched("s1"), &key).outcome;
+        assert!(matches!(again, Err(Refusal::BadRequest(m)) if m.contains("unknown uploadKey")));
+    }
+
+    #[test]
+    fn past_the_limit_calls_are_throttled_until_the_window_resets() {
+        let mut model = model_with(false, 3);
+        model.set_config(ModelConfig {
+            requests_per_minute: 2,
+            ..ModelConfig::default()
+        });
+        let first = model.get(CLIENT, at(0), &sched("s1"));
+        assert_eq!(
+            first.rate_limit,
+            RateLimitInfo {
+                count: 1,
+                allowed: 2,
+                reset_secs: 60
+            }
+        );
+        assert!(model.get(CLIENT, at(10), &sched("s1")).outcome.is_ok());
+        let third = model.get(CLIENT, at(15), &sched("s1"));
+        assert_eq!(
+            third.outcome,
+            Err(Refusal::TooManyRequests {
+                retry_after_secs: 45
+            })
+        );
+        assert_eq!(
+            third.outcome.err().map(|r| r.body()),
+            Some(serde_json::json!({
+                "message": "Rate limit exceeded the maximum. Retry the request in [45] seconds",
+                "code": "too.many.requests.retry.after",
+                "status": 429,
+            }))
+        );
+        assert!(model.get("client-b", at(15), &sched("s1")).outcome.is_ok());
+        assert!(model.get(CLIENT, at(60), &sched("s1")).outcome.is_ok());
+    }
+
+    #[test]
+    fn the_week_lists_its_schedules_oldest_first() {
+        let mut model = model_with(false, 3);
+        let mut other_week = sched("s0");
+        other_week.week = jiff::civil::date(2026, 3, 9);
+        model.insert(other_week, false, 1, at(1), "planner");
+        model.insert(sched("s2"), true, 1, at(2), "planner");
+        let listed = model.list_week(CLIENT, at(3), "bu-1", jiff::civil::date(2026, 3, 2));
+        let ids: Vec<String> = listed
+            .outcome
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.schedule.schedule_id)
+            .collect();
+        assert_eq!(ids, ["s1", "s2"]);
+    }
+
+    #[test]
+    fn the_gateway_reads_and_publishes_by_id() {
+        let mut model = model_with(false, 3);
+        let read = model.gateway_status(CLIENT, at(0), "s1").outcome;
+        assert_eq!(read.map(|v| v.state), Ok(PublishState::Draft));
+        assert!(
+            model
+                .gateway_publish(CLIENT, at(1), "s1", None)
+                .outcome
+                .is_ok()
+        );
+        let read = model.gateway_status(CLIENT, at(2), "s1").outcome;
+        assert_eq!(read.map(|v| v.state), Ok(PublishState::Publishing));
+        let again = model.gateway_publish(CLIENT, at(3), "s1", Some(3)).outcome;
+        assert_eq!(again, Err(Refusal::AlreadyPublishing));
+        let missing = model.gateway_status(CLIENT, at(3), "nope").outcome;
+        assert_eq!(missing.map_err(|r| r.status()), Err(404));
+    }
+}
