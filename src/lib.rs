@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod ast;
+pub mod audit;
 pub mod backoff;
 pub mod cli;
 pub mod decision;

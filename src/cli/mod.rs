@@ -1,6 +1,8 @@
 //! The command-line interface: argument parsing and exit codes. Each subcommand lives in
 //! its own file and returns an [`Outcome`] or a [`CliError`].
 
+pub mod audit;
+
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +66,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the facts a condition can use, as a Markdown table.
     Facts,
+    /// Verify or show an audit log, or make a checkpoint key pair.
+    Audit(audit::AuditArgs),
 }
 
 /// Parse the arguments, run the command, map the result to an exit code.
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::schema::markdown_table());
             Ok(Outcome::Ok)
         }
+        Command::Audit(args) => audit::run(&args, &mut std::io::stdout().lock()),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

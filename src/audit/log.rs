@@ -1,0 +1,313 @@
+//! The audit log writer: append-only JSON Lines, a gap-free hash chain, each batch synced to
+//! disk before `append` returns (so a step counts as done only once it is recorded), and a
+//! guard that never writes the same step id twice.
+
+use super::canonical::GENESIS;
+use super::checkpoint::{Checkpoint, CheckpointPolicy, Checkpointer, checkpoints_path};
+use super::entry::{Entry, LineError, check_line};
+use super::tail::read_tail;
+use ed25519_dalek::SigningKey;
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How many recent step ids the writer remembers unless told otherwise. A restart replays
+/// at most the steps in flight, which are among the most recent, so a bounded window suffices.
+pub const DEFAULT_REMEMBERED_STEPS: usize = 65_536;
+
+/// The log cannot be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The file system failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The log or sidecar file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An event could not be serialised.
+    #[error("event could not be serialised: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The last entry of an existing log is damaged, so the chain cannot be continued.
+    #[error("{path}: the last entry is damaged ({reason}); run `publish-guard audit verify`")]
+    DamagedTail {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: LineError,
+    },
+}
+
+/// How to open a log.
+#[derive(Debug)]
+pub struct AuditOptions {
+    /// How many recent step ids to remember for the duplicate guard.
+    pub remembered_steps: usize,
+    /// Sign checkpoints with this key on this schedule, into the sidecar file.
+    pub checkpoints: Option<(SigningKey, CheckpointPolicy)>,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            remembered_steps: DEFAULT_REMEMBERED_STEPS,
+            checkpoints: None,
+        }
+    }
+}
+
+/// One step to record.
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a, E> {
+    /// The step's unique id (for example a trigger receipt and the step's number).
+    pub step: &'a str,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub event: &'a E,
+}
+
+/// What `append` did with one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Written as entry `seq`.
+    Written {
+        /// Its sequence number.
+        seq: u64,
+        /// Its hash.
+        hash: String,
+    },
+    /// The step was already recorded as entry `seq`; nothing was written.
+    AlreadyWritten {
+        /// The sequence number of the earlier entry.
+        seq: u64,
+    },
+}
+
+/// The recent step ids and the entries that recorded them, oldest evicted first.
+#[derive(Debug, Default)]
+struct RecentSteps {
+    seqs: HashMap<String, u64>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl RecentSteps {
+    fn get(&self, step: &str) -> Option<u64> {
+        self.seqs.get(step).copied()
+    }
+
+    fn insert(&mut self, step: String, seq: u64) {
+        if self.capacity == 0 || self.seqs.contains_key(&step) {
+            return;
+        }
+        if self.order.len() >= self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seqs.remove(&oldest);
+        }
+        self.seqs.insert(step.clone(), seq);
+        self.order.push_back(step);
+    }
+}
+
+/// An open audit log, positioned after its last entry.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    last_seq: u64,
+    head_hash: String,
+    steps: RecentSteps,
+    checkpointer: Option<Checkpointer>,
+}
+
+impl AuditLog {
+    /// Open the log at `path`, creating it if absent, and continue its chain. A torn last line
+    /// (a write cut short by a crash, hence a step never reported done) is cut off.
+    pub fn open(path: &Path, options: AuditOptions) -> Result<Self, AuditError> {
+        let io = |source| AuditError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io)?;
+        let tail = read_tail(&mut file, options.remembered_steps.max(1)).map_err(io)?;
+        file.set_len(tail.complete_len).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        if tail.complete_len == 0 {
+            sync_parent_dir(path).map_err(io)?;
+        }
+        let mut steps = RecentSteps {
+            capacity: options.remembered_steps,
+            ..RecentSteps::default()
+        };
+        let (mut last_seq, mut head_hash) = (0, GENESIS.to_owned());
+        let last_index = tail.lines.len().checked_sub(1);
+        for (index, line) in tail.lines.iter().enumerate() {
+            match check_line(line) {
+                Ok(checked) => {
+                    steps.insert(checked.entry.step, checked.entry.seq);
+                    last_seq = checked.entry.seq;
+                    head_hash = checked.hash;
+                }
+                // Only the last entry must be intact to continue; `verify` judges the rest.
+                Err(reason) if Some(index) == last_index => {
+                    return Err(AuditError::DamagedTail {
+                        path: path.to_owned(),
+                        reason,
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        let checkpointer = match options.checkpoints {
+            Some((key, policy)) => {
+                let sidecar = checkpoints_path(path);
+                Some(Checkpointer::open(&sidecar, key, policy).map_err(|source| {
+                    AuditError::Io {
+                        path: sidecar,
+                        source,
+                    }
+                })?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            len: tail.complete_len,
+            last_seq,
+            head_hash,
+            steps,
+            checkpointer,
+        })
+    }
+
+    /// The sequence number and hash of the last entry (0 and the genesis hash when empty).
+    pub fn head(&self) -> (u64, &str) {
+        (self.last_seq, &self.head_hash)
+    }
+
+    /// The entry that recorded `step`, if it is among the remembered recent steps.
+    pub fn recorded(&self, step: &str) -> Option<u64> {
+        self.steps.get(step)
+    }
+
+    /// Record one step; see [`AuditLog::append_batch`].
+    pub fn append<E: Serialize>(
+        &mut self,
+        step: &str,
+        at: Timestamp,
+        event: &E,
+    ) -> Result<Appended, AuditError> {
+        let mut done = self.append_batch(&[Record { step, at, event }])?;
+        done.pop()
+            .ok_or_else(|| AuditError::Serialize(serde::ser::Error::custom("nothing appended")))
+    }
+
+    /// Record several steps with one write and one sync. When this returns `Ok`, every new
+    /// entry is on disk; steps already recorded are reported and not written again.
+    pub fn append_batch<E: Serialize>(
+        &mut self,
+        records: &[Record<'_, E>],
+    ) -> Result<Vec<Appended>, AuditError> {
+        let mut text = String::new();
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut fresh: Vec<(String, u64)> = Vec::new();
+        let (mut seq, mut prev) = (self.last_seq, self.head_hash.clone());
+        let mut head_at = None;
+        for record in records {
+            let earlier = self.steps.get(record.step).or_else(|| {
+                fresh
+                    .iter()
+                    .find(|(step, _)| step == record.step)
+                    .map(|&(_, seq)| seq)
+            });
+            if let Some(seq) = earlier {
+                outcomes.push(Appended::AlreadyWritten { seq });
+                continue;
+            }
+            seq += 1;
+            let entry = Entry {
+                seq,
+                prev,
+                at: record.at,
+                step: record.step.to_owned(),
+                event: record.event,
+            };
+            let (line, hash) = entry.seal()?;
+            text.push_str(&line);
+            text.push('\n');
+            fresh.push((entry.step, seq));
+            outcomes.push(Appended::Written {
+                seq,
+                hash: hash.clone(),
+            });
+            prev = hash;
+            head_at = Some(record.at);
+        }
+        let Some(head_at) = head_at else {
+            return Ok(outcomes);
+        };
+        self.write_durably(text.as_bytes())?;
+        self.last_seq = seq;
+        self.head_hash = prev;
+        for (step, seq) in fresh {
+            self.steps.insert(step, seq);
+        }
+        if let Some(checkpointer) = &mut self.checkpointer {
+            let head = Checkpoint {
+                seq: self.last_seq,
+                hash: self.head_hash.clone(),
+                at: head_at,
+            };
+            checkpointer
+                .after_append(&head)
+                .map_err(|source| AuditError::Io {
+                    path: checkpoints_path(&self.path),
+                    source,
+                })?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Write and sync; on failure cut the file back so no partial line stays in the chain.
+    fn write_durably(&mut self, bytes: &[u8]) -> Result<(), AuditError> {
+        let written = self
+            .file
+            .write_all(bytes)
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                // Best effort: if this fails too, reopening cuts the torn line.
+                let _ = self.file.set_len(self.len);
+                Err(AuditError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Make a newly created file's directory entry durable too.
+fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
+    }
+}

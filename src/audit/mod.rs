@@ -1,0 +1,12 @@
+//! The tamper-evident audit log: append-only JSON Lines, one entry per recorded step, each
+//! carrying a gap-free sequence number, the hash of the previous entry and its own hash, all
+//! SHA-256 over RFC 8785 canonical JSON so anyone can recompute them; optionally ed25519-signed
+//! checkpoints over the chain head so that cutting off the tail is detectable too.
+
+pub mod canonical;
+pub mod checkpoint;
+pub mod entry;
+pub mod log;
+pub mod show;
+pub mod tail;
+pub mod verify;

@@ -1,0 +1,111 @@
+//! `audit show`: the log as readable lines, optionally only one schedule's entries or those
+//! since an instant. Showing is not verifying: it reads what is there without judging it.
+
+use super::entry::Entry;
+use jiff::Timestamp;
+use serde_json::Value;
+use std::io::{BufRead, Write};
+
+/// Which entries to show.
+#[derive(Clone, Debug, Default)]
+pub struct ShowFilter {
+    /// Only entries whose event names this schedule (a field `schedule_id`, `schedule`, or
+    /// `schedule.id` anywhere in the event).
+    pub schedule: Option<String>,
+    /// Only entries recorded at or after this instant.
+    pub since: Option<Timestamp>,
+}
+
+/// Write the readable form of every matching entry of `log` to `out`.
+pub fn show(log: impl BufRead, filter: &ShowFilter, out: &mut impl Write) -> std::io::Result<()> {
+    for (index, line) in log.lines().enumerate() {
+        let line = line?;
+        match serde_json::from_str::<Entry<Value>>(&line) {
+            Ok(entry) => {
+                let (kind, fields) = describe(&entry.event);
+                if filter.since.is_some_and(|since| entry.at < since)
+                    || filter
+                        .schedule
+                        .as_deref()
+                        .is_some_and(|id| !names_schedule(&fields, id))
+                {
+                    continue;
+                }
+                let mut text = format!("#{:<5} {}  {}  {kind}", entry.seq, entry.at, entry.step);
+                // An absent optional says nothing a reader needs.
+                for (key, value) in fields.iter().filter(|(_, value)| !value.is_null()) {
+                    text.push_str(&format!(" {key}={}", render(value)));
+                }
+                writeln!(out, "{}", text.trim_end())?;
+            }
+            Err(e) => writeln!(out, "line {}: unreadable entry ({e})", index + 1)?,
+        }
+    }
+    Ok(())
+}
+
+/// The event's kind (its tag) and its remaining fields flattened to dotted paths.
+fn describe(event: &Value) -> (String, Vec<(String, Value)>) {
+    let mut fields = Vec::new();
+    match event {
+        // An externally tagged enum: `{"Published": {...}}`.
+        Value::Object(map) if map.len() == 1 => {
+            if let Some((tag, inner)) = map.iter().next() {
+                flatten("", inner, &mut fields);
+                return (tag.clone(), fields);
+            }
+        }
+        // An internally tagged one: `{"kind": "published", ...}`.
+        Value::Object(map) => {
+            let tag = ["kind", "type"]
+                .iter()
+                .find_map(|key| map.get(*key).and_then(Value::as_str).map(|s| (*key, s)));
+            if let Some((key, tag)) = tag {
+                for (name, value) in map.iter().filter(|(name, _)| *name != key) {
+                    flatten(name, value, &mut fields);
+                }
+                return (tag.to_owned(), fields);
+            }
+        }
+        _ => {}
+    }
+    flatten("", event, &mut fields);
+    (String::new(), fields)
+}
+
+fn flatten(path: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (name, inner) in map {
+                let nested = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                flatten(&nested, inner, out);
+            }
+        }
+        _ if path.is_empty() => out.push(("event".to_owned(), value.clone())),
+        _ => out.push((path.to_owned(), value.clone())),
+    }
+}
+
+fn names_schedule(fields: &[(String, Value)], id: &str) -> bool {
+    fields.iter().any(|(path, value)| {
+        let last = path.rsplit('.').next().unwrap_or(path);
+        (last == "schedule_id" || last == "schedule" || path.ends_with("schedule.id"))
+            && value.as_str() == Some(id)
+    })
+}
+
+fn render(value: &Value) -> String {
+    match value {
+        Value::String(s)
+            if !s.is_empty() && !s.contains(char::is_whitespace) && !s.contains('"') =>
+        {
+            s.clone()
+        }
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
