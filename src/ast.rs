@@ -19,12 +19,21 @@ pub struct File {
 }
 
 /// A `# ...` comment; `text` excludes the `#` and the line end.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Comment {
-    /// The comment text after `#`, without the line end.
+    /// The comment text after `#`, without the line end or trailing blanks.
     pub text: String,
     /// Where the comment stands, `#` included.
     pub span: Span,
+    /// Nothing but blanks precede it on its line (otherwise it trails some code).
+    pub own_line: bool,
+}
+
+/// Equality compares the text only: layout (span, own line or trailing) is not content.
+impl PartialEq for Comment {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
 }
 
 /// One top-level declaration.

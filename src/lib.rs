@@ -10,6 +10,7 @@ pub mod decision;
 pub mod diagnostic;
 pub mod evaluator;
 pub mod facts;
+pub mod parser;
 pub mod policy;
 pub mod relay;
 pub mod schema;
