@@ -1,0 +1,235 @@
+//! Typed events: every step the runner takes, emitted exactly once to an [`EventSink`].
+//!
+//! The relay's audit log implements the sink; `run` prints each event as it comes; tests
+//! collect them. Each event names the policy version that made its decisions.
+
+use crate::api::{OperationStatus, ScheduleRef};
+use crate::backoff::Delay;
+use jiff::{SignedDuration, Timestamp};
+use std::sync::{Mutex, PoisonError};
+
+/// One step of the runner, with where and when it happened.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Event {
+    /// The runner's clock when the step happened.
+    pub at: Timestamp,
+    /// The schedule concerned.
+    pub schedule: ScheduleRef,
+    /// The policy's version (hex SHA-256 of its source).
+    pub policy_version: String,
+    /// The publish cycle the step belongs to, once one has started.
+    pub cycle: Option<u64>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened, one variant per kind of step.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A trigger arrived. Each is followed by exactly one `cycle_started` naming it or one
+    /// `trigger_coalesced`.
+    TriggerReceived {
+        /// The runner's sequence number for the trigger, unique in this process.
+        trigger: u64,
+        /// The sender's delivery id, when it gave one.
+        delivery_id: Option<String>,
+        /// Where it came from.
+        source: String,
+        /// The sender's event name.
+        event: Option<String>,
+        /// The delivery id was seen before, within the retention.
+        duplicate: bool,
+    },
+    /// A trigger arrived while a cycle was in flight: it is folded into the one further
+    /// evaluation (`cycle`) that runs when the current cycle ends.
+    TriggerCoalesced {
+        /// The trigger's sequence number.
+        trigger: u64,
+        /// The cycle that will evaluate it.
+        into_cycle: u64,
+    },
+    /// A publish cycle began.
+    CycleStarted {
+        /// Why it began.
+        cause: CycleCause,
+    },
+    /// The schedule was read.
+    StateRead {
+        /// Why it was read.
+        purpose: ReadPurpose,
+        /// The HTTP status, when an answer came.
+        status: Option<u16>,
+        /// Why no usable answer came.
+        error: Option<String>,
+        /// The derived `schedule.state`.
+        state: String,
+        /// The `published` flag, when read.
+        published: Option<bool>,
+        /// `metadata.version`, when read.
+        version: Option<i64>,
+    },
+    /// A phase of the policy decided.
+    Decision {
+        /// `trigger` or `response`.
+        phase: String,
+        /// The deciding rule, or `otherwise`.
+        rule: String,
+        /// The action keyword (`publish`, `skip`, `backoff`, ...).
+        action: String,
+        /// The action's argument: a reason, a profile, an instant.
+        detail: Option<String>,
+    },
+    /// A write to the API and its answer.
+    PublishCall {
+        /// The version the write asserted.
+        version: i64,
+        /// The `Idempotency-Key` sent.
+        idempotency_key: String,
+        /// The HTTP status; `None` when no answer came.
+        status: Option<u16>,
+        /// Why no answer came.
+        error: Option<String>,
+        /// The answer's `Retry-After`.
+        retry_after: Option<SignedDuration>,
+        /// The update operation's first status.
+        operation: Option<OperationStatus>,
+        /// The update operation's id.
+        operation_id: Option<String>,
+    },
+    /// The runner waits before its next step.
+    Wait {
+        /// Why.
+        reason: WaitReason,
+        /// Until when.
+        until: Timestamp,
+        /// How long, and whether `Retry-After` decided it.
+        delay: Delay,
+        /// The backoff profile used, if any.
+        profile: Option<String>,
+        /// Waits of this kind so far in the cycle, this one included.
+        count: u32,
+    },
+    /// A cycle ended.
+    Outcome {
+        /// How it ended.
+        outcome: Outcome,
+        /// Triggers this cycle answered (the one that started it and those coalesced into it).
+        triggers: u32,
+    },
+}
+
+/// Why a cycle began.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum CycleCause {
+    /// A trigger arrived while no cycle was in flight.
+    Trigger {
+        /// Its sequence number.
+        trigger: u64,
+    },
+    /// Triggers were coalesced during the previous cycle.
+    Coalesced {
+        /// How many.
+        triggers: u32,
+    },
+    /// A deferral ran out.
+    Deferral {
+        /// The cycle that deferred.
+        deferred_cycle: u64,
+    },
+}
+
+/// Why the schedule was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadPurpose {
+    /// To run the trigger phase.
+    Evaluate,
+    /// To follow our update operation until the schedule shows published.
+    Follow,
+}
+
+/// Why the runner waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// A `backoff` decision.
+    Backoff,
+    /// Following an update operation that is still processing.
+    Follow,
+    /// A `defer` decision.
+    Defer,
+}
+
+/// How a cycle ended.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The schedule shows published.
+    Published {
+        /// At this version.
+        version: i64,
+    },
+    /// The policy skipped.
+    Skipped {
+        /// The rule's reason.
+        reason: String,
+    },
+    /// The policy deferred; a new cycle starts then.
+    Deferred {
+        /// When.
+        until: Timestamp,
+    },
+    /// The policy said `done` without a publish to confirm.
+    Done,
+    /// A dry run stopped before acting.
+    DryRun {
+        /// The action the policy chose.
+        action: String,
+    },
+    /// The cycle failed: a `fail` rule, exhausted attempts, rechecks or retry budget.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// Whether this is a failure (the `run` command exits 1).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed { .. })
+    }
+}
+
+/// Where events go. Implementations must not block for long: the runner waits on them.
+pub trait EventSink {
+    /// Record one event.
+    fn record(&self, event: Event);
+}
+
+/// A sink that keeps every event in memory, for tests and summaries.
+#[derive(Debug, Default)]
+pub struct MemorySink(Mutex<Vec<Event>>);
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        MemorySink::default()
+    }
+
+    /// The events recorded so far, in order.
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl EventSink for MemorySink {
+    fn record(&self, event: Event) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+}

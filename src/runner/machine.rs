@@ -1,0 +1,726 @@
+//! The per-schedule state machine: one publish cycle at a time, triggers coalesced, every
+//! step emitted once. No I/O, no clock, no randomness of its own: all come in through
+//! [`Step`], so the live driver and the simulator run exactly this code.
+
+use crate::api::{OperationStatus, ScheduleRef, ScheduleSnapshot};
+use crate::ast::{Jitter, PhaseKind};
+use crate::backoff::{BackoffProfile, Delay};
+use crate::decision::Verdict;
+use crate::evaluator::evaluate;
+use crate::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose, WaitReason};
+use crate::facts::Facts;
+use crate::policy::Policy;
+use crate::runner::budget::RetryBudget;
+use crate::runner::facts::{FactSources, ScheduleState, add_response, trigger_facts};
+use crate::runner::random::RandomSource;
+use crate::runner::{CallResult, Command, Input, RunnerConfig, TimerId, Trigger};
+use jiff::{SignedDuration, Timestamp};
+use sha2::{Digest, Sha256};
+
+/// What one call into a machine may use and where its commands go.
+pub struct Step<'a> {
+    /// The runner's clock, read by the driver.
+    pub now: Timestamp,
+    /// The policy in force.
+    pub policy: &'a Policy,
+    /// Jitter for backoff delays.
+    pub random: &'a mut dyn RandomSource,
+    /// The retry budget shared by all schedules.
+    pub budget: &'a mut RetryBudget,
+    /// Bounds and mode.
+    pub config: &'a RunnerConfig,
+    /// Commands for the driver, in order.
+    pub out: &'a mut Vec<Command>,
+}
+
+/// Following an update when the policy declares no backoff profile at all.
+fn default_follow_profile() -> BackoffProfile {
+    BackoffProfile {
+        name: "follow".into(),
+        initial: SignedDuration::from_secs(1),
+        factor: 2.0,
+        max: SignedDuration::from_secs(30),
+        jitter: Jitter::Full,
+        attempts: 10,
+    }
+}
+
+/// The trigger a cycle evaluates: the latest one folded in, preferring non-duplicates.
+#[derive(Clone, Debug)]
+struct Basis {
+    trigger: Trigger,
+    /// Every trigger folded in was a duplicate.
+    duplicate: bool,
+}
+
+impl Basis {
+    /// Fold a later trigger in: it becomes the basis unless it is a duplicate and the
+    /// current basis is not.
+    fn fold(&mut self, trigger: Trigger, duplicate: bool) {
+        if !duplicate || self.duplicate {
+            self.trigger = trigger;
+        }
+        self.duplicate &= duplicate;
+    }
+}
+
+/// Where an in-flight cycle stands.
+#[derive(Clone, Debug)]
+enum Stage {
+    /// A read is in flight.
+    Reading(ReadPurpose),
+    /// A write is in flight.
+    Publishing { version: i64, key: String },
+    /// A wait is armed; when it fires, read for `then`.
+    Waiting { timer: TimerId, then: ReadPurpose },
+}
+
+/// One publish cycle: from the first read to an outcome.
+#[derive(Clone, Debug)]
+struct Cycle {
+    id: u64,
+    basis: Basis,
+    /// Triggers this cycle answers.
+    triggers: u32,
+    /// `trigger.coalesced`.
+    coalesced: u32,
+    stage: Stage,
+    snapshot: Option<ScheduleSnapshot>,
+    operation: Option<OperationStatus>,
+    /// The version our accepted write asserted.
+    published_from: Option<i64>,
+    attempt: u32,
+    retries: u32,
+    rechecks: u32,
+    follows: u32,
+    last_wait: Option<SignedDuration>,
+    /// The profile of the last backoff, which also paces following.
+    profile: Option<BackoffProfile>,
+}
+
+/// Triggers that arrived during a cycle: one further evaluation when it ends.
+#[derive(Clone, Debug)]
+struct Pending {
+    cycle: u64,
+    basis: Basis,
+    triggers: u32,
+}
+
+/// A deferral waiting for its instant.
+#[derive(Clone, Debug)]
+struct Deferral {
+    timer: TimerId,
+    until: Timestamp,
+    cycle: u64,
+    basis: Basis,
+}
+
+/// The state of one schedule in this process.
+#[derive(Clone, Debug)]
+pub struct ScheduleMachine {
+    schedule: ScheduleRef,
+    cycle: Option<Cycle>,
+    pending: Option<Pending>,
+    deferral: Option<Deferral>,
+    last_publish: Option<(Timestamp, i64)>,
+    next_cycle: u64,
+    next_timer: u64,
+}
+
+impl ScheduleMachine {
+    /// A machine with nothing in flight.
+    pub fn new(schedule: ScheduleRef) -> Self {
+        ScheduleMachine {
+            schedule,
+            cycle: None,
+            pending: None,
+            deferral: None,
+            last_publish: None,
+            next_cycle: 0,
+            next_timer: 0,
+        }
+    }
+
+    /// Whether no cycle is in flight (a deferral may be armed).
+    pub fn is_idle(&self) -> bool {
+        self.cycle.is_none()
+    }
+
+    /// A trigger arrived: start a cycle, or fold it into the one further evaluation.
+    pub fn trigger(&mut self, step: &mut Step<'_>, seq: u64, trigger: Trigger, duplicate: bool) {
+        self.emit(
+            step,
+            None,
+            EventKind::TriggerReceived {
+                trigger: seq,
+                delivery_id: trigger.delivery_id.clone(),
+                source: trigger.source.clone(),
+                event: trigger.event.clone(),
+                duplicate,
+            },
+        );
+        if self.cycle.is_none() {
+            let basis = Basis { trigger, duplicate };
+            self.start(step, basis, 1, 0, CycleCause::Trigger { trigger: seq });
+            return;
+        }
+        let into = match &mut self.pending {
+            Some(p) => {
+                p.basis.fold(trigger, duplicate);
+                p.triggers += 1;
+                p.cycle
+            }
+            None => {
+                let cycle = self.allocate_cycle();
+                self.pending = Some(Pending {
+                    cycle,
+                    basis: Basis { trigger, duplicate },
+                    triggers: 1,
+                });
+                cycle
+            }
+        };
+        self.emit(
+            step,
+            Some(into),
+            EventKind::TriggerCoalesced {
+                trigger: seq,
+                into_cycle: into,
+            },
+        );
+    }
+
+    /// An answer or a timer for this schedule. Inputs no command asked for are ignored.
+    pub fn input(&mut self, step: &mut Step<'_>, input: Input) {
+        match input {
+            Input::StateRead(result) => {
+                if let Some(Stage::Reading(purpose)) = self.cycle.as_ref().map(|c| &c.stage) {
+                    let purpose = *purpose;
+                    self.on_read(step, purpose, result);
+                }
+            }
+            Input::PublishAnswered(result) => {
+                if let Some(Stage::Publishing { version, key }) =
+                    self.cycle.as_ref().map(|c| c.stage.clone())
+                {
+                    self.on_publish_answer(step, version, key, result);
+                }
+            }
+            Input::TimerFired(timer) => self.on_timer(step, timer),
+        }
+    }
+
+    fn allocate_cycle(&mut self) -> u64 {
+        self.next_cycle += 1;
+        self.next_cycle
+    }
+
+    fn start(
+        &mut self,
+        step: &mut Step<'_>,
+        basis: Basis,
+        triggers: u32,
+        coalesced: u32,
+        cause: CycleCause,
+    ) {
+        let id = match (&cause, &self.pending) {
+            (CycleCause::Coalesced { .. }, Some(p)) => p.cycle,
+            _ => self.allocate_cycle(),
+        };
+        self.cycle = Some(Cycle {
+            id,
+            basis,
+            triggers,
+            coalesced,
+            stage: Stage::Reading(ReadPurpose::Evaluate),
+            snapshot: None,
+            operation: None,
+            published_from: None,
+            attempt: 0,
+            retries: 0,
+            rechecks: 0,
+            follows: 0,
+            last_wait: None,
+            profile: None,
+        });
+        self.emit(step, Some(id), EventKind::CycleStarted { cause });
+        self.read(step, ReadPurpose::Evaluate);
+    }
+
+    fn read(&mut self, step: &mut Step<'_>, purpose: ReadPurpose) {
+        if let Some(c) = &mut self.cycle {
+            c.stage = Stage::Reading(purpose);
+            step.out.push(Command::Read(self.schedule.clone()));
+        }
+    }
+
+    fn on_read(
+        &mut self,
+        step: &mut Step<'_>,
+        purpose: ReadPurpose,
+        result: CallResult<ScheduleSnapshot>,
+    ) {
+        let (status, error, snapshot) = match result {
+            Ok(answer) => match answer.body {
+                Some(body) if (200..300).contains(&answer.status) => {
+                    step.budget.deposit(step.now);
+                    (Some(answer.status), None, Some(body))
+                }
+                _ => (Some(answer.status), Some(format!("HTTP {}", answer.status)), None),
+            },
+            Err(failure) => (None, Some(failure.0), None),
+        };
+        let Some(cycle) = &mut self.cycle else { return };
+        let state = ScheduleState::derive(snapshot.as_ref(), cycle.operation);
+        let id = cycle.id;
+        let event = EventKind::StateRead {
+            purpose,
+            status,
+            error,
+            state: state.as_str().to_owned(),
+            published: snapshot.as_ref().map(|s| s.published),
+            version: snapshot.as_ref().map(|s| s.version),
+        };
+        match purpose {
+            ReadPurpose::Evaluate => {
+                cycle.snapshot = snapshot;
+                self.emit(step, Some(id), event);
+                self.decide(step, PhaseKind::Trigger, None);
+            }
+            ReadPurpose::Follow => {
+                let published_at = snapshot
+                    .as_ref()
+                    .filter(|s| s.published && cycle.published_from.is_none_or(|v| s.version > v))
+                    .map(|s| s.version);
+                if snapshot.is_some() {
+                    cycle.snapshot = snapshot;
+                }
+                self.emit(step, Some(id), event);
+                match published_at {
+                    Some(version) => self.finish(step, Outcome::Published { version }),
+                    None => self.follow_wait(step),
+                }
+            }
+        }
+    }
+
+    fn on_publish_answer(
+        &mut self,
+        step: &mut Step<'_>,
+        version: i64,
+        key: String,
+        result: CallResult<crate::api::PublishAccepted>,
+    ) {
+        let Some(cycle) = &mut self.cycle else { return };
+        let id = cycle.id;
+        let (status, retry_after, error, accepted) = match result {
+            Ok(answer) => {
+                let accepted = answer.body.filter(|_| (200..300).contains(&answer.status));
+                let error = match (&accepted, answer.status) {
+                    (None, 200..300) => Some("no update operation in the answer".to_owned()),
+                    _ => None,
+                };
+                (answer.status, answer.retry_after, error, accepted)
+            }
+            Err(failure) => (0, None, Some(failure.0), None),
+        };
+        if let Some(a) = &accepted {
+            step.budget.deposit(step.now);
+            cycle.operation = Some(a.status);
+            cycle.published_from = Some(version);
+        }
+        self.emit(
+            step,
+            Some(id),
+            EventKind::PublishCall {
+                version,
+                idempotency_key: key,
+                status: (status != 0).then_some(status),
+                error,
+                retry_after,
+                operation: accepted.as_ref().map(|a| a.status),
+                operation_id: accepted.map(|a| a.operation_id),
+            },
+        );
+        self.decide(step, PhaseKind::Response, Some((status, retry_after)));
+    }
+
+    fn on_timer(&mut self, step: &mut Step<'_>, timer: TimerId) {
+        if let Some(Stage::Waiting { timer: t, then }) = self.cycle.as_ref().map(|c| &c.stage)
+            && *t == timer
+        {
+            let then = *then;
+            self.read(step, then);
+            return;
+        }
+        let Some(d) = self.deferral.take_if(|d| d.timer == timer) else {
+            return;
+        };
+        if self.cycle.is_none() {
+            let cause = CycleCause::Deferral {
+                deferred_cycle: d.cycle,
+            };
+            self.start(step, d.basis, 0, 0, cause);
+            return;
+        }
+        // A cycle is in flight: the deferred evaluation joins the one after it.
+        match &mut self.pending {
+            Some(p) => p.basis.fold(d.basis.trigger, d.basis.duplicate),
+            None => {
+                let cycle = self.allocate_cycle();
+                self.pending = Some(Pending {
+                    cycle,
+                    basis: d.basis,
+                    triggers: 0,
+                });
+            }
+        }
+    }
+
+    /// Run a phase on the current facts and act on its decision.
+    fn decide(
+        &mut self,
+        step: &mut Step<'_>,
+        phase: PhaseKind,
+        response: Option<(u16, Option<SignedDuration>)>,
+    ) {
+        let Some(cycle) = &self.cycle else { return };
+        let mut facts: Facts = trigger_facts(&FactSources {
+            schedule: &self.schedule,
+            snapshot: cycle.snapshot.as_ref(),
+            operation: cycle.operation,
+            trigger: &cycle.basis.trigger,
+            duplicate: cycle.basis.duplicate,
+            coalesced: cycle.coalesced,
+            now: step.now,
+            last_publish: self.last_publish,
+            attempt: cycle.attempt,
+            rechecks: cycle.rechecks,
+        });
+        if let Some((status, retry_after)) = response {
+            add_response(&mut facts, status, retry_after);
+        }
+        let policy = step.policy;
+        let decision = evaluate(policy, phase, &facts);
+        let id = cycle.id;
+        self.emit(
+            step,
+            Some(id),
+            EventKind::Decision {
+                phase: phase_name(phase).to_owned(),
+                rule: decision.rule.to_owned(),
+                action: decision.verdict.keyword().to_owned(),
+                detail: detail(&decision.verdict),
+            },
+        );
+        if step.config.dry_run {
+            let action = decision.verdict.keyword().to_owned();
+            self.finish(step, Outcome::DryRun { action });
+            return;
+        }
+        self.act(step, phase, decision.verdict);
+    }
+
+    fn act(&mut self, step: &mut Step<'_>, phase: PhaseKind, verdict: Verdict<'_>) {
+        match verdict {
+            Verdict::Publish if phase == PhaseKind::Response => {
+                let reason = "`publish` is not an action of `on response`".to_owned();
+                self.finish(step, Outcome::Failed { reason });
+            }
+            Verdict::Publish => self.publish(step),
+            Verdict::Skip { reason } => {
+                let reason = reason.to_owned();
+                self.finish(step, Outcome::Skipped { reason });
+            }
+            Verdict::Backoff { profile } => self.backoff(step, profile, None),
+            Verdict::BackoffRetryAfter {
+                retry_after,
+                fallback,
+            } => self.backoff(step, fallback, retry_after),
+            Verdict::Defer { until } => self.defer(step, until),
+            Verdict::Recheck => self.recheck(step),
+            Verdict::Done => self.done(step),
+            Verdict::Fail { reason } => {
+                let reason = reason.to_owned();
+                self.finish(step, Outcome::Failed { reason });
+            }
+        }
+    }
+
+    fn publish(&mut self, step: &mut Step<'_>) {
+        let Some(cycle) = &mut self.cycle else { return };
+        let Some(version) = cycle.snapshot.as_ref().map(|s| s.version) else {
+            let reason = "cannot publish: the schedule's version is unknown".to_owned();
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        };
+        cycle.attempt += 1;
+        let key = idempotency_key(&self.schedule, version);
+        cycle.stage = Stage::Publishing {
+            version,
+            key: key.clone(),
+        };
+        step.out.push(Command::Publish {
+            schedule: self.schedule.clone(),
+            version,
+            idempotency_key: key,
+        });
+    }
+
+    fn backoff(
+        &mut self,
+        step: &mut Step<'_>,
+        profile: &BackoffProfile,
+        retry_after: Option<SignedDuration>,
+    ) {
+        let Some(cycle) = &mut self.cycle else { return };
+        // `attempts N` allows N tries: the N-th backoff decision is a failure, not a wait.
+        if cycle.retries + 1 >= profile.attempts {
+            let reason = format!(
+                "attempts exhausted: {} of backoff `{}`",
+                profile.attempts, profile.name
+            );
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
+        if !step.budget.withdraw(step.now) {
+            let reason = "retry budget exhausted".to_owned();
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
+        let delay = profile.delay(cycle.retries, cycle.last_wait, retry_after, step.random);
+        cycle.retries += 1;
+        cycle.last_wait = Some(delay.duration);
+        cycle.profile = Some(profile.clone());
+        let count = cycle.retries;
+        let name = profile.name.clone();
+        self.wait(step, WaitReason::Backoff, delay, Some(name), count, ReadPurpose::Evaluate);
+    }
+
+    fn recheck(&mut self, step: &mut Step<'_>) {
+        let Some(cycle) = &mut self.cycle else { return };
+        if cycle.rechecks >= step.config.max_rechecks {
+            let reason = format!("rechecks exhausted: {}", step.config.max_rechecks);
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
+        if !step.budget.withdraw(step.now) {
+            let reason = "retry budget exhausted".to_owned();
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
+        cycle.rechecks += 1;
+        self.read(step, ReadPurpose::Evaluate);
+    }
+
+    /// `done`: when our write was accepted, follow it until the schedule shows published.
+    fn done(&mut self, step: &mut Step<'_>) {
+        let Some(cycle) = &self.cycle else { return };
+        if cycle.published_from.is_none() {
+            self.finish(step, Outcome::Done);
+            return;
+        }
+        match cycle.operation {
+            Some(status @ (OperationStatus::Canceled | OperationStatus::Error)) => {
+                let reason = format!("update operation ended {status:?}");
+                self.finish(step, Outcome::Failed { reason });
+            }
+            // Complete: one read confirms the new version.
+            Some(OperationStatus::Complete) => self.read(step, ReadPurpose::Follow),
+            Some(OperationStatus::Processing) | None => self.follow_wait(step),
+        }
+    }
+
+    /// Wait before the next follow read, paced by the cycle's (or the policy's first)
+    /// backoff profile and bounded by its attempts.
+    fn follow_wait(&mut self, step: &mut Step<'_>) {
+        let Some(cycle) = &mut self.cycle else { return };
+        let profile = cycle
+            .profile
+            .clone()
+            .or_else(|| step.policy.backoffs.first().cloned())
+            .unwrap_or_else(default_follow_profile);
+        if cycle.follows >= profile.attempts {
+            let reason = format!(
+                "the update did not show published after {} reads",
+                cycle.follows
+            );
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
+        let delay = profile.delay(cycle.follows, None, None, step.random);
+        cycle.follows += 1;
+        let count = cycle.follows;
+        let name = profile.name;
+        self.wait(step, WaitReason::Follow, delay, Some(name), count, ReadPurpose::Follow);
+    }
+
+    fn wait(
+        &mut self,
+        step: &mut Step<'_>,
+        reason: WaitReason,
+        delay: Delay,
+        profile: Option<String>,
+        count: u32,
+        then: ReadPurpose,
+    ) {
+        let timer = self.allocate_timer();
+        let until = later(step.now, delay.duration);
+        let Some(cycle) = &mut self.cycle else { return };
+        cycle.stage = Stage::Waiting { timer, then };
+        let id = cycle.id;
+        self.emit(
+            step,
+            Some(id),
+            EventKind::Wait {
+                reason,
+                until,
+                delay,
+                profile,
+                count,
+            },
+        );
+        step.out.push(Command::WaitUntil {
+            schedule: self.schedule.clone(),
+            timer,
+            until,
+            reason,
+        });
+    }
+
+    /// `defer until T`: the cycle ends deferred; at T a new cycle evaluates again. Only one
+    /// deferral is kept: the earliest instant, with the latest basis.
+    fn defer(&mut self, step: &mut Step<'_>, until: Timestamp) {
+        let Some(cycle) = &self.cycle else { return };
+        let (id, mut basis) = (cycle.id, cycle.basis.clone());
+        let until = match self.deferral.take() {
+            Some(earlier) => {
+                let mut merged = earlier.basis;
+                merged.fold(basis.trigger, basis.duplicate);
+                basis = merged;
+                until.min(earlier.until)
+            }
+            None => until,
+        };
+        let timer = self.allocate_timer();
+        let delay = Delay {
+            duration: step.now.duration_until(until).max(SignedDuration::ZERO),
+            retry_after: None,
+            capped: false,
+        };
+        self.emit(
+            step,
+            Some(id),
+            EventKind::Wait {
+                reason: WaitReason::Defer,
+                until,
+                delay,
+                profile: None,
+                count: 1,
+            },
+        );
+        step.out.push(Command::WaitUntil {
+            schedule: self.schedule.clone(),
+            timer,
+            until,
+            reason: WaitReason::Defer,
+        });
+        self.deferral = Some(Deferral {
+            timer,
+            until,
+            cycle: id,
+            basis,
+        });
+        self.finish(step, Outcome::Deferred { until });
+    }
+
+    /// End the cycle with `outcome`, then run the one further evaluation if triggers came.
+    fn finish(&mut self, step: &mut Step<'_>, outcome: Outcome) {
+        let Some(cycle) = self.cycle.take() else { return };
+        if let Outcome::Published { version } = outcome {
+            self.last_publish = Some((step.now, version));
+        }
+        self.emit(
+            step,
+            Some(cycle.id),
+            EventKind::Outcome {
+                outcome,
+                triggers: cycle.triggers,
+            },
+        );
+        if let Some(p) = self.pending.clone() {
+            let cause = CycleCause::Coalesced {
+                triggers: p.triggers,
+            };
+            self.start(step, p.basis, p.triggers, p.triggers, cause);
+            self.pending = None;
+        }
+    }
+
+    fn allocate_timer(&mut self) -> TimerId {
+        self.next_timer += 1;
+        TimerId(self.next_timer)
+    }
+
+    fn emit(&self, step: &mut Step<'_>, cycle: Option<u64>, kind: EventKind) {
+        step.out.push(Command::Emit(Event {
+            at: step.now,
+            schedule: self.schedule.clone(),
+            policy_version: step.policy.version.clone(),
+            cycle,
+            kind,
+        }));
+    }
+}
+
+fn phase_name(phase: PhaseKind) -> &'static str {
+    match phase {
+        PhaseKind::Trigger => "trigger",
+        PhaseKind::Response => "response",
+    }
+}
+
+/// The argument of an action, as the event shows it.
+fn detail(verdict: &Verdict<'_>) -> Option<String> {
+    match verdict {
+        Verdict::Skip { reason } | Verdict::Fail { reason } => Some((*reason).to_owned()),
+        Verdict::Backoff { profile } => Some(profile.name.clone()),
+        Verdict::BackoffRetryAfter {
+            retry_after: Some(after),
+            ..
+        } => Some(format!("retry_after {after:#}")),
+        Verdict::BackoffRetryAfter {
+            retry_after: None,
+            fallback,
+        } => Some(fallback.name.clone()),
+        Verdict::Defer { until } => Some(until.to_string()),
+        Verdict::Publish | Verdict::Recheck | Verdict::Done => None,
+    }
+}
+
+/// `t + d`, saturating at the end of time.
+fn later(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+/// The `Idempotency-Key` of publishing `schedule` at `version`: the same logical write
+/// always gets the same key, in any process.
+pub fn idempotency_key(schedule: &ScheduleRef, version: i64) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        schedule.business_unit.as_str(),
+        &schedule.week.to_string(),
+        schedule.schedule_id.as_str(),
+        &version.to_string(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    let hex: String = digest
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("pg-{hex}")
+}

@@ -1,0 +1,205 @@
+//! The runner: drives policy decisions against the schedule API.
+//!
+//! The core is sans-IO. A [`machine::ScheduleMachine`] per schedule takes inputs (a trigger
+//! arrived, a read or a write answered, a timer fired) and returns [`Command`]s (read, publish,
+//! wait until, emit this event). The [`Runner`] holds one machine per schedule plus what they
+//! share (the delivery-id log and the retry budget). The live [`driver`] carries the commands
+//! out with tokio, a [`crate::api::ScheduleApi`] client and a [`clock::Clock`]; the simulator
+//! carries out the same commands on a virtual clock.
+
+pub mod budget;
+pub mod dedup;
+pub mod driver;
+pub mod facts;
+pub mod machine;
+pub mod random;
+
+use crate::api::{Answer, ApiError, PublishAccepted, ScheduleRef, ScheduleSnapshot};
+use crate::event::{Event, WaitReason};
+use crate::policy::Policy;
+use budget::{BudgetConfig, RetryBudget};
+use dedup::DeliveryLog;
+use jiff::{SignedDuration, Timestamp};
+use machine::{ScheduleMachine, Step};
+use random::RandomSource;
+use std::collections::HashMap;
+
+/// Something asking for a schedule to be published.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Trigger {
+    /// The sender's delivery id, used to recognise repeats.
+    pub delivery_id: Option<String>,
+    /// Where it came from: one of the policy's `sources`.
+    pub source: String,
+    /// The sender's event name.
+    pub event: Option<String>,
+    /// When it arrived.
+    pub received_at: Timestamp,
+}
+
+/// Settings of the runner (from `publish-guard.toml`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunnerConfig {
+    /// Rechecks allowed in one cycle before it is a recorded failure.
+    pub max_rechecks: u32,
+    /// How long a delivery id is remembered for `trigger.duplicate`.
+    pub delivery_retention: SignedDuration,
+    /// The retry budget shared by all schedules.
+    pub budget: BudgetConfig,
+    /// Read and decide, but never write or wait.
+    pub dry_run: bool,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            max_rechecks: 3,
+            delivery_retention: SignedDuration::from_hours(24),
+            budget: BudgetConfig::default(),
+            dry_run: false,
+        }
+    }
+}
+
+/// Identifies a wait, so a timer that fires after its wait was abandoned is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TimerId(pub u64);
+
+/// Why a call brought no usable answer (a copyable summary of [`ApiError`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallFailure(pub String);
+
+impl From<&ApiError> for CallFailure {
+    fn from(e: &ApiError) -> Self {
+        CallFailure(e.to_string())
+    }
+}
+
+/// What a read or a write brought back.
+pub type CallResult<T> = Result<Answer<T>, CallFailure>;
+
+/// Something that happened to a schedule's machine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// The schedule was read.
+    StateRead(CallResult<ScheduleSnapshot>),
+    /// The write answered.
+    PublishAnswered(CallResult<PublishAccepted>),
+    /// A wait ran out.
+    TimerFired(TimerId),
+}
+
+/// Something the runner asks its driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Read the schedule, then feed back [`Input::StateRead`].
+    Read(ScheduleRef),
+    /// Publish the schedule, then feed back [`Input::PublishAnswered`].
+    Publish {
+        /// Which.
+        schedule: ScheduleRef,
+        /// The version the write asserts (optimistic concurrency).
+        version: i64,
+        /// Sent with every write of this publish; the same schedule and version give the
+        /// same key, so a write repeated after a lost answer is recognised by the server.
+        idempotency_key: String,
+    },
+    /// At `until`, feed back [`Input::TimerFired`] with `timer`.
+    WaitUntil {
+        /// Whose wait.
+        schedule: ScheduleRef,
+        /// The wait's id.
+        timer: TimerId,
+        /// When.
+        until: Timestamp,
+        /// Why (a driver running one cycle does not wait out deferrals).
+        reason: WaitReason,
+    },
+    /// Record this event.
+    Emit(Event),
+}
+
+/// One machine per schedule, and what they share.
+#[derive(Debug)]
+pub struct Runner {
+    config: RunnerConfig,
+    machines: HashMap<ScheduleRef, ScheduleMachine>,
+    deliveries: DeliveryLog,
+    budget: RetryBudget,
+    next_trigger: u64,
+}
+
+impl Runner {
+    /// A runner with no schedules yet.
+    pub fn new(config: RunnerConfig) -> Self {
+        Runner {
+            deliveries: DeliveryLog::new(config.delivery_retention),
+            budget: RetryBudget::new(config.budget),
+            machines: HashMap::new(),
+            next_trigger: 0,
+            config,
+        }
+    }
+
+    /// A trigger arrived for `schedule`; returns its sequence number (events name it).
+    pub fn trigger(
+        &mut self,
+        now: Timestamp,
+        policy: &Policy,
+        random: &mut dyn RandomSource,
+        schedule: ScheduleRef,
+        trigger: Trigger,
+        out: &mut Vec<Command>,
+    ) -> u64 {
+        self.next_trigger += 1;
+        let seq = self.next_trigger;
+        let duplicate = trigger
+            .delivery_id
+            .as_deref()
+            .is_some_and(|id| self.deliveries.seen(id, now));
+        let machine = self
+            .machines
+            .entry(schedule)
+            .or_insert_with_key(|s| ScheduleMachine::new(s.clone()));
+        let mut step = Step {
+            now,
+            policy,
+            random,
+            budget: &mut self.budget,
+            config: &self.config,
+            out,
+        };
+        machine.trigger(&mut step, seq, trigger, duplicate);
+        seq
+    }
+
+    /// Feed an answer or a timer to `schedule`'s machine. Inputs for a schedule the runner
+    /// has never seen are ignored (no command could have asked for them).
+    pub fn input(
+        &mut self,
+        now: Timestamp,
+        policy: &Policy,
+        random: &mut dyn RandomSource,
+        schedule: &ScheduleRef,
+        input: Input,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(machine) = self.machines.get_mut(schedule) else {
+            return;
+        };
+        let mut step = Step {
+            now,
+            policy,
+            random,
+            budget: &mut self.budget,
+            config: &self.config,
+            out,
+        };
+        machine.input(&mut step, input);
+    }
+
+    /// Whether no cycle is in flight for any schedule (deferrals may still be armed).
+    pub fn is_idle(&self) -> bool {
+        self.machines.values().all(ScheduleMachine::is_idle)
+    }
+}
