@@ -61,7 +61,7 @@ impl BackoffProfile {
         let grown = initial * self.factor.powi(exponent);
         // `f64::min` ignores NaN, so an absurd factor still yields the cap.
         let base = grown.min(cap);
-        let capped = !(grown <= cap);
+        let capped = grown.is_nan() || grown > cap;
         let secs = match self.jitter {
             Jitter::None => base,
             Jitter::Full => random.unit() * base,
@@ -161,7 +161,14 @@ mod tests {
         let p = profile(Jitter::Full);
         let seven = SignedDuration::from_secs(7);
         let d = p.delay(3, None, Some(seven), &mut Fixed(0.0));
-        assert_eq!(d, Delay { duration: seven, retry_after: Some(seven), capped: false });
+        assert_eq!(
+            d,
+            Delay {
+                duration: seven,
+                retry_after: Some(seven),
+                capped: false
+            }
+        );
         let hour = SignedDuration::from_secs(3600);
         let d = p.delay(0, None, Some(hour), &mut Fixed(0.0));
         assert_eq!(d.duration, SignedDuration::from_secs(120));
@@ -178,6 +185,9 @@ mod tests {
         p.factor = 10.0;
         assert!(p.delay(u32::MAX, None, None, &mut Fixed(0.5)).duration > SignedDuration::ZERO);
         let negative = Some(SignedDuration::from_secs(-4));
-        assert_eq!(p.delay(0, None, negative, &mut Fixed(0.5)).duration, SignedDuration::ZERO);
+        assert_eq!(
+            p.delay(0, None, negative, &mut Fixed(0.5)).duration,
+            SignedDuration::ZERO
+        );
     }
 }

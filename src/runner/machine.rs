@@ -161,7 +161,8 @@ impl ScheduleMachine {
         );
         if self.cycle.is_none() {
             let basis = Basis { trigger, duplicate };
-            self.start(step, basis, 1, 0, CycleCause::Trigger { trigger: seq });
+            let id = self.allocate_cycle();
+            self.start(step, id, basis, 1, 0, CycleCause::Trigger { trigger: seq });
             return;
         }
         let into = match &mut self.pending {
@@ -218,15 +219,12 @@ impl ScheduleMachine {
     fn start(
         &mut self,
         step: &mut Step<'_>,
+        id: u64,
         basis: Basis,
         triggers: u32,
         coalesced: u32,
         cause: CycleCause,
     ) {
-        let id = match (&cause, &self.pending) {
-            (CycleCause::Coalesced { .. }, Some(p)) => p.cycle,
-            _ => self.allocate_cycle(),
-        };
         self.cycle = Some(Cycle {
             id,
             basis,
@@ -266,7 +264,11 @@ impl ScheduleMachine {
                     step.budget.deposit(step.now);
                     (Some(answer.status), None, Some(body))
                 }
-                _ => (Some(answer.status), Some(format!("HTTP {}", answer.status)), None),
+                _ => (
+                    Some(answer.status),
+                    Some(format!("HTTP {}", answer.status)),
+                    None,
+                ),
             },
             Err(failure) => (None, Some(failure.0), None),
         };
@@ -360,7 +362,8 @@ impl ScheduleMachine {
             let cause = CycleCause::Deferral {
                 deferred_cycle: d.cycle,
             };
-            self.start(step, d.basis, 0, 0, cause);
+            let id = self.allocate_cycle();
+            self.start(step, id, d.basis, 0, 0, cause);
             return;
         }
         // A cycle is in flight: the deferred evaluation joins the one after it.
@@ -494,7 +497,14 @@ impl ScheduleMachine {
         cycle.profile = Some(profile.clone());
         let count = cycle.retries;
         let name = profile.name.clone();
-        self.wait(step, WaitReason::Backoff, delay, Some(name), count, ReadPurpose::Evaluate);
+        self.wait(
+            step,
+            WaitReason::Backoff,
+            delay,
+            Some(name),
+            count,
+            ReadPurpose::Evaluate,
+        );
     }
 
     fn recheck(&mut self, step: &mut Step<'_>) {
@@ -552,7 +562,14 @@ impl ScheduleMachine {
         cycle.follows += 1;
         let count = cycle.follows;
         let name = profile.name;
-        self.wait(step, WaitReason::Follow, delay, Some(name), count, ReadPurpose::Follow);
+        self.wait(
+            step,
+            WaitReason::Follow,
+            delay,
+            Some(name),
+            count,
+            ReadPurpose::Follow,
+        );
     }
 
     fn wait(
@@ -636,7 +653,9 @@ impl ScheduleMachine {
 
     /// End the cycle with `outcome`, then run the one further evaluation if triggers came.
     fn finish(&mut self, step: &mut Step<'_>, outcome: Outcome) {
-        let Some(cycle) = self.cycle.take() else { return };
+        let Some(cycle) = self.cycle.take() else {
+            return;
+        };
         if let Outcome::Published { version } = outcome {
             self.last_publish = Some((step.now, version));
         }
@@ -648,12 +667,11 @@ impl ScheduleMachine {
                 triggers: cycle.triggers,
             },
         );
-        if let Some(p) = self.pending.clone() {
+        if let Some(p) = self.pending.take() {
             let cause = CycleCause::Coalesced {
                 triggers: p.triggers,
             };
-            self.start(step, p.basis, p.triggers, p.triggers, cause);
-            self.pending = None;
+            self.start(step, p.cycle, p.basis, p.triggers, p.triggers, cause);
         }
     }
 
@@ -717,10 +735,6 @@ pub fn idempotency_key(schedule: &ScheduleRef, version: i64) -> String {
         hash.update([0]);
     }
     let digest = hash.finalize();
-    let hex: String = digest
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("pg-{hex}")
 }

@@ -203,3 +203,6 @@ impl Runner {
         self.machines.values().all(ScheduleMachine::is_idle)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,770 @@
+//! Unit tests of the sans-IO runner, on the DESIGN.md reference policy built by hand (so
+//! they depend on the evaluator only, not on the parser).
+
+use super::budget::BudgetConfig;
+use super::random::SeededRandom;
+use super::*;
+use crate::api::{OperationStatus, PublishAccepted};
+use crate::ast::{CmpOp, Jitter};
+use crate::backoff::BackoffProfile;
+use crate::event::{CycleCause, EventKind, Outcome, ReadPurpose};
+use crate::facts::{Value, fact_id};
+use crate::policy::{
+    BackoffId, CompiledAction, CompiledRule, Cond, CondKind, PhaseRules, Term, TermAction,
+};
+use crate::span::Span;
+use jiff::civil::date;
+
+fn cond(kind: CondKind) -> Cond {
+    Cond {
+        kind,
+        span: Span::default(),
+    }
+}
+
+fn rule(name: &str, condition: CondKind, action: CompiledAction) -> CompiledRule {
+    CompiledRule {
+        name: name.into(),
+        span: Span::default(),
+        condition: cond(condition),
+        action,
+    }
+}
+
+fn is(fact: &str, op: CmpOp, value: Value) -> CondKind {
+    CondKind::Compare {
+        left: Term::Fact(fact_id_dyn(fact)),
+        op,
+        right: Term::Const(value),
+    }
+}
+
+fn fact_id_dyn(name: &str) -> crate::schema::FactId {
+    crate::schema::FactId::lookup(name).unwrap_or(fact_id("now"))
+}
+
+const STATE_PUBLISHED: u8 = 2;
+const STATE_PUBLISHING: u8 = 1;
+const STATE_DRAFT: u8 = 0;
+
+/// The reference policy of DESIGN.md, minus the business-hours window, with `debounce`.
+fn reference_policy(attempts: u32) -> Policy {
+    let conflict = BackoffId(0);
+    let skip = |r: &str| CompiledAction::Skip(r.into());
+    Policy {
+        name: "servicenow-autopublish".into(),
+        version: "test-version".into(),
+        timezone: jiff::tz::TimeZone::UTC,
+        timezone_name: "UTC".into(),
+        sources: vec!["servicenow".into(), "manual".into()],
+        windows: vec![],
+        backoffs: vec![BackoffProfile {
+            name: "conflict".into(),
+            initial: SignedDuration::from_secs(5),
+            factor: 2.0,
+            max: SignedDuration::from_secs(120),
+            jitter: Jitter::Full,
+            attempts,
+        }],
+        trigger: PhaseRules {
+            rules: vec![
+                rule(
+                    "duplicate",
+                    CondKind::IsTrue(Term::Fact(fact_id("trigger.duplicate"))),
+                    skip("duplicate delivery"),
+                ),
+                rule(
+                    "published",
+                    is("schedule.state", CmpOp::Eq, Value::Enum(STATE_PUBLISHED)),
+                    skip("already published"),
+                ),
+                rule(
+                    "in_progress",
+                    is("schedule.state", CmpOp::Eq, Value::Enum(STATE_PUBLISHING)),
+                    CompiledAction::Backoff(conflict),
+                ),
+                rule(
+                    "debounce",
+                    CondKind::Compare {
+                        left: Term::Since(fact_id("last_publish.at")),
+                        op: CmpOp::Lt,
+                        right: Term::Const(Value::Duration(SignedDuration::from_mins(15))),
+                    },
+                    CompiledAction::DeferUntilInstant(TermAction {
+                        fact: fact_id("last_publish.at"),
+                        offset: SignedDuration::from_mins(15),
+                    }),
+                ),
+                rule(
+                    "ready",
+                    is("schedule.state", CmpOp::Eq, Value::Enum(STATE_DRAFT)),
+                    CompiledAction::Publish,
+                ),
+            ],
+            otherwise: skip("no rule matched"),
+            otherwise_span: Span::default(),
+        },
+        response: PhaseRules {
+            rules: vec![
+                rule(
+                    "ok",
+                    CondKind::InRange {
+                        term: Term::Fact(fact_id("response.status")),
+                        negated: false,
+                        low: 200,
+                        high: 299,
+                    },
+                    CompiledAction::Done,
+                ),
+                rule(
+                    "conflict",
+                    is("response.status", CmpOp::Eq, Value::Int(409)),
+                    CompiledAction::Recheck,
+                ),
+                rule(
+                    "throttled",
+                    is("response.status", CmpOp::Eq, Value::Int(429)),
+                    CompiledAction::BackoffRetryAfter(conflict),
+                ),
+                rule(
+                    "server",
+                    is("response.status", CmpOp::Ge, Value::Int(500)),
+                    CompiledAction::Backoff(conflict),
+                ),
+            ],
+            otherwise: CompiledAction::Fail("unexpected response".into()),
+            otherwise_span: Span::default(),
+        },
+    }
+}
+
+fn t0() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn schedule() -> ScheduleRef {
+    ScheduleRef {
+        business_unit: "bu-1".into(),
+        week: date(2026, 3, 2),
+        schedule_id: "sched-1".into(),
+    }
+}
+
+fn snapshot(published: bool, version: i64) -> CallResult<ScheduleSnapshot> {
+    Ok(Answer {
+        status: 200,
+        retry_after: None,
+        rate_limit: None,
+        body: Some(ScheduleSnapshot {
+            published,
+            version,
+            modified_at: None,
+            modified_by: None,
+            publishing: false,
+        }),
+    })
+}
+
+fn accepted(status: OperationStatus) -> CallResult<PublishAccepted> {
+    Ok(Answer {
+        status: 200,
+        retry_after: None,
+        rate_limit: None,
+        body: Some(PublishAccepted {
+            status,
+            operation_id: "op-1".into(),
+        }),
+    })
+}
+
+fn refused(status: u16, retry_after: Option<SignedDuration>) -> CallResult<PublishAccepted> {
+    Ok(Answer {
+        status,
+        retry_after,
+        rate_limit: None,
+        body: None,
+    })
+}
+
+/// A runner, a policy and a clock, with every command kept for inspection.
+struct Harness {
+    runner: Runner,
+    policy: Policy,
+    random: SeededRandom,
+    now: Timestamp,
+    commands: Vec<Command>,
+    seen: usize,
+}
+
+impl Harness {
+    fn new(policy: Policy, config: RunnerConfig) -> Self {
+        Harness {
+            runner: Runner::new(config),
+            policy,
+            random: SeededRandom::new(42),
+            now: t0(),
+            commands: Vec::new(),
+            seen: 0,
+        }
+    }
+
+    fn reference() -> Self {
+        Harness::new(reference_policy(6), RunnerConfig::default())
+    }
+
+    fn trigger(&mut self, delivery: Option<&str>) -> u64 {
+        let trigger = Trigger {
+            delivery_id: delivery.map(str::to_owned),
+            source: "servicenow".into(),
+            event: Some("case.created".into()),
+            received_at: self.now,
+        };
+        self.runner.trigger(
+            self.now,
+            &self.policy,
+            &mut self.random,
+            schedule(),
+            trigger,
+            &mut self.commands,
+        )
+    }
+
+    fn feed(&mut self, input: Input) {
+        self.runner.input(
+            self.now,
+            &self.policy,
+            &mut self.random,
+            &schedule(),
+            input,
+            &mut self.commands,
+        );
+    }
+
+    /// Commands since the last call.
+    fn fresh(&mut self) -> Vec<Command> {
+        let fresh = self.commands[self.seen..].to_vec();
+        self.seen = self.commands.len();
+        fresh
+    }
+
+    /// The non-event commands since the last call.
+    fn actions(&mut self) -> Vec<Command> {
+        self.fresh()
+            .into_iter()
+            .filter(|c| !matches!(c, Command::Emit(_)))
+            .collect()
+    }
+
+    fn events(&self) -> Vec<EventKind> {
+        self.commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Emit(e) => Some(e.kind.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn outcomes(&self) -> Vec<Outcome> {
+        self.events()
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::Outcome { outcome, .. } => Some(outcome),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn publishes(&self) -> usize {
+        self.commands
+            .iter()
+            .filter(|c| matches!(c, Command::Publish { .. }))
+            .count()
+    }
+
+    /// The timer of the single wait among `actions`, moving the clock to its instant.
+    fn wait_in(&mut self, actions: &[Command]) -> Option<TimerId> {
+        let waits: Vec<(TimerId, Timestamp)> = actions
+            .iter()
+            .filter_map(|c| match c {
+                Command::WaitUntil { timer, until, .. } => Some((*timer, *until)),
+                _ => None,
+            })
+            .collect();
+        match waits[..] {
+            [(timer, until)] => {
+                self.now = until;
+                Some(timer)
+            }
+            _ => None,
+        }
+    }
+
+    /// Fire the single wait among the fresh commands.
+    fn fire_wait(&mut self) {
+        let actions = self.actions();
+        let timer = self.wait_in(&actions);
+        assert!(timer.is_some(), "expected one wait, got {actions:?}");
+        if let Some(timer) = timer {
+            self.feed(Input::TimerFired(timer));
+        }
+    }
+}
+
+fn read() -> Command {
+    Command::Read(schedule())
+}
+
+#[test]
+fn draft_one_trigger_publishes_once_follows_and_ends_published_with_each_step_once() {
+    let mut h = Harness::reference();
+    h.trigger(Some("d-1"));
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    let actions = h.actions();
+    assert!(
+        matches!(&actions[..], [Command::Publish { version: 3, idempotency_key, .. }]
+            if *idempotency_key == machine::idempotency_key(&schedule(), 3)),
+        "{actions:?}"
+    );
+    h.feed(Input::PublishAnswered(accepted(
+        OperationStatus::Processing,
+    )));
+    h.fire_wait();
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.fire_wait();
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    assert_eq!(h.actions(), []);
+    assert_eq!(h.outcomes(), [Outcome::Published { version: 4 }]);
+    let kinds: Vec<&str> = h
+        .events()
+        .iter()
+        .map(|k| match k {
+            EventKind::TriggerReceived { .. } => "received",
+            EventKind::TriggerCoalesced { .. } => "coalesced",
+            EventKind::CycleStarted { .. } => "started",
+            EventKind::StateRead { .. } => "read",
+            EventKind::Decision { .. } => "decision",
+            EventKind::PublishCall { .. } => "publish",
+            EventKind::Wait { .. } => "wait",
+            EventKind::Outcome { .. } => "outcome",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "received", "started", "read", "decision", "publish", "decision", "wait", "read",
+            "wait", "read", "outcome"
+        ]
+    );
+    assert!(h.runner.is_idle());
+}
+
+#[test]
+fn already_published_makes_no_write() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(true, 9)));
+    assert_eq!(h.publishes(), 0);
+    let reason = "already published".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::Skipped { reason }]);
+}
+
+#[test]
+fn triggers_during_a_cycle_cause_exactly_one_further_evaluation() {
+    let mut h = Harness::reference();
+    let first = h.trigger(None);
+    let later: Vec<u64> = (0..5).map(|_| h.trigger(None)).collect();
+    assert_eq!(h.actions(), [read()], "no read per coalesced trigger");
+    h.feed(Input::StateRead(snapshot(true, 2)));
+    // The cycle ended; the coalesced triggers start exactly one more, which reads once.
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(true, 2)));
+    assert_eq!(h.actions(), []);
+    let events = h.events();
+    let coalesced: Vec<(u64, u64)> = events
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::TriggerCoalesced {
+                trigger,
+                into_cycle,
+            } => Some((*trigger, *into_cycle)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(coalesced, later.iter().map(|t| (*t, 2)).collect::<Vec<_>>());
+    let starts: Vec<CycleCause> = events
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::CycleStarted { cause } => Some(cause.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            CycleCause::Trigger { trigger: first },
+            CycleCause::Coalesced { triggers: 5 }
+        ]
+    );
+    let answered: u32 = events
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::Outcome { triggers, .. } => Some(*triggers),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(
+        answered, 6,
+        "every trigger is answered by exactly one outcome"
+    );
+}
+
+#[test]
+fn a_repeated_delivery_id_is_the_fact_trigger_duplicate() {
+    let mut h = Harness::reference();
+    h.trigger(Some("d-1"));
+    h.feed(Input::StateRead(snapshot(true, 2)));
+    h.trigger(Some("d-1"));
+    h.feed(Input::StateRead(snapshot(false, 2)));
+    let dups: Vec<bool> = h
+        .events()
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::TriggerReceived { duplicate, .. } => Some(*duplicate),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dups, [false, true]);
+    let reason = "duplicate delivery".to_owned();
+    assert_eq!(h.outcomes().last(), Some(&Outcome::Skipped { reason }));
+    assert_eq!(h.publishes(), 0);
+}
+
+#[test]
+fn a_duplicate_coalesced_with_a_fresh_trigger_is_not_a_duplicate() {
+    let mut h = Harness::reference();
+    h.trigger(Some("a"));
+    h.trigger(Some("a"));
+    h.trigger(Some("b"));
+    h.feed(Input::StateRead(snapshot(true, 2)));
+    h.feed(Input::StateRead(snapshot(false, 2)));
+    assert_eq!(h.publishes(), 1);
+}
+
+#[test]
+fn stale_version_409_rechecks_and_the_policy_decides_on_the_new_state() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.actions();
+    h.feed(Input::PublishAnswered(refused(409, None)));
+    // No blind retry: the next command is a read, not a write.
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(false, 4)));
+    let actions = h.actions();
+    assert!(
+        matches!(&actions[..], [Command::Publish { version: 4, idempotency_key, .. }]
+            if *idempotency_key != machine::idempotency_key(&schedule(), 3)),
+        "{actions:?}"
+    );
+    let decisions: Vec<(String, String)> = h
+        .events()
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::Decision { rule, action, .. } => Some((rule.clone(), action.clone())),
+            _ => None,
+        })
+        .collect();
+    let pairs = [
+        ("ready", "publish"),
+        ("conflict", "recheck"),
+        ("ready", "publish"),
+    ];
+    let expected: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(r, a)| (r.to_string(), a.to_string()))
+        .collect();
+    assert_eq!(decisions, expected);
+}
+
+#[test]
+fn rechecks_are_bounded_and_exhaustion_is_a_recorded_failure() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    for _ in 0..=3 {
+        h.feed(Input::StateRead(snapshot(false, 3)));
+        h.feed(Input::PublishAnswered(refused(409, None)));
+    }
+    assert_eq!(h.publishes(), 4);
+    let reason = "rechecks exhausted: 3".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+    assert!(h.runner.is_idle());
+}
+
+#[test]
+fn server_errors_back_off_with_growing_jittered_waits_until_attempts_run_out() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    let mut waits = Vec::new();
+    loop {
+        let actions = h.actions();
+        match &actions[..] {
+            [Command::Read(_)] => h.feed(Input::StateRead(snapshot(false, 3))),
+            [Command::Publish { .. }] => h.feed(Input::PublishAnswered(refused(503, None))),
+            [Command::WaitUntil { until, timer, .. }] => {
+                waits.push(until.duration_since(h.now));
+                h.now = *until;
+                h.feed(Input::TimerFired(*timer));
+            }
+            [] => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(h.publishes(), 6, "attempts 6 allows six tries");
+    assert_eq!(waits.len(), 5);
+    for (n, wait) in waits.iter().enumerate() {
+        let ceiling = SignedDuration::from_secs(5 * (1 << n)).min(SignedDuration::from_secs(120));
+        assert!(
+            *wait >= SignedDuration::ZERO && *wait < ceiling,
+            "wait {n}: {wait:?}"
+        );
+    }
+    let reason = "attempts exhausted: 6 of backoff `conflict`".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+}
+
+#[test]
+fn retry_after_sets_the_wait_and_is_recorded() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    let seven = SignedDuration::from_secs(7);
+    h.feed(Input::PublishAnswered(refused(429, Some(seven))));
+    let wait = h.events().into_iter().find_map(|k| match k {
+        EventKind::Wait { delay, until, .. } => Some((delay, until)),
+        _ => None,
+    });
+    let Some((delay, until)) = wait else {
+        panic!("no wait event")
+    };
+    assert_eq!(delay.duration, seven);
+    assert_eq!(delay.retry_after, Some(seven));
+    assert_eq!(until, t0() + seven);
+    h.fire_wait();
+    assert_eq!(
+        h.actions(),
+        [read()],
+        "after the wait, look again before writing"
+    );
+}
+
+#[test]
+fn an_empty_retry_budget_turns_a_backoff_into_a_recorded_failure() {
+    let config = RunnerConfig {
+        budget: BudgetConfig {
+            ttl: SignedDuration::from_secs(10),
+            min_per_sec: 0,
+            retry_ratio: 0.0,
+        },
+        ..RunnerConfig::default()
+    };
+    let mut h = Harness::new(reference_policy(6), config);
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(refused(503, None)));
+    let reason = "retry budget exhausted".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+}
+
+#[test]
+fn a_timeout_is_status_zero_for_the_response_phase() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    let failure = CallFailure("publish timed out after 10s".into());
+    h.feed(Input::PublishAnswered(Err(failure)));
+    let reason = "unexpected response".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+    let status = h.events().into_iter().find_map(|k| match k {
+        EventKind::PublishCall { status, error, .. } => Some((status, error)),
+        _ => None,
+    });
+    assert_eq!(
+        status,
+        Some((None, Some("publish timed out after 10s".into())))
+    );
+}
+
+#[test]
+fn an_unreadable_schedule_is_state_unknown_and_never_published() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(Err(CallFailure("read timed out".into()))));
+    let state = h.events().into_iter().find_map(|k| match k {
+        EventKind::StateRead { state, .. } => Some(state),
+        _ => None,
+    });
+    assert_eq!(state.as_deref(), Some("unknown"));
+    assert_eq!(h.publishes(), 0);
+}
+
+#[test]
+fn a_publish_in_progress_backs_off_then_looks_again() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(
+        OperationStatus::Processing,
+    )));
+    // While following our own operation a new trigger arrives and is coalesced.
+    h.trigger(None);
+    h.fire_wait();
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    // The coalesced evaluation reads, sees published and skips: still one write.
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    assert_eq!(h.publishes(), 1);
+    let reason = "already published".to_owned();
+    assert_eq!(
+        h.outcomes(),
+        [
+            Outcome::Published { version: 4 },
+            Outcome::Skipped { reason }
+        ]
+    );
+}
+
+#[test]
+fn a_failed_operation_is_a_recorded_failure() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(OperationStatus::Error)));
+    let reason = "update operation ended Error".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+}
+
+#[test]
+fn following_is_bounded() {
+    let mut h = Harness::new(reference_policy(3), RunnerConfig::default());
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(
+        OperationStatus::Processing,
+    )));
+    for _ in 0..3 {
+        h.fire_wait();
+        h.feed(Input::StateRead(snapshot(false, 3)));
+    }
+    let reason = "the update did not show published after 3 reads".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+}
+
+#[test]
+fn a_debounce_deferral_ends_the_cycle_and_evaluates_again_when_due() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(OperationStatus::Complete)));
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    let published_at = h.now;
+    h.now = published_at + SignedDuration::from_mins(5);
+    h.trigger(None);
+    h.fresh();
+    // A person edits: the schedule is a draft again, but we published 5 minutes ago.
+    h.feed(Input::StateRead(snapshot(false, 5)));
+    let until = published_at + SignedDuration::from_mins(15);
+    assert_eq!(h.outcomes().last(), Some(&Outcome::Deferred { until }));
+    assert!(h.runner.is_idle());
+    let actions = h.actions();
+    assert!(
+        matches!(&actions[..], [Command::WaitUntil { reason: WaitReason::Defer, until: u, .. }] if *u == until),
+        "{actions:?}"
+    );
+    if let Some(timer) = h.wait_in(&actions) {
+        h.feed(Input::TimerFired(timer));
+    }
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(false, 5)));
+    assert!(matches!(
+        &h.actions()[..],
+        [Command::Publish { version: 5, .. }]
+    ));
+}
+
+#[test]
+fn a_dry_run_decides_without_writing() {
+    let config = RunnerConfig {
+        dry_run: true,
+        ..RunnerConfig::default()
+    };
+    let mut h = Harness::new(reference_policy(6), config);
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    assert_eq!(h.publishes(), 0);
+    let action = "publish".to_owned();
+    assert_eq!(h.outcomes(), [Outcome::DryRun { action }]);
+}
+
+#[test]
+fn a_timer_for_an_abandoned_wait_is_ignored() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::TimerFired(TimerId(99)));
+    h.feed(Input::PublishAnswered(refused(409, None)));
+    assert_eq!(h.actions(), [read()]);
+    assert_eq!(h.events().len(), 2);
+}
+
+#[test]
+fn events_carry_the_policy_version_and_the_schedule() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(true, 1)));
+    for c in &h.commands {
+        if let Command::Emit(e) = c {
+            assert_eq!(e.policy_version, "test-version");
+            assert_eq!(e.schedule, schedule());
+        }
+    }
+}
+
+#[test]
+fn events_serialize_as_tagged_json() {
+    let mut h = Harness::reference();
+    h.trigger(Some("d-9"));
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(refused(
+        429,
+        Some(SignedDuration::from_secs(7)),
+    )));
+    let lines: Vec<String> = h
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Emit(e) => serde_json::to_string(e).ok(),
+            _ => None,
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn follow_reads_are_told_apart_from_evaluations() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(OperationStatus::Complete)));
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    let purposes: Vec<ReadPurpose> = h
+        .events()
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::StateRead { purpose, .. } => Some(purpose),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(purposes, [ReadPurpose::Evaluate, ReadPurpose::Follow]);
+}
