@@ -6,6 +6,7 @@ pub mod ast;
 pub mod audit;
 pub mod backoff;
 pub mod cli;
+pub mod config;
 pub mod decision;
 pub mod diagnostic;
 pub mod evaluator;
