@@ -2,4 +2,6 @@
 //! the durable store of accepted triggers.
 
 pub mod problem;
+pub mod sqlite_store;
+pub mod store;
 pub mod webhook_auth;

@@ -1,0 +1,411 @@
+//! The embedded store: one SQLite file in WAL mode, written by one thread that commits many
+//! operations per transaction (group commit). Each caller is answered only after the commit
+//! that holds its operation, so a `202 Accepted` is never sent for a webhook that is not on
+//! disk, while one fsync is shared by every webhook that arrived during the previous one.
+//!
+//! `synchronous=FULL`: in WAL mode this syncs the log at every commit, so an acknowledged
+//! webhook survives power loss and OS crashes, not only a killed process (`NORMAL` may lose
+//! the last commits then). Group commit makes that one fsync per batch, not per webhook.
+
+use super::store::{
+    Acceptance, NewTrigger, Progress, Receipt, StoreError, StoreFuture, StoreStats, StoredTrigger,
+    TriggerStatus, TriggerStore,
+};
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most operations committed in one transaction.
+const MAX_BATCH: usize = 1024;
+/// How many operations may wait for the writer before callers wait to enqueue.
+const QUEUE: usize = 16 * 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS triggers (
+    seq         INTEGER PRIMARY KEY,
+    receipt     TEXT NOT NULL UNIQUE,
+    source      TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    body_hash   TEXT NOT NULL,
+    schedule    TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    progress    TEXT,
+    due_at      INTEGER
+);
+CREATE INDEX IF NOT EXISTS triggers_unfinished
+    ON triggers (seq) WHERE status IN ('pending', 'running');
+CREATE TABLE IF NOT EXISTS deliveries (
+    source      TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    body_hash   TEXT NOT NULL,
+    receipt     TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (source, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received_at);
+PRAGMA user_version = 1;
+";
+
+const TRIGGER_COLUMNS: &str = "receipt, received_at, source, delivery_id, body_hash, schedule, \
+                               event, status, progress, due_at";
+
+/// What a job reports once the commit that holds it has succeeded or failed.
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// One operation for the writer: run inside the open transaction, or told why it cannot be.
+type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Completion + Send>;
+
+/// The SQLite store. Dropping it lets the writer finish what is queued, then stops it.
+#[derive(Debug)]
+pub struct SqliteStore {
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    commits: Arc<AtomicU64>,
+}
+
+fn db(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+impl SqliteStore {
+    /// Open (or create) the store at `path` and start its writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path).map_err(db)?;
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database(format!(
+                "{}: WAL mode unavailable (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(db)?;
+        connection.execute_batch(SCHEMA).map_err(db)?;
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(connection, queue, &counter))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            jobs: Some(jobs),
+            writer: Some(writer),
+            commits,
+        })
+    }
+
+    /// How many transactions the writer has committed (fewer than operations under load).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Queue `work` for the next transaction; resolve once that transaction has committed.
+    fn submit<T, F>(&self, work: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let result = connection.and_then(|c| in_savepoint(c, work));
+            Box::new(move |committed| {
+                // The caller may have gone away; the work is committed all the same.
+                let _ = reply.send(committed.and(result));
+            })
+        });
+        Box::pin(async move {
+            let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
+            jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer once it has committed what is already queued.
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Run one job inside a savepoint, so a failed job leaves nothing behind in the batch.
+fn in_savepoint<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    connection.execute_batch("SAVEPOINT job").map_err(db)?;
+    let result = work(connection);
+    let end = if result.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    connection.execute_batch(end).map_err(db)?;
+    result
+}
+
+/// The writer: take whatever is queued (up to a batch), run it in one transaction, commit,
+/// then answer every caller in the batch.
+fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let began = connection.execute_batch("BEGIN IMMEDIATE").map_err(db);
+        let completions: Vec<Completion> = batch
+            .into_iter()
+            .map(|job| job(began.clone().map(|()| &connection)))
+            .collect();
+        let committed = began.and_then(|()| connection.execute_batch("COMMIT").map_err(db));
+        if committed.is_err() {
+            // Leave no half-open transaction for the next batch.
+            let _ = connection.execute_batch("ROLLBACK");
+        } else {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+        for completion in completions {
+            completion(committed.clone());
+        }
+    }
+}
+
+fn micros(at: Timestamp) -> i64 {
+    at.as_microsecond()
+}
+
+fn instant(micros: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn new_receipt_id() -> String {
+    format!("rcpt_{:032x}", rand::random::<u128>())
+}
+
+fn accept(connection: &Connection, trigger: NewTrigger) -> Result<Acceptance, StoreError> {
+    let seen: Option<(String, String, i64)> = connection
+        .prepare_cached(
+            "SELECT body_hash, receipt, received_at FROM deliveries \
+             WHERE source = ?1 AND delivery_id = ?2",
+        )
+        .and_then(|mut query| {
+            query
+                .query_row(params![trigger.source, trigger.delivery_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()
+        })
+        .map_err(db)?;
+    if let Some((body_hash, id, received_at)) = seen {
+        return Ok(if body_hash == trigger.body_hash {
+            Acceptance::Repeat(Receipt {
+                id,
+                received_at: instant(received_at)?,
+            })
+        } else {
+            Acceptance::Conflict
+        });
+    }
+    let id = new_receipt_id();
+    let received_at = micros(trigger.received_at);
+    connection
+        .prepare_cached(
+            "INSERT INTO triggers (receipt, source, delivery_id, body_hash, schedule, event, \
+             received_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                id,
+                trigger.source,
+                trigger.delivery_id,
+                trigger.body_hash,
+                trigger.schedule,
+                trigger.event,
+                received_at
+            ])
+        })
+        .map_err(db)?;
+    connection
+        .prepare_cached(
+            "INSERT INTO deliveries (source, delivery_id, body_hash, receipt, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                trigger.source,
+                trigger.delivery_id,
+                trigger.body_hash,
+                id,
+                received_at
+            ])
+        })
+        .map_err(db)?;
+    Ok(Acceptance::Accepted(Receipt {
+        id,
+        received_at: instant(received_at)?,
+    }))
+}
+
+fn record(connection: &Connection, receipt: &str, progress: Progress) -> Result<(), StoreError> {
+    let status: Option<String> = connection
+        .query_row(
+            "SELECT status FROM triggers WHERE receipt = ?1",
+            [receipt],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    let status = status.ok_or_else(|| StoreError::UnknownReceipt(receipt.to_owned()))?;
+    if TriggerStatus::parse(&status).is_none_or(TriggerStatus::is_finished) {
+        return Err(StoreError::Finished(receipt.to_owned()));
+    }
+    connection
+        .prepare_cached(
+            "UPDATE triggers SET status = ?2, progress = ?3, due_at = ?4 WHERE receipt = ?1",
+        )
+        .and_then(|mut update| {
+            update.execute(params![
+                receipt,
+                progress.status.as_str(),
+                progress.progress,
+                progress.due_at.map(micros)
+            ])
+        })
+        .map_err(db)?;
+    Ok(())
+}
+
+/// A `triggers` row read with [`TRIGGER_COLUMNS`].
+fn trigger_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredTrigger, StoreError>> {
+    let status: String = row.get(7)?;
+    let due_at: Option<i64> = row.get(9)?;
+    let received_at: i64 = row.get(1)?;
+    let (id, source, delivery_id, body_hash, schedule, event, progress) = (
+        row.get(0)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(8)?,
+    );
+    Ok((|| {
+        Ok(StoredTrigger {
+            receipt: Receipt {
+                id,
+                received_at: instant(received_at)?,
+            },
+            source,
+            delivery_id,
+            body_hash,
+            schedule,
+            event,
+            status: TriggerStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?,
+            progress,
+            due_at: due_at.map(instant).transpose()?,
+        })
+    })())
+}
+
+fn select_triggers(
+    connection: &Connection,
+    condition: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<StoredTrigger>, StoreError> {
+    let sql = format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE {condition} ORDER BY seq");
+    let mut query = connection.prepare_cached(&sql).map_err(db)?;
+    let rows = query.query_map(args, trigger_from_row).map_err(db)?;
+    let mut triggers = Vec::new();
+    for row in rows {
+        triggers.push(row.map_err(db)??);
+    }
+    Ok(triggers)
+}
+
+fn stats(connection: &Connection) -> Result<StoreStats, StoreError> {
+    connection
+        .query_row(
+            "SELECT count(*) FILTER (WHERE status = 'pending'), \
+                    count(*) FILTER (WHERE status = 'running'), \
+                    min(received_at) \
+             FROM triggers WHERE status IN ('pending', 'running')",
+            [],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Option<i64>>(2)?,
+                ))
+            },
+        )
+        .map_err(db)
+        .and_then(|(pending, running, oldest)| {
+            Ok(StoreStats {
+                pending: u64::try_from(pending).unwrap_or(0),
+                running: u64::try_from(running).unwrap_or(0),
+                oldest_unfinished: oldest.map(instant).transpose()?,
+            })
+        })
+}
+
+impl TriggerStore for SqliteStore {
+    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
+        self.submit(move |connection| accept(connection, trigger))
+    }
+
+    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
+        let receipt = receipt.to_owned();
+        self.submit(move |connection| record(connection, &receipt, progress))
+    }
+
+    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
+        let receipt = receipt.to_owned();
+        self.submit(move |connection| {
+            Ok(select_triggers(connection, "receipt = ?1", [receipt])?
+                .into_iter()
+                .next())
+        })
+    }
+
+    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        self.submit(|connection| {
+            select_triggers(connection, "status IN ('pending', 'running')", [])
+        })
+    }
+
+    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
+        self.submit(move |connection| {
+            let forgotten = connection
+                .execute(
+                    "DELETE FROM deliveries WHERE received_at < ?1",
+                    [micros(cutoff)],
+                )
+                .map_err(db)?;
+            Ok(u64::try_from(forgotten).unwrap_or(u64::MAX))
+        })
+    }
+
+    fn stats(&self) -> StoreFuture<'_, StoreStats> {
+        self.submit(stats)
+    }
+}

@@ -1,0 +1,172 @@
+//! The durable store of accepted webhooks, as the relay and the runner see it: accept a
+//! delivery exactly once, record each trigger's progress, and hand back everything unfinished
+//! after a restart. SQLite is the embedded implementation; the trait keeps it replaceable.
+
+use jiff::Timestamp;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, so the store can be used as `dyn TriggerStore`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store failed; the operation did not take effect.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("store: {0}")]
+    Database(String),
+    /// The store's writer has stopped (shutting down or crashed).
+    #[error("store: the writer has stopped")]
+    Closed,
+    /// No trigger has this receipt.
+    #[error("store: no trigger with receipt {0:?}")]
+    UnknownReceipt(String),
+    /// The trigger is done or failed; finished work is never reopened.
+    #[error("store: trigger {0:?} is already finished")]
+    Finished(String),
+    /// A stored value could not be read back.
+    #[error("store: corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// A webhook that passed authentication and validation, about to be accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTrigger {
+    /// The webhook source's configured name.
+    pub source: String,
+    /// The sender's delivery id (unique per source).
+    pub delivery_id: String,
+    /// Hex SHA-256 of the raw body: a repeat must carry the same body.
+    pub body_hash: String,
+    /// Which schedule the trigger is about, in the form the runner resolves.
+    pub schedule: String,
+    /// The sender's event name.
+    pub event: String,
+    /// When the relay received it.
+    pub received_at: Timestamp,
+}
+
+/// The answer given for an accepted delivery, and again for each repeat of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// The receipt id.
+    pub id: String,
+    /// When the delivery was first received (to the microsecond).
+    pub received_at: Timestamp,
+}
+
+/// What `accept` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acceptance {
+    /// A new trigger was stored durably.
+    Accepted(Receipt),
+    /// The same delivery with the same body was accepted before: its receipt, nothing stored.
+    Repeat(Receipt),
+    /// The delivery id was accepted before with a different body: nothing stored.
+    Conflict,
+}
+
+/// Where a trigger stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TriggerStatus {
+    /// Waiting to be (re)evaluated, possibly not before `due_at`.
+    Pending,
+    /// A cycle is working on it.
+    Running,
+    /// Finished: nothing more will be done.
+    Done,
+    /// Given up on, recorded as a failure.
+    Failed,
+}
+
+impl TriggerStatus {
+    /// The status's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parse a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Running, Self::Done, Self::Failed]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// Whether nothing more will happen to the trigger.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Done | Self::Failed)
+    }
+}
+
+/// A stored trigger and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTrigger {
+    /// Its receipt.
+    pub receipt: Receipt,
+    /// The webhook source.
+    pub source: String,
+    /// The sender's delivery id.
+    pub delivery_id: String,
+    /// Hex SHA-256 of the body.
+    pub body_hash: String,
+    /// The schedule reference.
+    pub schedule: String,
+    /// The sender's event name.
+    pub event: String,
+    /// Where it stands.
+    pub status: TriggerStatus,
+    /// The runner's own record of how far it got (opaque to the store).
+    pub progress: Option<String>,
+    /// A pending backoff: not to be retried before this instant.
+    pub due_at: Option<Timestamp>,
+}
+
+/// A change of a trigger's state, recorded by the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The new status.
+    pub status: TriggerStatus,
+    /// The runner's record of how far it got.
+    pub progress: Option<String>,
+    /// When a pending trigger is next due (a backoff or a deferral).
+    pub due_at: Option<Timestamp>,
+}
+
+/// Counts for health and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Triggers pending.
+    pub pending: u64,
+    /// Triggers running.
+    pub running: u64,
+    /// When the oldest unfinished trigger was received.
+    pub oldest_unfinished: Option<Timestamp>,
+}
+
+/// The durable store of triggers. Every method's effect is durable when its future resolves.
+pub trait TriggerStore: Send + Sync {
+    /// Store a new delivery, or recognise a repeat or a conflicting reuse of its id.
+    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance>;
+
+    /// Record a trigger's progress. Finished triggers refuse further changes.
+    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()>;
+
+    /// One trigger by receipt.
+    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>>;
+
+    /// Every trigger not yet finished (pending or running), oldest first: after a restart the
+    /// runner carries each on from where it stood.
+    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>>;
+
+    /// Forget delivery ids first seen before `cutoff` (the retention window); a later repeat
+    /// of one is then a new delivery. Returns how many were forgotten.
+    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64>;
+
+    /// Counts for health and metrics.
+    fn stats(&self) -> StoreFuture<'_, StoreStats>;
+}
