@@ -80,9 +80,11 @@ impl BackoffProfile {
     }
 }
 
-/// Seconds as a duration; out-of-range values saturate instead of failing.
+/// Seconds as a duration in whole milliseconds (finer is noise to a reader and to the
+/// API); out-of-range values saturate instead of failing.
 fn seconds(secs: f64) -> SignedDuration {
-    SignedDuration::try_from_secs_f64(secs.max(0.0)).unwrap_or(SignedDuration::MAX)
+    let millis = (secs.max(0.0) * 1000.0).round();
+    SignedDuration::try_from_secs_f64(millis / 1000.0).unwrap_or(SignedDuration::MAX)
 }
 
 #[cfg(test)]

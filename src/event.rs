@@ -6,6 +6,7 @@
 use crate::api::{OperationStatus, ScheduleRef};
 use crate::backoff::Delay;
 use jiff::{SignedDuration, Timestamp};
+use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 /// One step of the runner, with where and when it happened.
@@ -200,6 +201,168 @@ impl Outcome {
     /// Whether this is a failure (the `run` command exits 1).
     pub fn is_failure(&self) -> bool {
         matches!(self, Outcome::Failed { .. })
+    }
+}
+
+impl fmt::Display for Event {
+    /// One line for a person watching: time, schedule, cycle, then the step.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.at, self.schedule.schedule_id)?;
+        match self.cycle {
+            Some(c) => write!(f, " #{c:<3} {}", self.kind),
+            None => write!(f, "      {}", self.kind),
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::TriggerReceived {
+                trigger,
+                delivery_id,
+                source,
+                event,
+                duplicate,
+            } => {
+                write!(f, "trigger {trigger} from {source}")?;
+                if let Some(e) = event {
+                    write!(f, " ({e})")?;
+                }
+                if let Some(d) = delivery_id {
+                    write!(f, " delivery {d}")?;
+                }
+                if *duplicate {
+                    f.write_str(", a duplicate")?;
+                }
+                Ok(())
+            }
+            EventKind::TriggerCoalesced {
+                trigger,
+                into_cycle,
+            } => write!(f, "trigger {trigger} coalesced into cycle {into_cycle}"),
+            EventKind::CycleStarted { cause } => match cause {
+                CycleCause::Trigger { trigger } => write!(f, "cycle started by trigger {trigger}"),
+                CycleCause::Coalesced { triggers } => {
+                    write!(f, "cycle started for {triggers} coalesced trigger(s)")
+                }
+                CycleCause::Deferral { deferred_cycle } => {
+                    write!(
+                        f,
+                        "cycle started: cycle {deferred_cycle}'s deferral ran out"
+                    )
+                }
+            },
+            EventKind::StateRead {
+                purpose,
+                status,
+                error,
+                state,
+                version,
+                ..
+            } => {
+                let why = match purpose {
+                    ReadPurpose::Evaluate => "read",
+                    ReadPurpose::Follow => "follow read",
+                };
+                write!(f, "{why}: {state}")?;
+                if let Some(v) = version {
+                    write!(f, " at version {v}")?;
+                }
+                write_answer(f, *status, error.as_deref())
+            }
+            EventKind::Decision {
+                phase,
+                rule,
+                action,
+                detail,
+            } => {
+                write!(f, "{phase} phase: rule {rule} -> {action}")?;
+                match detail {
+                    Some(d) => write!(f, ": {d}"),
+                    None => Ok(()),
+                }
+            }
+            EventKind::PublishCall {
+                version,
+                status,
+                error,
+                retry_after,
+                operation,
+                ..
+            } => {
+                write!(f, "publish at version {version}")?;
+                write_answer(f, *status, error.as_deref())?;
+                if let Some(op) = operation {
+                    write!(f, ", operation {op:?}")?;
+                }
+                match retry_after {
+                    Some(after) => write!(f, ", Retry-After {after:#}"),
+                    None => Ok(()),
+                }
+            }
+            EventKind::Wait {
+                reason,
+                until,
+                delay,
+                profile,
+                count,
+            } => {
+                let why = match reason {
+                    WaitReason::Backoff => "backoff",
+                    WaitReason::Follow => "follow",
+                    WaitReason::Defer => "defer",
+                };
+                write!(f, "wait {:#} until {until} ({why}", delay.duration)?;
+                if let Some(p) = profile {
+                    write!(f, " `{p}` #{count}")?;
+                }
+                if let Some(after) = delay.retry_after {
+                    write!(f, ", Retry-After {after:#}")?;
+                }
+                if delay.capped {
+                    f.write_str(", capped")?;
+                }
+                f.write_str(")")
+            }
+            EventKind::Outcome { outcome, triggers } => {
+                write!(f, "outcome: ")?;
+                match outcome {
+                    Outcome::Published { version } => write!(f, "published at version {version}"),
+                    Outcome::Skipped { reason } => write!(f, "skipped, {reason}"),
+                    Outcome::Deferred { until } => write!(f, "deferred until {until}"),
+                    Outcome::Done => f.write_str("done"),
+                    Outcome::DryRun { action } => write!(f, "dry run, would {action}"),
+                    Outcome::Failed { reason } => write!(f, "FAILED, {reason}"),
+                }?;
+                write!(f, " ({triggers} trigger(s))")
+            }
+        }
+    }
+}
+
+/// ` (HTTP 200)`, ` (HTTP 409: ...)` or ` (no answer: ...)`.
+fn write_answer(
+    f: &mut fmt::Formatter<'_>,
+    status: Option<u16>,
+    error: Option<&str>,
+) -> fmt::Result {
+    match (status, error) {
+        (Some(s), None) => write!(f, " (HTTP {s})"),
+        (Some(s), Some(e)) if e == format!("HTTP {s}") => write!(f, " (HTTP {s})"),
+        (Some(s), Some(e)) => write!(f, " (HTTP {s}: {e})"),
+        (None, Some(e)) => write!(f, " (no answer: {e})"),
+        (None, None) => f.write_str(" (no answer)"),
+    }
+}
+
+/// A sink that prints each event on its own line as it happens (the `run` command).
+#[derive(Debug, Default)]
+pub struct PrintSink;
+
+impl EventSink for PrintSink {
+    fn record(&self, event: Event) {
+        println!("{event}");
     }
 }
 

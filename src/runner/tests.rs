@@ -768,3 +768,36 @@ fn follow_reads_are_told_apart_from_evaluations() {
         .collect();
     assert_eq!(purposes, [ReadPurpose::Evaluate, ReadPurpose::Follow]);
 }
+
+#[test]
+fn events_read_as_one_line_each() {
+    let mut h = Harness::reference();
+    h.trigger(Some("d-7"));
+    h.trigger(Some("d-7"));
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(refused(
+        429,
+        Some(SignedDuration::from_secs(7)),
+    )));
+    h.fire_wait();
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(refused(409, None)));
+    h.feed(Input::StateRead(snapshot(false, 4)));
+    h.feed(Input::PublishAnswered(accepted(
+        OperationStatus::Processing,
+    )));
+    h.fire_wait();
+    h.feed(Input::StateRead(snapshot(true, 5)));
+    h.feed(Input::StateRead(Err(CallFailure(
+        "read timed out after 200ms".into(),
+    ))));
+    let lines: Vec<String> = h
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Emit(e) => Some(e.to_string()),
+            _ => None,
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+}
