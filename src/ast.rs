@@ -54,7 +54,7 @@ pub enum Item {
 }
 
 /// A named set of weekly wall-clock ranges.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Window {
     /// The window's name.
     pub name: Ident,
@@ -66,8 +66,15 @@ pub struct Window {
     pub span: Span,
 }
 
+/// Equality ignores the span, like [`Spanned`].
+impl PartialEq for Window {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.timezone == other.timezone && self.lines == other.lines
+    }
+}
+
 /// `mon..fri, sun 07:00..20:00`: some days and one time range on each of them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct WindowLine {
     /// The days the range starts on (comma separated; each a day or a range of days).
     pub days: Vec<Spanned<DaySpec>>,
@@ -75,6 +82,13 @@ pub struct WindowLine {
     pub times: Spanned<TimeRange>,
     /// The whole line.
     pub span: Span,
+}
+
+/// Equality ignores the span, like [`Spanned`].
+impl PartialEq for WindowLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.days == other.days && self.times == other.times
+    }
 }
 
 /// A single weekday or an inclusive range of weekdays (which may wrap: `fri..mon`).
@@ -150,7 +164,7 @@ pub struct TimeRange {
 }
 
 /// A retry profile.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Backoff {
     /// The profile's name.
     pub name: Ident,
@@ -158,6 +172,13 @@ pub struct Backoff {
     pub settings: Vec<Spanned<BackoffSetting>>,
     /// The whole declaration.
     pub span: Span,
+}
+
+/// Equality ignores the span, like [`Spanned`].
+impl PartialEq for Backoff {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.settings == other.settings
+    }
 }
 
 /// One setting inside a `backoff` block.
@@ -275,7 +296,7 @@ impl PhaseKind {
 }
 
 /// `on trigger { rule ... otherwise ... }`
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Phase {
     /// Which phase.
     pub kind: Spanned<PhaseKind>,
@@ -287,8 +308,15 @@ pub struct Phase {
     pub span: Span,
 }
 
+/// Equality ignores the span, like [`Spanned`].
+impl PartialEq for Phase {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.rules == other.rules && self.otherwise == other.otherwise
+    }
+}
+
 /// `rule NAME when CONDITION then ACTION`
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Rule {
     /// The rule's name.
     pub name: Ident,
@@ -298,6 +326,13 @@ pub struct Rule {
     pub action: Spanned<Action>,
     /// The whole rule.
     pub span: Span,
+}
+
+/// Equality ignores the span, like [`Spanned`].
+impl PartialEq for Rule {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.condition == other.condition && self.action == other.action
+    }
 }
 
 /// A condition, with its span.

@@ -12,6 +12,7 @@ pub mod diagnostic;
 pub mod evaluator;
 pub mod event;
 pub mod facts;
+pub mod format;
 pub mod parser;
 pub mod policy;
 pub mod relay;
