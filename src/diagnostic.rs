@@ -1,6 +1,6 @@
 //! Diagnostics: what is wrong with a rules or facts file, where, and how to fix it.
 
-use crate::span::Span;
+use crate::span::{LineCol, Span};
 
 /// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -57,6 +57,8 @@ pub enum Code {
     NotACondition,
     /// E117: a facts-file key or value that does not fit the schema.
     BadFact,
+    /// E118: an integer range whose low end is above its high end, so nothing is in it.
+    EmptyRange,
     /// W201: a rule that can never fire because an earlier rule always decides first.
     ShadowedRule,
     /// W202: a backoff profile whose cap is below its initial delay.
@@ -89,6 +91,7 @@ impl Code {
         Code::InvalidWindow,
         Code::NotACondition,
         Code::BadFact,
+        Code::EmptyRange,
         Code::ShadowedRule,
         Code::CapBelowInitial,
         Code::Unused,
@@ -118,6 +121,7 @@ impl Code {
             Code::InvalidWindow => "E115",
             Code::NotACondition => "E116",
             Code::BadFact => "E117",
+            Code::EmptyRange => "E118",
             Code::ShadowedRule => "W201",
             Code::CapBelowInitial => "W202",
             Code::Unused => "W203",
@@ -176,4 +180,133 @@ impl Diagnostic {
     pub fn severity(&self) -> Severity {
         self.code.severity()
     }
+}
+
+/// One diagnostic as JSON tools read it (`check --format json`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct JsonDiagnostic {
+    /// The stable code, e.g. `E101`.
+    pub code: &'static str,
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// The message.
+    pub message: String,
+    /// The file name as given to the renderer.
+    pub file: String,
+    /// 1-based line of the start of the offending text.
+    pub line: usize,
+    /// 1-based column (in characters) of its start.
+    pub column: usize,
+    /// Where the offending text ends (exclusive).
+    pub end: LineCol,
+    /// The suggestion, if any.
+    pub help: Option<String>,
+    /// The further places, each with its message.
+    pub notes: Vec<JsonNote>,
+}
+
+/// A note of a [`JsonDiagnostic`]: a message and the place it points at.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct JsonNote {
+    /// What the place has to do with the diagnostic.
+    pub message: String,
+    /// 1-based line of the start.
+    pub line: usize,
+    /// 1-based column of the start.
+    pub column: usize,
+    /// Where it ends (exclusive).
+    pub end: LineCol,
+}
+
+impl Diagnostic {
+    /// The diagnostic as a person reads it: header, location, the source line with the
+    /// offending text underlined, help, then each note with its own location. No colours,
+    /// so the output is the same on every terminal and in snapshots.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let severity = match self.severity() {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut out = format!("{severity}[{}]: {}\n", self.code.as_str(), self.message);
+        let last_line = std::iter::once(self.span)
+            .chain(self.notes.iter().map(|(span, _)| *span))
+            .map(|span| LineCol::of(source, span.start).line)
+            .max()
+            .unwrap_or(1);
+        let gutter = last_line.to_string().len();
+        snippet(&mut out, file, source, self.span, gutter);
+        if let Some(help) = &self.help {
+            out.push_str(&format!("{:gutter$} |\n{:gutter$} = help: {help}\n", "", ""));
+        }
+        for (span, note) in &self.notes {
+            out.push_str(&format!("note: {note}\n"));
+            snippet(&mut out, file, source, *span, gutter);
+        }
+        out
+    }
+
+    /// The diagnostic as a JSON record, positions resolved against `source`.
+    pub fn to_json(&self, file: &str, source: &str) -> JsonDiagnostic {
+        let start = LineCol::of(source, self.span.start);
+        JsonDiagnostic {
+            code: self.code.as_str(),
+            severity: self.severity(),
+            message: self.message.clone(),
+            file: file.to_string(),
+            line: start.line,
+            column: start.column,
+            end: LineCol::of(source, self.span.end),
+            help: self.help.clone(),
+            notes: self
+                .notes
+                .iter()
+                .map(|(span, message)| {
+                    let start = LineCol::of(source, span.start);
+                    JsonNote {
+                        message: message.clone(),
+                        line: start.line,
+                        column: start.column,
+                        end: LineCol::of(source, span.end),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every diagnostic rendered for a person, separated by blank lines.
+pub fn render_all(diagnostics: &[Diagnostic], file: &str, source: &str) -> String {
+    diagnostics
+        .iter()
+        .map(|d| d.render(file, source))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// ` --> file:line:col`, the source line, and carets under the span (its first line only).
+fn snippet(out: &mut String, file: &str, source: &str, span: Span, gutter: usize) {
+    let start = LineCol::of(source, span.start);
+    let line_text = source
+        .lines()
+        .nth(start.line - 1)
+        .unwrap_or("")
+        .replace('\t', " ");
+    let line_chars = line_text.chars().count();
+    let end = LineCol::of(source, span.end);
+    let end_column = if end.line == start.line {
+        end.column
+    } else {
+        line_chars + 1
+    };
+    let width = end_column.saturating_sub(start.column).max(1);
+    let pad = start.column - 1;
+    out.push_str(&format!("{:gutter$}--> {file}:{start}\n", ""));
+    out.push_str(&format!("{:gutter$} |\n", ""));
+    out.push_str(&format!("{:>gutter$} | {line_text}\n", start.line));
+    out.push_str(&format!(
+        "{:gutter$} | {:pad$}{}\n",
+        "",
+        "",
+        "^".repeat(width)
+    ));
 }
