@@ -64,21 +64,22 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
         .iter()
         .any(|d| d.severity() == Severity::Error);
     let policy = match (declared.policy, zone, trigger, response) {
-        (Some(name), PolicyZone::Valid(tz, tz_name) | PolicyZone::Utc(tz, tz_name), Some(trigger), Some(response))
-            if !has_errors =>
-        {
-            Some(Policy {
-                name: name.node.clone(),
-                version: version_of(source),
-                timezone: tz,
-                timezone_name: tz_name,
-                sources: checker.sources.clone(),
-                windows,
-                backoffs,
-                trigger,
-                response,
-            })
-        }
+        (
+            Some(name),
+            PolicyZone::Valid(tz, tz_name) | PolicyZone::Utc(tz, tz_name),
+            Some(Some(trigger)),
+            Some(Some(response)),
+        ) if !has_errors => Some(Policy {
+            name: name.node.clone(),
+            version: version_of(source),
+            timezone: tz,
+            timezone_name: tz_name,
+            sources: checker.sources.clone(),
+            windows,
+            backoffs,
+            trigger,
+            response,
+        }),
         _ => None,
     };
     let mut diagnostics = checker.diagnostics;
@@ -86,7 +87,11 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
         diagnostics.extend(shadowing_warnings(policy, file));
     }
     diagnostics.sort_by(|a, b| {
-        (a.span.start, a.span.end, a.code.as_str()).cmp(&(b.span.start, b.span.end, b.code.as_str()))
+        (a.span.start, a.span.end, a.code.as_str()).cmp(&(
+            b.span.start,
+            b.span.end,
+            b.code.as_str(),
+        ))
     });
     match policy {
         Some(policy) => Ok(Checked {
@@ -224,7 +229,11 @@ impl<'s> Checker<'s> {
                     }
                 }
                 Item::Backoff(b) => {
-                    match declared.backoffs.iter().find(|d| d.name.node == b.name.node) {
+                    match declared
+                        .backoffs
+                        .iter()
+                        .find(|d| d.name.node == b.name.node)
+                    {
                         Some(first) => self.duplicate(
                             &format!("backoff `{}`", b.name.node),
                             b.name.span,
@@ -413,10 +422,7 @@ impl<'s> Checker<'s> {
                     Diagnostic::new(
                         Code::Unused,
                         b.name.span,
-                        format!(
-                            "backoff `{}` is declared but no rule uses it",
-                            b.name.node
-                        ),
+                        format!("backoff `{}` is declared but no rule uses it", b.name.node),
                     )
                     .with_help("use it (`then backoff NAME`) or delete it"),
                 );

@@ -236,7 +236,10 @@ impl Diagnostic {
         let gutter = last_line.to_string().len();
         snippet(&mut out, file, source, self.span, gutter);
         if let Some(help) = &self.help {
-            out.push_str(&format!("{:gutter$} |\n{:gutter$} = help: {help}\n", "", ""));
+            out.push_str(&format!(
+                "{:gutter$} |\n{:gutter$} = help: {help}\n",
+                "", ""
+            ));
         }
         for (span, note) in &self.notes {
             out.push_str(&format!("note: {note}\n"));

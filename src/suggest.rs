@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn gives_nothing_for_an_unrelated_word() {
-        assert_eq!(closest("banana", ["draft", "publishing", "published"]), None);
+        assert_eq!(
+            closest("banana", ["draft", "publishing", "published"]),
+            None
+        );
     }
 
     #[test]

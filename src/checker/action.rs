@@ -36,9 +36,9 @@ impl Checker<'_> {
             Action::Publish => Some(CompiledAction::Publish),
             Action::Skip(reason) => Some(CompiledAction::Skip(reason.node.clone())),
             Action::Backoff(name) => self.backoff_ref(name).map(CompiledAction::Backoff),
-            Action::BackoffRetryAfter(name) => {
-                self.backoff_ref(name).map(CompiledAction::BackoffRetryAfter)
-            }
+            Action::BackoffRetryAfter(name) => self
+                .backoff_ref(name)
+                .map(CompiledAction::BackoffRetryAfter),
             Action::DeferUntilWindow(name) => {
                 self.window_ref(name).map(CompiledAction::DeferUntilWindow)
             }
@@ -81,7 +81,10 @@ impl Checker<'_> {
             self.defer_needs_instant(operand.span);
             return None;
         }
-        Some(CompiledAction::DeferUntilInstant(TermAction { fact, offset }))
+        Some(CompiledAction::DeferUntilInstant(TermAction {
+            fact,
+            offset,
+        }))
     }
 
     /// E103 for `defer until` something that is not an instant.

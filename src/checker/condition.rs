@@ -32,7 +32,7 @@ impl Checker<'_> {
             ExprKind::Not(inner) => CondKind::Not(Box::new(self.condition(inner, phase)?)),
             ExprKind::Group(inner) => return self.condition(inner, phase),
             ExprKind::Compare { left, op, right } => {
-                self.compare(expr.span, left, *op, right, phase)?
+                self.compare(expr.span, left, op, right, phase)?
             }
             ExprKind::InList {
                 operand,
@@ -52,7 +52,7 @@ impl Checker<'_> {
                 low,
                 high,
             } => {
-                let term = self.in_range(operand, *low, *high, phase)?;
+                let term = self.in_range(operand, low, high, phase)?;
                 CondKind::InRange {
                     term,
                     negated: *negated,
@@ -73,7 +73,9 @@ impl Checker<'_> {
                     window: window?,
                 }
             }
-            ExprKind::Exists(path) => CondKind::Exists(self.fact(&path.node.0, path.span, phase)?),
+            ExprKind::Exists(path) => {
+                CondKind::Exists(self.fact(&path.node.0, path.span, phase)?)
+            }
             ExprKind::Truthy(operand) => CondKind::IsTrue(self.truthy(operand, phase)?),
         };
         Some(Cond {
@@ -185,7 +187,11 @@ impl Checker<'_> {
             Diagnostic::new(
                 Code::TypeMismatch,
                 span,
-                format!("{what} needs an instant, but `{}` is {}", id.name(), article(ty)),
+                format!(
+                    "{what} needs an instant, but `{}` is {}",
+                    id.name(),
+                    article(ty)
+                ),
             )
             .with_help("use an instant fact such as `last_publish.at` or `schedule.modified_at`"),
         );
@@ -193,7 +199,7 @@ impl Checker<'_> {
     }
 
     /// An operand that must be a value of type `ty`, for `what`.
-    fn expect(
+    pub(super) fn expect(
         &mut self,
         operand: &Operand,
         ty: FactType,
@@ -252,16 +258,17 @@ impl Checker<'_> {
                 if self.sources.iter().any(|s| s == word) {
                     return Some(Value::Str(word.to_string()));
                 }
-                let help = match suggest::did_you_mean(word, self.sources.iter().map(String::as_str)) {
-                    Some(help) => help,
-                    None if self.sources.is_empty() => {
-                        format!("declare the sources near the top: `sources {word}`")
-                    }
-                    None => format!(
-                        "the declared sources are: {}; add `{word}` to `sources` if it is new",
-                        self.sources.join(", ")
-                    ),
-                };
+                let help =
+                    match suggest::did_you_mean(word, self.sources.iter().map(String::as_str)) {
+                        Some(help) => help,
+                        None if self.sources.is_empty() => {
+                            format!("declare the sources near the top: `sources {word}`")
+                        }
+                        None => format!(
+                            "the declared sources are: {}; add `{word}` to `sources` if it is new",
+                            self.sources.join(", ")
+                        ),
+                    };
                 self.report(
                     Diagnostic::new(
                         Code::UnknownSource,
@@ -299,7 +306,7 @@ impl Checker<'_> {
         &mut self,
         span: Span,
         left: &Operand,
-        op: Spanned<CmpOp>,
+        op: &Spanned<CmpOp>,
         right: &Operand,
         phase: PhaseKind,
     ) -> Option<CondKind> {
@@ -310,12 +317,24 @@ impl Checker<'_> {
             (Typed::Value(l), Typed::Word(word)) => {
                 let value = self.word_as(&word, right.span, l.ty, left)?;
                 let ty = l.ty;
-                (l, TypedTerm { ty, term: Term::Const(value) })
+                (
+                    l,
+                    TypedTerm {
+                        ty,
+                        term: Term::Const(value),
+                    },
+                )
             }
             (Typed::Word(word), Typed::Value(r)) => {
                 let value = self.word_as(&word, left.span, r.ty, right)?;
                 let ty = r.ty;
-                (TypedTerm { ty, term: Term::Const(value) }, r)
+                (
+                    TypedTerm {
+                        ty,
+                        term: Term::Const(value),
+                    },
+                    r,
+                )
             }
             (Typed::Word(word), Typed::Word(_)) => {
                 self.unknown_fact(&word, left.span);
@@ -437,8 +456,8 @@ impl Checker<'_> {
     fn in_range(
         &mut self,
         operand: &Operand,
-        low: Spanned<i64>,
-        high: Spanned<i64>,
+        low: &Spanned<i64>,
+        high: &Spanned<i64>,
         phase: PhaseKind,
     ) -> Option<Term> {
         let term = match self.operand(operand, phase)? {
@@ -452,7 +471,12 @@ impl Checker<'_> {
                     FactType::Enum(values) => format!(
                         "list the values instead, e.g. `{} in [{}]`",
                         self.text(operand.span),
-                        values.iter().take(2).copied().collect::<Vec<_>>().join(", ")
+                        values
+                            .iter()
+                            .take(2)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     _ => "a range `LOW..HIGH` holds whole numbers only".to_string(),
                 };
@@ -483,7 +507,10 @@ impl Checker<'_> {
                         low.node, high.node
                     ),
                 )
-                .with_help(format!("write the low end first: `{}..{}`", high.node, low.node)),
+                .with_help(format!(
+                    "write the low end first: `{}..{}`",
+                    high.node, low.node
+                )),
             );
             return None;
         }
@@ -506,7 +533,9 @@ impl Checker<'_> {
                     }
                     FactType::Int => format!("`{text} > 0`"),
                     FactType::Duration => format!("`{text} > 5m`"),
-                    FactType::Instant => format!("`{text} in business_hours` or `since({text}) < 15m`"),
+                    FactType::Instant => {
+                        format!("`{text} in business_hours` or `since({text}) < 15m`")
+                    }
                     FactType::Source => format!("`{text} == servicenow`"),
                     _ => format!("`exists({text})`"),
                 };
@@ -530,8 +559,12 @@ impl Checker<'_> {
             return Some(id);
         }
         let known: Vec<String> = self.window_ids.keys().cloned().collect();
-        let help = suggest::did_you_mean(&name.node, sorted(&known))
-            .unwrap_or_else(|| format!("declare it: `window {} {{ mon..fri 09:00..17:00 }}`", name.node));
+        let help = suggest::did_you_mean(&name.node, sorted(&known)).unwrap_or_else(|| {
+            format!(
+                "declare it: `window {} {{ mon..fri 09:00..17:00 }}`",
+                name.node
+            )
+        });
         self.report(
             Diagnostic::new(
                 Code::UndefinedWindow,

@@ -80,7 +80,10 @@ impl Checker<'_> {
                 Diagnostic::new(
                     Code::InvalidWindow,
                     window.name.span,
-                    format!("window `{}` has no lines, so it is never open", window.name.node),
+                    format!(
+                        "window `{}` has no lines, so it is never open",
+                        window.name.node
+                    ),
                 )
                 .with_help("add a line such as `mon..fri 09:00..17:00`"),
             );
@@ -170,7 +173,9 @@ impl Checker<'_> {
                 max,
             }) => {
                 let initial_delay = self.positive_delay(name, initial);
-                let factor = factor.as_ref().map_or(DEFAULT_FACTOR, |f| self.factor(name, f));
+                let factor = factor
+                    .as_ref()
+                    .map_or(DEFAULT_FACTOR, |f| self.factor(name, f));
                 let max = match max {
                     Some(max) => {
                         let cap = self.positive_delay(name, max);
@@ -206,7 +211,9 @@ impl Checker<'_> {
                         backoff.name.span,
                         format!("backoff `{name}` says nothing about how long to wait"),
                     )
-                    .with_help("add a delay line, e.g. `exponential 5s factor 2 max 2m` or `constant 30s`"),
+                    .with_help(
+                        "add a delay line, e.g. `exponential 5s factor 2 max 2m` or `constant 30s`",
+                    ),
                 );
                 (SignedDuration::ZERO, 1.0, SignedDuration::ZERO)
             }
@@ -237,7 +244,10 @@ impl Checker<'_> {
                 Diagnostic::new(
                     Code::InvalidBackoff,
                     lit.span,
-                    format!("backoff `{name}` waits `{}`, which is no wait at all", self.text(lit.span)),
+                    format!(
+                        "backoff `{name}` waits `{}`, which is no wait at all",
+                        self.text(lit.span)
+                    ),
                 )
                 .with_help("give a delay longer than zero, e.g. `5s`"),
             );
@@ -334,7 +344,10 @@ mod tests {
     #[test]
     fn day_ranges_wrap_past_sunday() {
         use Weekday::*;
-        assert_eq!(days(DaySpec::Range(Mon, Fri)), vec![Mon, Tue, Wed, Thu, Fri]);
+        assert_eq!(
+            days(DaySpec::Range(Mon, Fri)),
+            vec![Mon, Tue, Wed, Thu, Fri]
+        );
         assert_eq!(days(DaySpec::Range(Fri, Mon)), vec![Fri, Sat, Sun, Mon]);
         assert_eq!(days(DaySpec::Day(Sat)), vec![Sat]);
     }
