@@ -481,13 +481,18 @@ fn shadowing_warnings(policy: &Policy, file: &ast::File) -> Vec<Diagnostic> {
                 Diagnostic::new(Code::ShadowedRule, later.name.span, message).with_help(help);
             for decider in &finding.deciders {
                 if let Some(earlier) = phase.rules.get(decider.rule) {
-                    diagnostic = diagnostic.with_note(
-                        earlier.name.span,
+                    let note = if decider.covers {
+                        format!(
+                            "rule `{}` matches whenever this one does, e.g. with {}",
+                            earlier.name.node, decider.witness
+                        )
+                    } else {
                         format!(
                             "with {}, rule `{}` decides first",
                             decider.witness, earlier.name.node
-                        ),
-                    );
+                        )
+                    };
+                    diagnostic = diagnostic.with_note(earlier.name.span, note);
                 }
             }
             out.push(diagnostic);

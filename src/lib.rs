@@ -24,3 +24,10 @@ pub mod shadowing;
 pub mod span;
 pub mod suggest;
 pub mod window;
+
+/// Parse and check a rules file: the validated policy and its warnings, or every
+/// diagnostic (errors and warnings) sorted by position.
+pub fn compile(source: &str) -> Result<checker::Checked, Vec<diagnostic::Diagnostic>> {
+    let file = parser::parse(source)?;
+    checker::check(&file, source)
+}

@@ -9,15 +9,16 @@ use crate::evaluator::holds;
 use crate::fact_space::{FactSpace, mentioned};
 use crate::facts::Facts;
 use crate::policy::{Cond, Policy};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A rule that never decides.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shadowed {
     /// Index of the rule in its phase.
     pub rule: usize,
-    /// The earlier rules that decide whenever this one's condition holds, each with a
-    /// witness. Empty when the condition never holds at all.
+    /// Why: one earlier rule that matches whenever this one does, or else every earlier
+    /// rule that decides first somewhere this one matches. Empty when the condition never
+    /// holds at all.
     pub deciders: Vec<Decider>,
 }
 
@@ -26,8 +27,24 @@ pub struct Shadowed {
 pub struct Decider {
     /// Index of the earlier rule in the phase.
     pub rule: usize,
-    /// Facts, in words, under which both conditions hold and this rule decides first.
+    /// Whether it matches whenever the shadowed rule does (on its own it shadows it).
+    pub covers: bool,
+    /// Facts, in words, under which both conditions hold (and, where possible, this rule
+    /// decides first).
     pub witness: String,
+}
+
+/// What the enumeration learnt about one rule.
+#[derive(Clone, Debug)]
+struct Seen {
+    /// It decides for some assignment.
+    decides: bool,
+    /// Per earlier rule: it held every time this one did.
+    covered_by: Vec<bool>,
+    /// Per earlier rule that decided first while this one held: the first such assignment.
+    first: BTreeMap<usize, Facts>,
+    /// Per earlier rule that held with this one: an assignment, and whether it decided first.
+    both: BTreeMap<usize, (Facts, bool)>,
 }
 
 /// The rules of `phase` that can never decide, in rule order.
@@ -38,53 +55,84 @@ pub fn shadowed_rules(policy: &Policy, phase: PhaseKind) -> Vec<Shadowed> {
     if !space.is_enumerable() {
         return Vec::new();
     }
-    let mut decides = vec![false; rules.len()];
-    let mut witnesses: Vec<BTreeMap<usize, Facts>> = vec![BTreeMap::new(); rules.len()];
+    let mut seen: Vec<Seen> = (0..conditions.len())
+        .map(|i| Seen {
+            decides: false,
+            covered_by: vec![true; i],
+            first: BTreeMap::new(),
+            both: BTreeMap::new(),
+        })
+        .collect();
     for facts in space.assignments() {
-        let mut first: Option<usize> = None;
-        for (i, condition) in conditions.iter().enumerate() {
-            if !holds(policy, condition, &facts) {
+        let held: Vec<bool> = conditions
+            .iter()
+            .map(|c| holds(policy, c, &facts))
+            .collect();
+        let Some(first) = held.iter().position(|h| *h) else {
+            continue;
+        };
+        for (i, rule) in seen.iter_mut().enumerate() {
+            if !held.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            match first {
-                None => {
-                    first = Some(i);
-                    if let Some(d) = decides.get_mut(i) {
-                        *d = true;
+            if i == first {
+                rule.decides = true;
+                continue;
+            }
+            if rule.decides {
+                continue;
+            }
+            rule.first.entry(first).or_insert_with(|| facts.clone());
+            for (j, covered) in rule.covered_by.iter_mut().enumerate() {
+                let earlier_held = held.get(j).copied().unwrap_or(false);
+                *covered &= earlier_held;
+                if earlier_held {
+                    let better = rule
+                        .both
+                        .get(&j)
+                        .is_none_or(|(_, was_first)| !was_first && j == first);
+                    if better {
+                        rule.both.insert(j, (facts.clone(), j == first));
                     }
                 }
-                Some(earlier) if !decides.get(i).copied().unwrap_or(true) => {
-                    if let Some(w) = witnesses.get_mut(i) {
-                        w.entry(earlier).or_insert_with(|| facts.clone());
-                    }
-                }
-                Some(_) => {}
             }
         }
     }
-    decides
-        .iter()
-        .zip(witnesses)
+    let describe = |later: usize, earlier: usize, facts: &Facts| {
+        let mut named = BTreeSet::new();
+        for i in [later, earlier] {
+            if let Some(c) = conditions.get(i) {
+                named.extend(mentioned(c));
+            }
+        }
+        space.describe(facts, &named)
+    };
+    seen.into_iter()
         .enumerate()
-        .filter(|(_, (decided, _))| !**decided)
-        .map(|(rule, (_, found))| Shadowed {
-            rule,
-            deciders: found
-                .into_iter()
-                .map(|(earlier, facts)| {
-                    let mut facts_named = conditions
-                        .get(rule)
-                        .map(|c| mentioned(c))
-                        .unwrap_or_default();
-                    if let Some(c) = conditions.get(earlier) {
-                        facts_named.extend(mentioned(c));
-                    }
-                    Decider {
-                        rule: earlier,
-                        witness: space.describe(&facts, &facts_named),
-                    }
-                })
-                .collect(),
+        .filter(|(_, s)| !s.decides)
+        .map(|(rule, s)| {
+            let cover = s
+                .covered_by
+                .iter()
+                .position(|c| *c)
+                .filter(|_| !s.first.is_empty());
+            let deciders = match cover.and_then(|j| s.both.get(&j).map(|(f, _)| (j, f))) {
+                Some((j, facts)) => vec![Decider {
+                    rule: j,
+                    covers: true,
+                    witness: describe(rule, j, facts),
+                }],
+                None => s
+                    .first
+                    .iter()
+                    .map(|(j, facts)| Decider {
+                        rule: *j,
+                        covers: false,
+                        witness: describe(rule, *j, facts),
+                    })
+                    .collect(),
+            };
+            Shadowed { rule, deciders }
         })
         .collect()
 }

@@ -153,7 +153,7 @@ fn misplaced(action: &Action, phase: PhaseKind) -> Option<(&'static str, &'stati
             "use `done` when the cycle is finished, or `fail \"reason\"` to record a failure",
         )),
         (Action::Done, PhaseKind::Trigger) => Some((
-            "no write has been made yet, so there is nothing to be done with",
+            "`done` ends a cycle after a write, and no write has been made yet",
             "use `skip \"reason\"` to do nothing",
         )),
         (Action::Recheck, PhaseKind::Trigger) => Some((

@@ -1,0 +1,54 @@
+//! Diagnostics as a person sees them: one small bad file per code, rendered and pinned.
+
+use publish_guard::diagnostic::{Code, Diagnostic, render_all};
+use std::path::Path;
+
+const FIXTURES: &str = "tests/fixtures/diagnostics";
+
+/// Every diagnostic of a fixture (errors, or the warnings of a file that checks).
+fn diagnostics_of(source: &str) -> Vec<Diagnostic> {
+    match publish_guard::compile(source) {
+        Ok(checked) => checked.warnings,
+        Err(diagnostics) => diagnostics,
+    }
+}
+
+fn read(name: &str) -> String {
+    let path = Path::new(FIXTURES).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_design_example_checks_without_a_single_diagnostic() {
+    let source = read("design.rules");
+    let checked = publish_guard::compile(&source)
+        .unwrap_or_else(|d| panic!("{}", render_all(&d, "design.rules", &source)));
+    assert!(
+        checked.warnings.is_empty(),
+        "{}",
+        render_all(&checked.warnings, "design.rules", &source)
+    );
+    assert_eq!(checked.policy.name, "servicenow-autopublish");
+    assert_eq!(checked.policy.trigger.rules.len(), 6);
+    assert_eq!(checked.policy.response.rules.len(), 4);
+}
+
+/// Codes found in facts files rather than rules files; the facts-file loader's tests pin them.
+const FACTS_FILE_CODES: &[Code] = &[Code::BadFact];
+
+/// Each code's fixture, rendered; the snapshot is the product.
+#[test]
+fn every_code_has_a_fixture_and_a_snapshot() {
+    for code in Code::ALL.iter().filter(|c| !FACTS_FILE_CODES.contains(c)) {
+        let name = format!("{}.rules", code.as_str());
+        let source = read(&name);
+        let diagnostics = diagnostics_of(&source);
+        assert!(
+            diagnostics.iter().any(|d| d.code == *code),
+            "{name} does not produce {}:\n{}",
+            code.as_str(),
+            render_all(&diagnostics, &name, &source)
+        );
+        insta::assert_snapshot!(code.as_str(), render_all(&diagnostics, &name, &source));
+    }
+}
