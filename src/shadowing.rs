@@ -136,3 +136,149 @@ pub fn shadowed_rules(policy: &Policy, phase: PhaseKind) -> Vec<Shadowed> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile;
+
+    /// A policy whose `on trigger` holds `rules`.
+    fn policy(windows: &str, rules: &str) -> Policy {
+        let source = format!(
+            "policy \"t\"\ntimezone \"Europe/London\"\nsources servicenow, manual\n{windows}\n\
+             on trigger {{\n{rules}\n  otherwise skip \"none\"\n}}\n\
+             on response {{\n  otherwise done\n}}\n"
+        );
+        match compile(&source) {
+            Ok(checked) => checked.policy,
+            Err(d) => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn a_later_rule_decided_by_different_earlier_rules_names_each_with_a_witness() {
+        let p = policy(
+            "",
+            "rule duplicate when trigger.duplicate then skip \"dup\"\n\
+             rule busy when not trigger.duplicate and schedule.state != draft then skip \"busy\"\n\
+             rule ready when schedule.state in [draft, published] and trigger.source == servicenow then publish",
+        );
+        let found = shadowed_rules(&p, PhaseKind::Trigger);
+        assert_eq!(found.len(), 0, "ready decides for a non-duplicate draft");
+
+        let p = policy(
+            "",
+            "rule duplicate when trigger.duplicate then skip \"dup\"\n\
+             rule drafts when schedule.state == draft then skip \"drafts\"\n\
+             rule ready when schedule.state == draft then publish",
+        );
+        let found = shadowed_rules(&p, PhaseKind::Trigger);
+        assert_eq!(
+            found,
+            vec![Shadowed {
+                rule: 2,
+                deciders: vec![Decider {
+                    rule: 1,
+                    covers: true,
+                    witness: "schedule.state = draft".into(),
+                }],
+            }]
+        );
+    }
+
+    #[test]
+    fn without_a_single_covering_rule_every_first_decider_is_named() {
+        let p = policy(
+            "",
+            "rule duplicate when trigger.duplicate then skip \"dup\"\n\
+             rule fresh when not trigger.duplicate then skip \"fresh\"\n\
+             rule ready when schedule.state == draft then publish",
+        );
+        let found = shadowed_rules(&p, PhaseKind::Trigger);
+        assert_eq!(
+            found,
+            vec![Shadowed {
+                rule: 2,
+                deciders: vec![
+                    Decider {
+                        rule: 0,
+                        covers: false,
+                        witness: "schedule.state = draft and trigger.duplicate = true".into(),
+                    },
+                    Decider {
+                        rule: 1,
+                        covers: false,
+                        witness: "schedule.state = draft and trigger.duplicate = false".into(),
+                    },
+                ],
+            }]
+        );
+    }
+
+    #[test]
+    fn integer_ranges_shadow_the_comparisons_inside_them() {
+        let p = policy(
+            "",
+            "rule many when attempt in 3..10 then skip \"many\"\n\
+             rule five when attempt == 5 then skip \"five\"\n\
+             rule above when attempt > 8 then skip \"above\"",
+        );
+        let found = shadowed_rules(&p, PhaseKind::Trigger);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rule, 1);
+        assert_eq!(found[0].deciders[0].witness, "attempt = 5");
+    }
+
+    #[test]
+    fn a_window_inside_an_earlier_window_is_shadowed_and_an_overlapping_one_is_not() {
+        let windows = "window business { mon..fri 07:00..20:00 }\n\
+                       window core { mon..fri 10:00..16:00 }\n\
+                       window evening { fri 18:00..22:00 }\n";
+        let p = policy(
+            windows,
+            "rule office when now in business then publish\n\
+             rule core when now in core then publish\n\
+             rule evening when now in evening then publish",
+        );
+        let found = shadowed_rules(&p, PhaseKind::Trigger);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rule, 1);
+        assert_eq!(
+            found[0].deciders[0].witness,
+            "now = Mon 10:00 in Europe/London"
+        );
+    }
+
+    #[test]
+    fn time_since_an_instant_shadows_a_shorter_threshold_and_absence_is_covered() {
+        let p = policy(
+            "",
+            "rule recent when since(last_publish.at) < 15m then skip \"recent\"\n\
+             rule very_recent when since(last_publish.at) < 5m then skip \"very recent\"\n\
+             rule never when not exists(last_publish.at) then publish",
+        );
+        let found = shadowed_rules(&p, PhaseKind::Trigger);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rule, 1);
+        assert_eq!(
+            found[0].deciders[0].witness,
+            "last_publish.at = 2m 30s before now"
+        );
+    }
+
+    #[test]
+    fn a_contradiction_is_reported_with_no_decider() {
+        let p = policy(
+            "",
+            "rule odd when schedule.state == draft and schedule.state == published then publish",
+        );
+        let found = shadowed_rules(&p, PhaseKind::Trigger);
+        assert_eq!(
+            found,
+            vec![Shadowed {
+                rule: 0,
+                deciders: Vec::new()
+            }]
+        );
+    }
+}

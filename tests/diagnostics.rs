@@ -52,3 +52,22 @@ fn every_code_has_a_fixture_and_a_snapshot() {
         insta::assert_snapshot!(code.as_str(), render_all(&diagnostics, &name, &source));
     }
 }
+
+#[test]
+fn json_output_carries_code_position_end_help_and_notes() {
+    let source = read("E106.rules");
+    let json: Vec<_> = diagnostics_of(&source)
+        .iter()
+        .map(|d| d.to_json("E106.rules", &source))
+        .collect();
+    insta::assert_json_snapshot!("E106_json", json);
+}
+
+#[test]
+fn errors_and_warnings_come_together_sorted_by_position() {
+    let source = read("E104.rules").replace("defer until business_hours", "publish");
+    let diagnostics = diagnostics_of(&source);
+    let codes: Vec<&str> = diagnostics.iter().map(|d| d.code.as_str()).collect();
+    // The typo leaves the declared window unused: both are reported, the window first.
+    assert_eq!(codes, ["W203", "E104"]);
+}
