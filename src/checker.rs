@@ -23,6 +23,7 @@ use crate::diagnostic::{Code, Diagnostic, Severity};
 use crate::policy::{BackoffId, CompiledRule, PhaseRules, Policy, WindowId};
 use crate::shadowing;
 use crate::span::{Span, Spanned};
+use crate::suggest;
 use crate::window::Window;
 use jiff::tz::TimeZone;
 use sha2::{Digest, Sha256};
@@ -400,6 +401,30 @@ impl<'s> Checker<'s> {
             otherwise,
             otherwise_span,
         })
+    }
+
+    /// E104 or E105: `name` is not declared; "did you mean" among the `known` names, else
+    /// an `example` declaration.
+    fn undefined(
+        &mut self,
+        code: Code,
+        kind: &str,
+        name: &Spanned<String>,
+        known: &[String],
+        example: &str,
+    ) {
+        let mut known: Vec<&str> = known.iter().map(String::as_str).collect();
+        known.sort_unstable();
+        let help = suggest::did_you_mean(&name.node, known)
+            .unwrap_or_else(|| format!("declare it: `{example}`"));
+        self.report(
+            Diagnostic::new(
+                code,
+                name.span,
+                format!("there is no {kind} named `{}`", name.node),
+            )
+            .with_help(help),
+        );
     }
 
     /// W203 for windows and backoff profiles no rule uses.

@@ -1,13 +1,11 @@
 //! Checking actions: the ones each phase allows, and the names they refer to.
 
 use super::Checker;
-use super::condition::sorted;
 use crate::ast::{Action, OperandKind, PhaseKind};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::policy::{BackoffId, CompiledAction, Term, TermAction};
 use crate::schema::FactType;
 use crate::span::{Span, Spanned};
-use crate::suggest;
 use jiff::SignedDuration;
 
 impl Checker<'_> {
@@ -109,19 +107,16 @@ impl Checker<'_> {
             return Some(id);
         }
         let known: Vec<String> = self.backoff_ids.keys().cloned().collect();
-        let help = suggest::did_you_mean(&name.node, sorted(&known)).unwrap_or_else(|| {
-            format!(
-                "declare it: `backoff {} {{ exponential 5s factor 2 max 2m  attempts 5 }}`",
-                name.node
-            )
-        });
-        self.report(
-            Diagnostic::new(
-                Code::UndefinedBackoff,
-                name.span,
-                format!("there is no backoff profile named `{}`", name.node),
-            )
-            .with_help(help),
+        let example = format!(
+            "backoff {} {{ exponential 5s factor 2 max 2m  attempts 5 }}",
+            name.node
+        );
+        self.undefined(
+            Code::UndefinedBackoff,
+            "backoff profile",
+            name,
+            &known,
+            &example,
         );
         None
     }

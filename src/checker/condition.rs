@@ -559,29 +559,10 @@ impl Checker<'_> {
             return Some(id);
         }
         let known: Vec<String> = self.window_ids.keys().cloned().collect();
-        let help = suggest::did_you_mean(&name.node, sorted(&known)).unwrap_or_else(|| {
-            format!(
-                "declare it: `window {} {{ mon..fri 09:00..17:00 }}`",
-                name.node
-            )
-        });
-        self.report(
-            Diagnostic::new(
-                Code::UndefinedWindow,
-                name.span,
-                format!("there is no window named `{}`", name.node),
-            )
-            .with_help(help),
-        );
+        let example = format!("window {} {{ mon..fri 09:00..17:00 }}", name.node);
+        self.undefined(Code::UndefinedWindow, "window", name, &known, &example);
         None
     }
-}
-
-/// Names in a stable order, so "did you mean" does not depend on hashing.
-pub(super) fn sorted(names: &[String]) -> Vec<&str> {
-    let mut v: Vec<&str> = names.iter().map(String::as_str).collect();
-    v.sort_unstable();
-    v
 }
 
 /// Whether the operand names a fact (rather than a constant).
