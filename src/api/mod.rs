@@ -4,7 +4,14 @@
 //! gateway) stays behind [`ScheduleApi`]; the runner only reads a schedule and publishes it.
 
 pub mod clock;
+pub mod double;
+pub mod genesys;
+pub(crate) mod http;
+pub mod limiter;
 pub mod model;
+pub mod region;
+pub mod secret;
+pub mod token;
 pub mod upload;
 
 use jiff::civil::Date;

@@ -18,6 +18,11 @@ pub const MSG_VERSION_MISMATCH: &str =
     "The version number of the modified resource must match the version number in the database";
 /// The error code of a throttled call.
 pub const CODE_TOO_MANY_REQUESTS: &str = "too.many.requests.retry.after";
+/// The headers an upload URL requires (as the storage service's signature covers them).
+pub const UPLOAD_HEADERS: [(&str, &str); 2] = [
+    ("Content-Type", "application/json"),
+    ("Content-Encoding", "gzip"),
+];
 /// The length of the fixed rate-limit window.
 const RATE_WINDOW: SignedDuration = SignedDuration::from_secs(60);
 /// An upload is decompressed at most this far: uploads are tiny, and a bomb must not hurt.
@@ -390,10 +395,7 @@ impl Model {
             );
             Ok(UploadTicket {
                 upload_key,
-                headers: vec![
-                    ("Content-Type", "application/json"),
-                    ("Content-Encoding", "gzip"),
-                ],
+                headers: UPLOAD_HEADERS.to_vec(),
             })
         })
     }

@@ -1,0 +1,273 @@
+//! The API test double: a real HTTP server on loopback wrapping [`Model`] in Genesys'
+//! routes (and a plain REST gateway's), with switchable faults and a log of every call.
+//!
+//! Time comes from the [`Clock`] in [`DoubleConfig`]: share one
+//! [`ManualClock`](crate::api::clock::ManualClock) between the test, the double and the code
+//! under test, and a publish that "takes 30 s" completes when the test moves the clock.
+
+mod conn;
+mod fault;
+mod routes;
+
+pub use fault::{Fault, FaultEffect};
+
+use crate::api::clock::{Clock, SystemClock};
+use crate::api::model::{Model, ModelConfig, Operation, Refusal, ScheduleView};
+use crate::api::{ScheduleRef, ScheduleSnapshot};
+use conn::{CuttableListener, Cutter};
+use jiff::{SignedDuration, Timestamp};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How to start the double.
+#[derive(Clone)]
+pub struct DoubleConfig {
+    /// How the modelled service behaves (processing time, requests per minute).
+    pub model: ModelConfig,
+    /// The OAuth client id the token endpoint accepts.
+    pub client_id: String,
+    /// The secret it accepts (a test value, never a real one).
+    pub client_secret: String,
+    /// The lifetime of the tokens it grants (`expires_in`).
+    pub token_lifetime: SignedDuration,
+    /// Where the double reads the time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for DoubleConfig {
+    fn default() -> Self {
+        Self {
+            model: ModelConfig::default(),
+            client_id: "publish-guard".into(),
+            client_secret: "double-secret".into(),
+            token_lifetime: SignedDuration::from_secs(86_399),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The kinds of call the double serves, for counting and fault targeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    /// `POST /oauth/token`.
+    Token,
+    /// `GET .../schedules/{id}`.
+    GetSchedule,
+    /// `GET .../weeks/{week}/schedules`.
+    ListWeek,
+    /// `POST .../update/uploadurl`.
+    UploadUrl,
+    /// `PUT` to an upload URL.
+    Upload,
+    /// `POST .../update`.
+    Update,
+    /// `GET /gateway/schedules/{id}/status`.
+    GatewayStatus,
+    /// `POST /gateway/schedules/{id}/publish`.
+    GatewayPublish,
+}
+
+/// One call the double received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// What was called.
+    pub kind: CallKind,
+    /// When (on the double's clock).
+    pub at: Timestamp,
+    /// The `Idempotency-Key` header, when sent.
+    pub idempotency_key: Option<String>,
+    /// The status answered; `None` while running, or when the connection was dropped.
+    pub status: Option<u16>,
+}
+
+/// A token the double granted.
+#[derive(Clone, Debug)]
+struct Grant {
+    client_id: String,
+    expires_at: Timestamp,
+}
+
+/// Everything the routes and the test's handles share.
+struct State {
+    model: Model,
+    grants: HashMap<String, Grant>,
+    faults: Vec<Fault>,
+    calls: Vec<Call>,
+    issued_tokens: u64,
+}
+
+/// The double's shared core.
+struct Shared {
+    state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+    client_id: String,
+    client_secret: String,
+    token_lifetime: SignedDuration,
+    base_url: String,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running double. Stops on [`ApiDouble::shutdown`] or when dropped.
+pub struct ApiDouble {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl ApiDouble {
+    /// Starts the double on an ephemeral port of 127.0.0.1.
+    pub async fn start(config: DoubleConfig) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                model: Model::new(config.model),
+                grants: HashMap::new(),
+                faults: Vec::new(),
+                calls: Vec::new(),
+                issued_tokens: 0,
+            }),
+            clock: config.clock,
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            token_lifetime: config.token_lifetime,
+            base_url: format!("http://{addr}"),
+        });
+        let app =
+            routes::router(Arc::clone(&shared)).into_make_service_with_connect_info::<Cutter>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let serving =
+                axum::serve(CuttableListener(listener), app).with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                });
+            if let Err(e) = serving.await {
+                tracing::warn!("the API double stopped: {e}");
+            }
+        });
+        Ok(Self {
+            shared,
+            addr,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the login and the API base URL alike.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The OAuth client id it accepts.
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    /// The secret it accepts.
+    pub fn client_secret(&self) -> &str {
+        &self.shared.client_secret
+    }
+
+    /// Creates (or replaces) a schedule.
+    pub fn add_schedule(&self, schedule: &ScheduleRef, published: bool, version: i64) {
+        let now = self.shared.clock.now();
+        self.shared
+            .lock()
+            .model
+            .insert(schedule.clone(), published, version, now, "planner");
+    }
+
+    /// The schedule as it stands now, without counting a call.
+    pub fn schedule(&self, schedule: &ScheduleRef) -> Option<ScheduleView> {
+        let now = self.shared.clock.now();
+        self.shared.lock().model.peek(schedule, now)
+    }
+
+    /// A person edits the schedule in the UI: a new draft at the next version.
+    pub fn person_edit(&self, schedule: &ScheduleRef) -> Result<ScheduleSnapshot, Refusal> {
+        let now = self.shared.clock.now();
+        self.shared
+            .lock()
+            .model
+            .person_edit(schedule, now, "planner")
+    }
+
+    /// A person publishes the schedule from the UI.
+    pub fn person_publish(&self, schedule: &ScheduleRef) -> Result<Operation, Refusal> {
+        let now = self.shared.clock.now();
+        self.shared
+            .lock()
+            .model
+            .person_publish(schedule, now, "planner")
+    }
+
+    /// Changes how the modelled service behaves from now on.
+    pub fn set_model_config(&self, config: ModelConfig) {
+        self.shared.lock().model.set_config(config);
+    }
+
+    /// Adds a fault; the first fault that fires on a call decides its effect.
+    pub fn add_fault(&self, fault: Fault) {
+        self.shared.lock().faults.push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Expires every token granted so far: API calls with them answer 401.
+    pub fn expire_tokens(&self) {
+        let now = self.shared.clock.now();
+        for grant in self.shared.lock().grants.values_mut() {
+            grant.expires_at = grant.expires_at.min(now);
+        }
+    }
+
+    /// How many calls of this kind arrived.
+    pub fn calls(&self, kind: CallKind) -> usize {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.kind == kind)
+            .count()
+    }
+
+    /// Every call so far, in arrival order.
+    pub fn call_log(&self) -> Vec<Call> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// Stops accepting connections and lets the open ones finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for ApiDouble {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

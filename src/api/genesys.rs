@@ -1,0 +1,318 @@
+//! The Genesys Cloud client: the schedule read, the week's list, and the publish sequence
+//! (upload URL, gzip upload, update), with OAuth, a rate limiter and a timeout on each call.
+
+use crate::api::clock::Clock;
+use crate::api::http::{self, RawAnswer};
+use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, RateLimiter, SharedLimiter};
+use crate::api::region::Endpoints;
+use crate::api::secret::Secret;
+use crate::api::token::TokenSource;
+use crate::api::upload::gzip_publish_body;
+use crate::api::{
+    Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
+};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use reqwest::Url;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to reach and authenticate to Genesys Cloud.
+#[derive(Clone, Debug)]
+pub struct GenesysConfig {
+    /// The login and API base URLs (see [`Endpoints::for_region`]).
+    pub endpoints: Endpoints,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The OAuth client secret.
+    pub client_secret: Secret,
+    /// The timeout of each HTTP call.
+    pub timeout: Duration,
+    /// The client-side rate limit, requests per minute.
+    pub requests_per_minute: u32,
+}
+
+impl GenesysConfig {
+    /// A configuration with the default timeout (10 s) and rate (300 a minute).
+    pub fn new(endpoints: Endpoints, client_id: impl Into<String>, client_secret: Secret) -> Self {
+        Self {
+            endpoints,
+            client_id: client_id.into(),
+            client_secret,
+            timeout: Duration::from_secs(10),
+            requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+        }
+    }
+}
+
+/// The Genesys Cloud [`ScheduleApi`].
+#[derive(Clone)]
+pub struct GenesysClient {
+    http: reqwest::Client,
+    api_base: Url,
+    timeout: Duration,
+    tokens: Arc<TokenSource>,
+    limiter: SharedLimiter,
+    clock: Arc<dyn Clock>,
+}
+
+/// `GET .../schedules/{id}`'s answer, the part we read.
+#[derive(serde::Deserialize)]
+struct ScheduleBody {
+    published: bool,
+    metadata: MetadataBody,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetadataBody {
+    version: i64,
+    date_modified: Option<Timestamp>,
+    modified_by: Option<UserRef>,
+}
+
+#[derive(serde::Deserialize)]
+struct UserRef {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ListBody {
+    entities: Vec<IdBody>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdBody {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadUrlBody {
+    upload_key: String,
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateBody {
+    status: OperationStatus,
+    operation_id: String,
+}
+
+impl GenesysClient {
+    /// A client with its own rate limiter.
+    pub fn new(config: GenesysConfig, clock: Arc<dyn Clock>) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ApiError::Transport {
+                call: "client setup",
+                reason: e.to_string(),
+            })?;
+        let tokens = TokenSource::new(
+            http.clone(),
+            &config.endpoints.login,
+            config.client_id,
+            config.client_secret,
+            config.timeout,
+        );
+        Ok(Self {
+            http,
+            api_base: http::base_url(&config.endpoints.api)?,
+            timeout: config.timeout,
+            tokens: Arc::new(tokens),
+            limiter: SharedLimiter::new(RateLimiter::per_minute(config.requests_per_minute)),
+            clock,
+        })
+    }
+
+    /// Uses `limiter` instead of its own: every client of one OAuth client shares one.
+    pub fn with_limiter(mut self, limiter: SharedLimiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// The limiter its calls take.
+    pub fn limiter(&self) -> &SharedLimiter {
+        &self.limiter
+    }
+
+    /// `.../businessunits/{bu}/weeks/{week}/schedules` and then `more`, each escaped.
+    fn schedules_url(&self, business_unit: &str, week: Date, more: &[&str]) -> Url {
+        let week = week.to_string();
+        let path = [
+            "api",
+            "v2",
+            "workforcemanagement",
+            "businessunits",
+            business_unit,
+            "weeks",
+            &week,
+            "schedules",
+        ];
+        http::join(&self.api_base, path.iter().chain(more))
+    }
+
+    fn schedule_url(&self, schedule: &ScheduleRef, more: &[&str]) -> Url {
+        let path: Vec<&str> = std::iter::once(schedule.schedule_id.as_str())
+            .chain(more.iter().copied())
+            .collect();
+        self.schedules_url(&schedule.business_unit, schedule.week, &path)
+    }
+
+    /// One API call: waits for the limiter, sends with the token, and on a 401 renews the
+    /// token and tries once more. The answer's rate-limit headers tighten the limiter.
+    async fn call(
+        &self,
+        name: &'static str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<RawAnswer, ApiError> {
+        let clock = self.clock.as_ref();
+        let token = self.tokens.bearer(clock).await?;
+        let mut answer = self.send_limited(name, &request, &token).await?;
+        if answer.status == 401 {
+            let fresh = self.tokens.renew(&token, clock).await?;
+            answer = self.send_limited(name, &request, &fresh).await?;
+            if answer.status == 401 {
+                return Err(ApiError::Auth(format!(
+                    "{name}: the API refused a freshly issued token"
+                )));
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn send_limited(
+        &self,
+        name: &'static str,
+        request: &impl Fn() -> reqwest::RequestBuilder,
+        token: &Secret,
+    ) -> Result<RawAnswer, ApiError> {
+        self.limiter.acquire(self.clock.as_ref()).await;
+        let answer = http::send(name, self.timeout, request().bearer_auth(token.expose())).await?;
+        let now = self.clock.now();
+        self.limiter.with(|limiter| {
+            if let Some(info) = answer.rate_limit {
+                limiter.observe(info, now);
+            }
+            if let Some(wait) = answer.retry_after.filter(|_| answer.status == 429) {
+                limiter.hold_for(wait, now);
+            }
+        });
+        Ok(answer)
+    }
+
+    /// The gzip `PUT` to the upload URL: storage, not the API, so no token and no limiter.
+    async fn upload(
+        &self,
+        ticket: &UploadUrlBody,
+        body: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Result<RawAnswer, ApiError> {
+        let mut request = self
+            .http
+            .put(&ticket.url)
+            .header("Idempotency-Key", format!("{idempotency_key}:upload"))
+            .body(body);
+        for (name, value) in &ticket.headers {
+            request = request.header(name, value);
+        }
+        http::send("upload", self.timeout, request).await
+    }
+}
+
+impl std::fmt::Debug for GenesysClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenesysClient")
+            .field("api_base", &self.api_base.as_str())
+            .field("timeout", &self.timeout)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScheduleApi for GenesysClient {
+    async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError> {
+        let url = self.schedule_url(schedule, &[]);
+        let answer = self.call("read", || self.http.get(url.clone())).await?;
+        answer.into_answer("read", |body| {
+            let s: ScheduleBody = http::json(body)?;
+            Ok(ScheduleSnapshot {
+                published: s.published,
+                version: s.metadata.version,
+                modified_at: s.metadata.date_modified,
+                modified_by: s.metadata.modified_by.map(|u| u.id),
+                publishing: false,
+            })
+        })
+    }
+
+    async fn publish(
+        &self,
+        schedule: &ScheduleRef,
+        version: i64,
+        idempotency_key: &str,
+    ) -> Result<Answer<PublishAccepted>, ApiError> {
+        let body = gzip_publish_body(version).map_err(|e| ApiError::Protocol {
+            call: "publish",
+            reason: format!("could not gzip the upload: {e}"),
+        })?;
+        let declared = serde_json::json!({"contentLengthBytes": body.len()});
+        let ticket_url = self.schedule_url(schedule, &["update", "uploadurl"]);
+        let ticket = self
+            .call("uploadurl", || {
+                self.http
+                    .post(ticket_url.clone())
+                    .header("Idempotency-Key", format!("{idempotency_key}:uploadurl"))
+                    .json(&declared)
+            })
+            .await?;
+        if !ticket.is_success() {
+            return Ok(ticket.without_body());
+        }
+        let ticket: UploadUrlBody =
+            http::json(&ticket.body).map_err(|reason| ApiError::Protocol {
+                call: "uploadurl",
+                reason,
+            })?;
+        let uploaded = self.upload(&ticket, body, idempotency_key).await?;
+        if !uploaded.is_success() {
+            return Ok(uploaded.without_body());
+        }
+        let update_url = self.schedule_url(schedule, &["update"]);
+        let update = serde_json::json!({"uploadKey": ticket.upload_key});
+        let answer = self
+            .call("update", || {
+                self.http
+                    .post(update_url.clone())
+                    .header("Idempotency-Key", format!("{idempotency_key}:update"))
+                    .json(&update)
+            })
+            .await?;
+        answer.into_answer("update", |body| {
+            let u: UpdateBody = http::json(body)?;
+            Ok(PublishAccepted {
+                status: u.status,
+                operation_id: u.operation_id,
+            })
+        })
+    }
+
+    async fn list_week(
+        &self,
+        business_unit: &str,
+        week: Date,
+    ) -> Result<Answer<Vec<String>>, ApiError> {
+        let url = self.schedules_url(business_unit, week, &[]);
+        let answer = self
+            .call("list_week", || self.http.get(url.clone()))
+            .await?;
+        answer.into_answer("list_week", |body| {
+            let list: ListBody = http::json(body)?;
+            Ok(list.entities.into_iter().map(|e| e.id).collect())
+        })
+    }
+}

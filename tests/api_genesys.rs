@@ -1,0 +1,344 @@
+//! The Genesys client against the double, over real HTTP on loopback.
+
+mod api_support;
+
+use api_support::{double, genesys, genesys_config, genesys_with, schedule};
+use jiff::SignedDuration;
+use publish_guard::api::clock::ManualClock;
+use publish_guard::api::double::{ApiDouble, CallKind, Fault};
+use publish_guard::api::model::ModelConfig;
+use publish_guard::api::secret::Secret;
+use publish_guard::api::{ApiError, OperationStatus, ScheduleApi};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn the_full_publish_sequence_publishes_after_processing() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let client = genesys(&double, &clock);
+
+    let read = client.read(&schedule()).await.ok();
+    let snapshot = read.and_then(|a| a.body);
+    assert_eq!(
+        snapshot.as_ref().map(|s| (s.published, s.version)),
+        Some((false, 3))
+    );
+    assert_eq!(
+        snapshot.and_then(|s| s.modified_by).as_deref(),
+        Some("planner")
+    );
+
+    let published = client.publish(&schedule(), 3, "trigger-7").await.ok();
+    assert_eq!(published.as_ref().map(|a| a.status), Some(200));
+    let accepted = published.and_then(|a| a.body);
+    assert_eq!(
+        accepted.map(|b| b.status),
+        Some(OperationStatus::Processing)
+    );
+
+    let keys: Vec<(CallKind, Option<String>)> = double
+        .call_log()
+        .into_iter()
+        .map(|c| (c.kind, c.idempotency_key))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (CallKind::Token, None),
+            (CallKind::GetSchedule, None),
+            (CallKind::UploadUrl, Some("trigger-7:uploadurl".into())),
+            (CallKind::Upload, Some("trigger-7:upload".into())),
+            (CallKind::Update, Some("trigger-7:update".into())),
+        ]
+    );
+
+    let during = client.read(&schedule()).await.ok().and_then(|a| a.body);
+    assert_eq!(during.map(|s| (s.published, s.version)), Some((false, 3)));
+    clock.advance(SignedDuration::from_secs(30));
+    let after = client.read(&schedule()).await.ok().and_then(|a| a.body);
+    assert_eq!(after.map(|s| (s.published, s.version)), Some((true, 4)));
+}
+
+#[tokio::test]
+async fn a_publish_while_processing_answers_409() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let client = genesys(&double, &clock);
+    let first = client.publish(&schedule(), 3, "a").await.ok();
+    assert_eq!(first.map(|a| a.status), Some(200));
+    let second = client.publish(&schedule(), 3, "b").await.ok();
+    assert_eq!(second.map(|a| (a.status, a.body)), Some((409, None)));
+}
+
+#[tokio::test]
+async fn publishing_a_published_schedule_answers_409() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), true, 3);
+    let client = genesys(&double, &clock);
+    let answer = client.publish(&schedule(), 3, "a").await.ok();
+    assert_eq!(answer.map(|a| a.status), Some(409));
+    assert_eq!(double.calls(CallKind::Update), 1);
+}
+
+#[tokio::test]
+async fn a_stale_version_answers_409() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    assert!(double.person_edit(&schedule()).is_ok());
+    let client = genesys(&double, &clock);
+    let answer = client.publish(&schedule(), 3, "a").await.ok();
+    assert_eq!(answer.map(|a| a.status), Some(409));
+    let current = double
+        .schedule(&schedule())
+        .map(|v| (v.snapshot.published, v.snapshot.version));
+    assert_eq!(current, Some((false, 4)));
+}
+
+/// A double that allows two calls a minute, with the schedule in it.
+async fn two_per_minute() -> (ApiDouble, ManualClock) {
+    let (double, clock) = double(|c| {
+        c.model = ModelConfig {
+            requests_per_minute: 2,
+            ..ModelConfig::default()
+        }
+    })
+    .await;
+    double.add_schedule(&schedule(), false, 3);
+    (double, clock)
+}
+
+#[tokio::test]
+async fn a_throttled_call_answers_429_with_retry_after() {
+    let (double, clock) = two_per_minute().await;
+    // Another process with the same OAuth client spends the allowance.
+    let other = genesys(&double, &clock);
+    assert!(other.read(&schedule()).await.is_ok());
+    clock.advance(SignedDuration::from_secs(20));
+    assert!(other.read(&schedule()).await.is_ok());
+
+    let client = genesys(&double, &clock);
+    let answer = client.read(&schedule()).await.ok();
+    assert_eq!(answer.as_ref().map(|a| a.status), Some(429));
+    assert_eq!(
+        answer.as_ref().and_then(|a| a.retry_after),
+        Some(SignedDuration::from_secs(40))
+    );
+    let limit = answer
+        .and_then(|a| a.rate_limit)
+        .map(|r| (r.count, r.allowed, r.reset_secs));
+    assert_eq!(limit, Some((2, 2, 40)));
+}
+
+#[tokio::test]
+async fn the_limiter_waits_for_the_servers_reset_instead_of_drawing_a_429() {
+    let (double, clock) = two_per_minute().await;
+    let client = genesys(&double, &clock);
+    assert!(client.read(&schedule()).await.is_ok());
+    assert!(client.read(&schedule()).await.is_ok());
+    let third = tokio::spawn({
+        let client = client.clone();
+        async move { client.read(&schedule()).await.ok().map(|a| a.status) }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(double.calls(CallKind::GetSchedule), 2);
+    clock.advance(SignedDuration::from_secs(60));
+    assert_eq!(third.await.ok().flatten(), Some(200));
+    assert_eq!(double.calls(CallKind::GetSchedule), 3);
+}
+
+#[tokio::test]
+async fn one_token_serves_many_calls() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let client = genesys(&double, &clock);
+    for _ in 0..5 {
+        assert!(client.read(&schedule()).await.is_ok());
+    }
+    assert_eq!(double.calls(CallKind::Token), 1);
+    assert_eq!(double.calls(CallKind::GetSchedule), 5);
+}
+
+#[tokio::test]
+async fn the_token_is_renewed_shortly_before_it_expires() {
+    let (double, clock) = double(|c| c.token_lifetime = SignedDuration::from_hours(1)).await;
+    double.add_schedule(&schedule(), false, 3);
+    let client = genesys(&double, &clock);
+    assert!(client.read(&schedule()).await.is_ok());
+    clock.advance(SignedDuration::from_mins(54));
+    assert!(client.read(&schedule()).await.is_ok());
+    assert_eq!(double.calls(CallKind::Token), 1);
+    clock.advance(SignedDuration::from_mins(1));
+    let answer = client.read(&schedule()).await.ok();
+    assert_eq!(answer.map(|a| a.status), Some(200));
+    assert_eq!(double.calls(CallKind::Token), 2);
+    let statuses: Vec<Option<u16>> = double.call_log().iter().map(|c| c.status).collect();
+    assert!(!statuses.contains(&Some(401)));
+}
+
+#[tokio::test]
+async fn a_refused_token_is_renewed_once_and_the_call_retried() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let client = genesys(&double, &clock);
+    assert!(client.read(&schedule()).await.is_ok());
+    double.expire_tokens();
+    let answer = client.read(&schedule()).await.ok();
+    assert_eq!(answer.map(|a| a.status), Some(200));
+    let log: Vec<(CallKind, Option<u16>)> = double
+        .call_log()
+        .into_iter()
+        .map(|c| (c.kind, c.status))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (CallKind::Token, Some(200)),
+            (CallKind::GetSchedule, Some(200)),
+            (CallKind::GetSchedule, Some(401)),
+            (CallKind::Token, Some(200)),
+            (CallKind::GetSchedule, Some(200)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_token_refused_twice_is_an_auth_error() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    double.add_fault(Fault::status(401).on(CallKind::GetSchedule));
+    let client = genesys(&double, &clock);
+    let result = client.read(&schedule()).await;
+    assert!(matches!(result, Err(ApiError::Auth(_))), "{result:?}");
+    assert_eq!(double.calls(CallKind::GetSchedule), 2);
+    assert_eq!(double.calls(CallKind::Token), 2);
+}
+
+#[tokio::test]
+async fn a_bad_secret_is_a_clear_error_that_never_shows_the_secret() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let mut config = genesys_config(&double);
+    config.client_secret = Secret::new("s3cr3t-value-never-shown");
+    let client = genesys_with(config, &clock);
+    let result = client.read(&schedule()).await;
+    let Err(error) = result else {
+        panic!("a bad secret was accepted");
+    };
+    let shown = format!("{error} {error:?} {client:?}");
+    assert!(matches!(error, ApiError::Auth(_)), "{shown}");
+    assert!(
+        shown.contains("publish-guard") && shown.contains("401"),
+        "{shown}"
+    );
+    assert!(!shown.contains("s3cr3t-value-never-shown"), "{shown}");
+    assert_eq!(double.calls(CallKind::GetSchedule), 0);
+}
+
+#[tokio::test]
+async fn a_hanging_api_times_out() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    double.add_fault(Fault::delay(Duration::from_secs(30)).on(CallKind::GetSchedule));
+    let client = genesys(&double, &clock);
+    let started = Instant::now();
+    let result = client.read(&schedule()).await;
+    assert!(
+        matches!(result, Err(ApiError::Timeout { call: "read", after }) if after == Duration::from_millis(200)),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn every_step_of_a_publish_has_a_timeout() {
+    for (kind, step) in [
+        (CallKind::Token, "token"),
+        (CallKind::UploadUrl, "uploadurl"),
+        (CallKind::Upload, "upload"),
+        (CallKind::Update, "update"),
+    ] {
+        let (double, clock) = double(|_| {}).await;
+        double.add_schedule(&schedule(), false, 3);
+        double.add_fault(Fault::delay(Duration::from_secs(30)).on(kind));
+        let result = genesys(&double, &clock).publish(&schedule(), 3, "k").await;
+        assert!(
+            matches!(result, Err(ApiError::Timeout { call, .. }) if call == step),
+            "{step}: {result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_is_an_answer_and_a_dropped_connection_an_error() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let client = genesys(&double, &clock);
+    double.add_fault(Fault::status(503).on(CallKind::Update).times(1));
+    let answer = client.publish(&schedule(), 3, "a").await.ok();
+    assert_eq!(answer.map(|a| (a.status, a.body)), Some((503, None)));
+
+    double.add_fault(Fault::drop_connection().on(CallKind::GetSchedule).times(1));
+    let dropped = client.read(&schedule()).await;
+    assert!(
+        matches!(dropped, Err(ApiError::Transport { call: "read", .. })),
+        "{dropped:?}"
+    );
+    let after = client.read(&schedule()).await.ok();
+    assert_eq!(after.map(|a| a.status), Some(200));
+}
+
+#[tokio::test]
+async fn a_throttled_upload_url_ends_the_publish_with_its_answer() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    double.add_fault(Fault::status(502).on(CallKind::UploadUrl));
+    let answer = genesys(&double, &clock)
+        .publish(&schedule(), 3, "a")
+        .await
+        .ok();
+    assert_eq!(answer.map(|a| a.status), Some(502));
+    assert_eq!(double.calls(CallKind::Upload), 0);
+    assert_eq!(double.calls(CallKind::Update), 0);
+}
+
+#[tokio::test]
+async fn the_week_lists_its_schedule_ids() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let mut second = schedule();
+    second.schedule_id = "sched-2".into();
+    double.add_schedule(&second, true, 1);
+    let listed = genesys(&double, &clock)
+        .list_week("bu-1", schedule().week)
+        .await
+        .ok();
+    assert_eq!(
+        listed.and_then(|a| a.body),
+        Some(vec!["sched-1".to_owned(), "sched-2".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn a_missing_schedule_answers_404() {
+    let (double, clock) = double(|_| {}).await;
+    let answer = genesys(&double, &clock).read(&schedule()).await.ok();
+    assert_eq!(answer.map(|a| (a.status, a.body)), Some((404, None)));
+}
+
+#[test]
+fn the_client_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let config = publish_guard::api::genesys::GenesysConfig::new(
+        publish_guard::api::region::Endpoints::explicit("http://127.0.0.1:1", "http://127.0.0.1:1"),
+        "id",
+        Secret::new("secret"),
+    );
+    let clock = publish_guard::api::clock::ManualClock::new(api_support::start());
+    let client = genesys_with(config, &clock);
+    let sched = schedule();
+    send(&client.read(&sched));
+    send(&client.publish(&sched, 1, "k"));
+    send(&client.list_week("bu", sched.week));
+}
