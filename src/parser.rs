@@ -706,7 +706,7 @@ impl Builder<'_> {
         let value = pair.as_str().parse().unwrap_or_else(|_| {
             self.bad_literal(
                 span,
-                format!("`{}` does not fit in a whole number", pair.as_str()),
+                format!("{} does not fit in a whole number", shown(pair.as_str())),
                 "whole numbers go from -9223372036854775808 to 9223372036854775807",
             );
             0
@@ -721,7 +721,7 @@ impl Builder<'_> {
             _ => {
                 self.bad_literal(
                     span,
-                    format!("`{}` is too large a number", pair.as_str()),
+                    format!("{} is too large a number", shown(pair.as_str())),
                     "a backoff factor is a small number such as `2` or `1.5`",
                 );
                 1.0
@@ -752,7 +752,7 @@ impl Builder<'_> {
         let amount = amount.unwrap_or_else(|| {
             self.bad_literal(
                 span,
-                format!("`{text}` is too long a duration"),
+                format!("{} is too long a duration", shown(text)),
                 "durations are counted in milliseconds and must stay below about 292 million years",
             );
             0
@@ -774,6 +774,15 @@ fn comment(source: &str, pair: &Pair<'_, Rule>) -> Comment {
         text: text.trim_end().to_owned(),
         span,
         own_line,
+    }
+}
+
+/// A literal quoted for a message, cut short when it is long.
+fn shown(literal: &str) -> String {
+    const LONGEST: usize = 24;
+    match literal.char_indices().nth(LONGEST) {
+        Some((cut, _)) => format!("`{}…`", literal.get(..cut).unwrap_or(literal)),
+        None => format!("`{literal}`"),
     }
 }
 

@@ -139,3 +139,141 @@ fn a_hundred_thousand_parentheses_are_too_deep() {
     );
     assert_eq!(error(&source).0, Code::TooDeep);
 }
+
+/// Each bad input, and the first diagnostic it gets, as a reader would see it.
+fn render_errors(cases: &[&str]) -> String {
+    let mut out = String::new();
+    for source in cases {
+        let diagnostics = parse(source).expect_err(source);
+        out.push_str(&format!("{source}\n"));
+        for d in diagnostics {
+            let at = publish_guard::span::LineCol::of(source, d.span.start);
+            out.push_str(&format!(
+                "  {} at {at} `{}`: {}\n",
+                d.code.as_str(),
+                d.span.text(source),
+                d.message
+            ));
+            if let Some(help) = d.help {
+                out.push_str(&format!("    help: {help}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn syntax_errors_speak_the_language() {
+    insta::assert_snapshot!(render_errors(&[
+        "foo",
+        "}",
+        "policy",
+        "policy \"unclosed",
+        "policy servicenow",
+        "sources a,",
+        "window w { monday 07:00..20:00 }",
+        "window w { mon 07:00 }",
+        "window w { mon 7..20 }",
+        "backoff b { exponential 5 }",
+        "backoff b { linear 5s }",
+        "backoff b { jitter some }",
+        "on publish { }",
+        "on trigger { rule when a then publish }",
+        "on trigger { rule a a then publish }",
+        "on trigger { rule a when then publish }",
+        "on trigger { rule a when x = 1 then publish }",
+        "on trigger { rule a when x && y then publish }",
+        "on trigger { rule a when now not business then publish }",
+        "on trigger { rule a when (a and b then publish }",
+        "on trigger { rule a when x in [a, b then publish }",
+        "on trigger { rule a when x then }",
+        "on trigger { rule a when x then skip }",
+        "on trigger { rule a when x then defer business_hours }",
+        "on trigger { rule a when x then publish otherwise publish rule b when c then done }",
+        "on trigger { rule a when x then publish",
+        "on trigger { rule and when x then publish }",
+    ]));
+}
+
+#[test]
+fn literal_and_structure_errors_are_explained() {
+    let huge_factor = format!("backoff b {{ exponential 1s factor 1{} }}", "0".repeat(400));
+    insta::assert_snapshot!(render_errors(&[
+        "window w { mon 25:61..20:00 }",
+        "window w { mon 24:00..20:00 }",
+        "window w { mon 07:00..24:30 }",
+        "on trigger { rule a when x == 99999999999999999999 then publish }",
+        "on trigger { rule a when x < 99999999999999999d then publish }",
+        &huge_factor,
+        "on trigger { rule a when x == \"bad \\n escape\" then publish }",
+        "on trigger { rule a when a and b or c then publish }",
+        "on trigger { rule a when a or b and c or d then publish }",
+        "on trigger {\n  rule a when trigger.source == manual\n    and now in w\n    or attempt > 3 then publish }",
+    ]));
+}
+
+fn nested(depth: usize) -> String {
+    format!(
+        "on trigger {{ rule a when {}x{} then publish }}",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    )
+}
+
+#[test]
+fn sixty_four_parentheses_parse_and_sixty_five_do_not() {
+    parse_valid(&nested(publish_guard::parser::MAX_DEPTH));
+    let source = nested(publish_guard::parser::MAX_DEPTH + 1);
+    let diagnostics = parse(&source).expect_err("too deep");
+    assert_eq!(diagnostics[0].code, Code::TooDeep);
+    assert_eq!(diagnostics[0].span.start, source.find('(').unwrap() + 64);
+}
+
+#[test]
+fn a_long_chain_of_not_is_too_deep_without_recursing() {
+    let ok = format!(
+        "on trigger {{ rule a when {}x then publish }}",
+        "not ".repeat(64)
+    );
+    parse_valid(&ok);
+    let source = format!(
+        "on trigger {{ rule a when {}x then publish }}",
+        "not ".repeat(100_000)
+    );
+    assert_eq!(error(&source).0, Code::TooDeep);
+}
+
+#[test]
+fn parentheses_in_strings_and_comments_do_not_count_as_nesting() {
+    let source = format!(
+        "# {}\non trigger {{ rule a when x == \"{}\" then publish }}",
+        "(".repeat(100),
+        "(".repeat(100)
+    );
+    parse_valid(&source);
+}
+
+#[test]
+fn large_inputs_get_an_answer() {
+    let noise = "@".repeat(1 << 20);
+    assert_eq!(error(&noise).0, Code::Syntax);
+    let rule = "  rule r when schedule.state == draft and attempt < 3 then publish # why\n";
+    let big = format!("on trigger {{\n{}  otherwise done\n}}\n", rule.repeat(500));
+    let file = parse(&big).expect("valid");
+    assert_eq!(file.comments.len(), 500);
+    let chain = format!(
+        "on trigger {{ rule r when x{} then publish }}",
+        " and x".repeat(2_000)
+    );
+    parse(&chain).expect("valid");
+}
+
+#[test]
+fn empty_and_comment_only_files_parse() {
+    assert!(parse_valid("").items.is_empty());
+    let file = parse_valid("# just a comment\n\n   # another\n");
+    assert_eq!(file.comments.len(), 2);
+    assert_eq!(file.comments[1].text, " another");
+    assert!(file.comments[1].own_line);
+}

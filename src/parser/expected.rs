@@ -81,6 +81,11 @@ fn help(found: &str, expected: &[&str]) -> Option<&'static str> {
         "rule" if expected == ["`}`"] => {
             Some("a rule after `otherwise` would never run: put `otherwise` last")
         }
+        "and" | "or" | "not" | "in" | "then" | "when" | "rule" | "otherwise" | "true" | "false"
+            if expected.iter().any(|e| e.ends_with(" name")) =>
+        {
+            Some("this word is reserved by the language: choose another name")
+        }
         _ => None,
     }
 }
@@ -94,12 +99,13 @@ fn one_of(names: &[&str]) -> String {
     }
 }
 
-/// The span of the token starting at `at`: a word, a number, a string, or one character.
+/// The span of the token starting at `at`: a word or number (dots inside, not `..`),
+/// a string up to its closing quote or the line end, or one character.
 fn token_at(source: &str, at: usize) -> Span {
     let Some(rest) = source.get(at..) else {
         return Span::new(source.len(), source.len());
     };
-    let word = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | ':');
+    let word = |c: char| c.is_alphanumeric() || matches!(c, '_' | ':');
     let len = match rest.chars().next() {
         None => 0,
         Some('"') => rest
@@ -107,7 +113,18 @@ fn token_at(source: &str, at: usize) -> Span {
             .skip(1)
             .find(|&(_, c)| matches!(c, '"' | '\n' | '\r'))
             .map_or(rest.len(), |(i, c)| if c == '"' { i + 1 } else { i }),
-        Some(c) if word(c) => rest.find(|c: char| !word(c)).unwrap_or(rest.len()),
+        Some(c) if word(c) => {
+            let mut chars = rest.char_indices().peekable();
+            let mut end = rest.len();
+            while let Some((i, c)) = chars.next() {
+                let dot_in_word = c == '.' && chars.peek().is_some_and(|&(_, n)| word(n));
+                if !word(c) && !dot_in_word {
+                    end = i;
+                    break;
+                }
+            }
+            end
+        }
         Some(c) => c.len_utf8(),
     };
     Span::new(at, at + len)
