@@ -36,26 +36,44 @@ fn an_empty_file_formats_to_nothing() {
     assert_eq!(format_source("  \n\n").as_deref(), Ok(""));
 }
 
+/// Every rules file the project ships.
+const SHIPPED: [(&str, &str); 3] = [
+    (
+        "rules/default.rules",
+        include_str!("../rules/default.rules"),
+    ),
+    (
+        "rules/examples/naive.rules",
+        include_str!("../rules/examples/naive.rules"),
+    ),
+    (
+        "rules/examples/follow-the-sun.rules",
+        include_str!("../rules/examples/follow-the-sun.rules"),
+    ),
+];
+
 /// The shipped rules files are already in the canonical layout (`fmt --check` passes).
 #[test]
 fn shipped_rules_files_are_canonical() {
-    let shipped = [
-        (
-            "rules/default.rules",
-            include_str!("../rules/default.rules"),
-        ),
-        (
-            "rules/examples/naive.rules",
-            include_str!("../rules/examples/naive.rules"),
-        ),
-        (
-            "rules/examples/follow-the-sun.rules",
-            include_str!("../rules/examples/follow-the-sun.rules"),
-        ),
-    ];
-    for (path, source) in shipped {
+    for (path, source) in SHIPPED {
         let file = parse_valid(source);
         assert_eq!(format(&file), source, "{path} is not canonically formatted");
+    }
+}
+
+/// The shipped rules files, and the DESIGN example as written, check without a warning.
+#[test]
+fn shipped_rules_files_check_cleanly() {
+    let design = ("DESIGN.md", include_str!("fixtures/syntax/design.rules"));
+    for (path, source) in SHIPPED.into_iter().chain([design]) {
+        match publish_guard::compile(source) {
+            Ok(checked) => assert!(
+                checked.warnings.is_empty(),
+                "{path}: {:?}",
+                checked.warnings
+            ),
+            Err(diagnostics) => panic!("{path} does not check: {diagnostics:?}"),
+        }
     }
 }
 

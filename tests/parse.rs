@@ -277,3 +277,265 @@ fn empty_and_comment_only_files_parse() {
     assert_eq!(file.comments[1].text, " another");
     assert!(file.comments[1].own_line);
 }
+
+mod constructs {
+    use super::common::parse_valid;
+    use publish_guard::ast::{
+        Action, BackoffSetting, CmpOp, DaySpec, DurationLit, DurationUnit, Expr, ExprKind,
+        FactPath, Item, Jitter, OffsetSign, Operand, OperandKind, TimeOfDay, Weekday,
+    };
+    use publish_guard::span::{Span, Spanned};
+
+    fn at<T>(node: T) -> Spanned<T> {
+        Spanned::new(node, Span::default())
+    }
+
+    fn fact(name: &str) -> Operand {
+        at(OperandKind::Fact(FactPath(name.into())))
+    }
+
+    fn word(name: &str) -> Operand {
+        at(OperandKind::Word(name.into()))
+    }
+
+    fn dur(amount: i64, unit: DurationUnit) -> DurationLit {
+        DurationLit { amount, unit }
+    }
+
+    /// The condition of the only rule of a one-rule trigger phase.
+    fn condition(text: &str) -> Expr {
+        let file = parse_valid(&format!("on trigger {{ rule r when {text} then publish }}"));
+        match file.items.into_iter().next() {
+            Some(Item::Phase(mut phase)) => phase.rules.remove(0).condition,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn action(text: &str) -> Action {
+        let file = parse_valid(&format!("on response {{ otherwise {text} }}"));
+        match file.items.into_iter().next() {
+            Some(Item::Phase(phase)) => phase.otherwise.expect("otherwise").node,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn truthy(operand: Operand) -> ExprKind {
+        ExprKind::Truthy(operand)
+    }
+
+    #[test]
+    fn operands_of_every_kind() {
+        let compare = |text: &str, right: OperandKind| {
+            assert_eq!(
+                condition(&format!("attempt == {text}")).node,
+                ExprKind::Compare {
+                    left: fact("attempt"),
+                    op: at(CmpOp::Eq),
+                    right: at(right),
+                },
+                "{text}"
+            );
+        };
+        compare(
+            "schedule.state",
+            OperandKind::Fact(FactPath("schedule.state".into())),
+        );
+        compare("now", OperandKind::Fact(FactPath("now".into())));
+        compare("published", OperandKind::Word("published".into()));
+        compare(r#""a \"b\" \\ c""#, OperandKind::Str(r#"a "b" \ c"#.into()));
+        compare("-42", OperandKind::Int(-42));
+        compare("true", OperandKind::Bool(true));
+        compare(
+            "500ms",
+            OperandKind::Duration(dur(500, DurationUnit::Millis)),
+        );
+        compare("5s", OperandKind::Duration(dur(5, DurationUnit::Seconds)));
+        compare("15m", OperandKind::Duration(dur(15, DurationUnit::Minutes)));
+        compare("1h", OperandKind::Duration(dur(1, DurationUnit::Hours)));
+        compare("1d", OperandKind::Duration(dur(1, DurationUnit::Days)));
+        compare(
+            "since(last_publish.at)",
+            OperandKind::Since(at(FactPath("last_publish.at".into()))),
+        );
+        compare(
+            "now - 15m",
+            OperandKind::Offset {
+                base: Box::new(fact("now")),
+                sign: OffsetSign::Minus,
+                by: at(dur(15, DurationUnit::Minutes)),
+            },
+        );
+    }
+
+    #[test]
+    fn comparison_operators() {
+        for (symbol, op) in [
+            ("==", CmpOp::Eq),
+            ("!=", CmpOp::Ne),
+            ("<", CmpOp::Lt),
+            ("<=", CmpOp::Le),
+            (">", CmpOp::Gt),
+            (">=", CmpOp::Ge),
+        ] {
+            let parsed = condition(&format!("attempt {symbol} 3"));
+            assert!(
+                matches!(&parsed.node, ExprKind::Compare { op: o, .. } if o.node == op),
+                "{symbol}"
+            );
+        }
+    }
+
+    #[test]
+    fn membership_exists_and_truthiness() {
+        assert_eq!(
+            condition("schedule.state not in [draft, unknown]").node,
+            ExprKind::InList {
+                operand: fact("schedule.state"),
+                negated: true,
+                items: vec![word("draft"), word("unknown")],
+            }
+        );
+        assert_eq!(
+            condition("response.status in -1..299").node,
+            ExprKind::InRange {
+                operand: fact("response.status"),
+                negated: false,
+                low: at(-1),
+                high: at(299),
+            }
+        );
+        assert_eq!(
+            condition("now in business_hours").node,
+            ExprKind::InWindow {
+                operand: fact("now"),
+                negated: false,
+                window: at("business_hours".into()),
+            }
+        );
+        assert_eq!(
+            condition("exists(last_publish.version)").node,
+            ExprKind::Exists(at(FactPath("last_publish.version".into())))
+        );
+        assert_eq!(
+            condition("trigger.duplicate").node,
+            truthy(fact("trigger.duplicate"))
+        );
+        assert_eq!(
+            condition("false").node,
+            truthy(at(OperandKind::Bool(false)))
+        );
+    }
+
+    #[test]
+    fn and_or_not_and_parentheses() {
+        let a = || at(truthy(fact("a.a")));
+        let b = || at(truthy(fact("b.b")));
+        let c = || at(truthy(fact("c.c")));
+        assert_eq!(
+            condition("a.a and b.b and c.c").node,
+            ExprKind::And(vec![a(), b(), c()])
+        );
+        assert_eq!(condition("a.a or b.b").node, ExprKind::Or(vec![a(), b()]));
+        assert_eq!(
+            condition("not a.a and (b.b or not not c.c)").node,
+            ExprKind::And(vec![
+                at(ExprKind::Not(Box::new(a()))),
+                at(ExprKind::Group(Box::new(at(ExprKind::Or(vec![
+                    b(),
+                    at(ExprKind::Not(Box::new(at(ExprKind::Not(Box::new(c())))))),
+                ]))))),
+            ])
+        );
+    }
+
+    #[test]
+    fn every_action() {
+        let reason = |text: &str| at(String::from(text));
+        assert_eq!(action("publish"), Action::Publish);
+        assert_eq!(action("skip \"why\""), Action::Skip(reason("why")));
+        assert_eq!(action("backoff busy"), Action::Backoff(at("busy".into())));
+        assert_eq!(
+            action("backoff retry_after else busy"),
+            Action::BackoffRetryAfter(at("busy".into()))
+        );
+        assert_eq!(
+            action("defer until business_hours"),
+            Action::DeferUntilWindow(at("business_hours".into()))
+        );
+        assert_eq!(
+            action("defer until now"),
+            Action::DeferUntilInstant(fact("now"))
+        );
+        assert_eq!(action("recheck"), Action::Recheck);
+        assert_eq!(action("done"), Action::Done);
+        assert_eq!(action("fail \"no\""), Action::Fail(reason("no")));
+    }
+
+    #[test]
+    fn windows_and_backoffs() {
+        let file = parse_valid(
+            "window night timezone \"Asia/Tokyo\" {\n  fri..mon, wed 22:00..6:00\n  sun 00:00..24:00\n}\n\
+             backoff flat {\n  constant 30s\n  jitter decorrelated\n  attempts 0\n}\n",
+        );
+        let Some(Item::Window(window)) = file.items.first() else {
+            panic!("{file:?}")
+        };
+        assert_eq!(
+            window.timezone.as_ref().map(|z| z.node.as_str()),
+            Some("Asia/Tokyo")
+        );
+        let days: Vec<DaySpec> = window.lines[0].days.iter().map(|d| d.node).collect();
+        assert_eq!(
+            days,
+            [
+                DaySpec::Range(Weekday::Fri, Weekday::Mon),
+                DaySpec::Day(Weekday::Wed)
+            ]
+        );
+        assert_eq!(window.lines[0].times.node.start, TimeOfDay(22 * 60));
+        assert_eq!(window.lines[0].times.node.end, TimeOfDay(6 * 60));
+        assert_eq!(window.lines[1].times.node.end, TimeOfDay(24 * 60));
+        let Some(Item::Backoff(backoff)) = file.items.get(1) else {
+            panic!("{file:?}")
+        };
+        let settings: Vec<BackoffSetting> =
+            backoff.settings.iter().map(|s| s.node.clone()).collect();
+        assert_eq!(
+            settings,
+            [
+                BackoffSetting::Constant(at(dur(30, DurationUnit::Seconds))),
+                BackoffSetting::Jitter(at(Jitter::Decorrelated)),
+                BackoffSetting::Attempts(at(0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_phase_without_otherwise_parses() {
+        let file = parse_valid("on response { rule ok when response.status == 200 then done }");
+        let Some(Item::Phase(phase)) = file.items.first() else {
+            panic!("{file:?}")
+        };
+        assert!(phase.otherwise.is_none());
+        assert_eq!(phase.rules.len(), 1);
+    }
+
+    #[test]
+    fn comments_are_collected_with_their_place() {
+        let source = "# top\npolicy \"p\" # trailing\n# own\n";
+        let file = parse_valid(source);
+        let seen: Vec<(&str, bool, &str)> = file
+            .comments
+            .iter()
+            .map(|c| (c.text.as_str(), c.own_line, c.span.text(source)))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (" top", true, "# top"),
+                (" trailing", false, "# trailing"),
+                (" own", true, "# own"),
+            ]
+        );
+    }
+}
