@@ -525,3 +525,136 @@ fn shadowing_warnings(policy: &Policy, file: &ast::File) -> Vec<Diagnostic> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::{Jitter, TimeOfDay, Weekday};
+    use crate::policy::{CompiledAction, TermAction};
+    use crate::schema::FactId;
+    use crate::window::WeeklyRange;
+    use jiff::SignedDuration;
+
+    const RESPONSE: &str = "on response {\n  otherwise done\n}\n";
+
+    fn compile(source: &str) -> Result<Checked, Vec<Diagnostic>> {
+        crate::compile(source)
+    }
+
+    fn codes(source: &str) -> Vec<&'static str> {
+        match compile(source) {
+            Ok(checked) => checked.warnings.iter().map(|d| d.code.as_str()).collect(),
+            Err(diagnostics) => diagnostics.iter().map(|d| d.code.as_str()).collect(),
+        }
+    }
+
+    fn policy(source: &str) -> Policy {
+        match compile(source) {
+            Ok(checked) => checked.policy,
+            Err(d) => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn the_version_is_the_sha256_of_the_text() {
+        let source = format!("policy \"p\"\non trigger {{\n  otherwise skip \"x\"\n}}\n{RESPONSE}");
+        let p = policy(&source);
+        assert_eq!(p.version.len(), 64);
+        assert_eq!(p.version, version_of(&source));
+        assert_ne!(p.version, policy(&format!("{source}\n")).version);
+        assert_eq!(
+            version_of(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn backoff_defaults_fill_what_the_profile_leaves_out() {
+        let source = format!(
+            "policy \"p\"\nbackoff quick {{\n  exponential 5s\n}}\nbackoff flat {{\n  constant 30s jitter equal attempts 3\n}}\n\
+             on trigger {{\n  rule a when attempt > 1 then backoff quick\n  otherwise backoff flat\n}}\n{RESPONSE}"
+        );
+        let p = policy(&source);
+        let quick = &p.backoffs[0];
+        assert_eq!(quick.initial, SignedDuration::from_secs(5));
+        assert_eq!(quick.factor, 2.0);
+        assert_eq!(quick.max, SignedDuration::from_hours(1));
+        assert_eq!(quick.jitter, Jitter::None);
+        assert_eq!(quick.attempts, 5);
+        let flat = &p.backoffs[1];
+        assert_eq!(
+            (flat.factor, flat.max),
+            (1.0, SignedDuration::from_secs(30))
+        );
+        assert_eq!((flat.jitter, flat.attempts), (Jitter::Equal, 3));
+    }
+
+    #[test]
+    fn window_lines_become_one_range_per_day_in_the_policy_zone() {
+        let source = format!(
+            "policy \"p\"\ntimezone \"Europe/London\"\nwindow w {{\n  fri..mon 22:00..02:00\n}}\n\
+             on trigger {{\n  rule a when now in w then defer until w\n  otherwise publish\n}}\n{RESPONSE}"
+        );
+        let p = policy(&source);
+        let days: Vec<Weekday> = p.windows[0].ranges.iter().map(|r| r.day).collect();
+        assert_eq!(
+            days,
+            [Weekday::Fri, Weekday::Sat, Weekday::Sun, Weekday::Mon]
+        );
+        assert_eq!(
+            p.windows[0].ranges[0],
+            WeeklyRange {
+                day: Weekday::Fri,
+                start: TimeOfDay(22 * 60),
+                end: TimeOfDay(2 * 60)
+            }
+        );
+        assert_eq!(p.windows[0].timezone.iana_name(), Some("Europe/London"));
+    }
+
+    #[test]
+    fn a_window_without_any_zone_is_an_error_but_a_policy_without_windows_runs_in_utc() {
+        let windowless =
+            format!("policy \"p\"\non trigger {{\n  otherwise publish\n}}\n{RESPONSE}");
+        assert_eq!(policy(&windowless).timezone_name, "UTC");
+        let zoneless = format!(
+            "policy \"p\"\nwindow w {{\n  mon 09:00..17:00\n}}\n\
+             on trigger {{\n  rule a when now in w then publish\n  otherwise skip \"x\"\n}}\n{RESPONSE}"
+        );
+        assert_eq!(codes(&zoneless), ["E111"]);
+    }
+
+    #[test]
+    fn defer_until_an_instant_keeps_the_fact_and_the_offset() {
+        let source = format!(
+            "policy \"p\"\non trigger {{\n  rule a when since(last_publish.at) < 15m then defer until last_publish.at + 15m\n  otherwise publish\n}}\n{RESPONSE}"
+        );
+        let p = policy(&source);
+        let last = FactId::lookup("last_publish.at");
+        assert_eq!(
+            Some(&p.trigger.rules[0].action),
+            last.map(|fact| CompiledAction::DeferUntilInstant(TermAction {
+                fact,
+                offset: SignedDuration::from_mins(15)
+            }))
+            .as_ref()
+        );
+    }
+
+    #[test]
+    fn several_errors_are_all_reported_in_source_order() {
+        let source = "policy \"p\"\non trigger {\n  rule a when schedule.stat == draft then done\n  rule a when attempt > \"2\" then publish\n}\n";
+        assert_eq!(
+            codes(source),
+            ["E101", "E113", "E106", "E103", "E109", "E111"]
+        );
+    }
+
+    #[test]
+    fn enum_values_and_sources_compare_by_value_in_either_order() {
+        let source = format!(
+            "policy \"p\"\nsources servicenow\non trigger {{\n  rule a when draft == schedule.state and servicenow == trigger.source then publish\n  otherwise skip \"x\"\n}}\n{RESPONSE}"
+        );
+        assert!(codes(&source).is_empty());
+    }
+}

@@ -71,3 +71,37 @@ fn errors_and_warnings_come_together_sorted_by_position() {
     // The typo leaves the declared window unused: both are reported, the window first.
     assert_eq!(codes, ["W203", "E104"]);
 }
+
+/// Every rules file the project ships, as `(path, text)`.
+fn shipped_rules() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![Path::new("rules").to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rules") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                found.push((path.display().to_string(), text));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn every_shipped_rules_file_checks_without_errors_or_warnings() {
+    let shipped = shipped_rules();
+    assert!(shipped.iter().any(|(p, _)| p.ends_with("default.rules")));
+    for (path, source) in shipped {
+        let diagnostics = diagnostics_of(&source);
+        assert!(
+            diagnostics.is_empty(),
+            "{}",
+            render_all(&diagnostics, &path, &source)
+        );
+    }
+}
