@@ -9,6 +9,7 @@ use crate::ast::{CmpOp, PhaseKind};
 use crate::decision::{Decision, Verdict};
 use crate::facts::{Facts, NOW, RETRY_AFTER, Value};
 use crate::policy::{CompiledAction, Cond, CondKind, Policy, Term};
+use crate::schema::FactId;
 use crate::span::Span;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -125,17 +126,12 @@ pub(crate) fn decide<'p>(
                 },
             }
         }
-        CompiledAction::DeferUntilInstant(at) => {
-            match facts
-                .instant(at.fact)
-                .and_then(|t| t.checked_add(at.offset).ok())
-            {
-                Some(until) => Verdict::Defer { until },
-                None => Verdict::Fail {
-                    reason: INSTANT_ABSENT,
-                },
-            }
-        }
+        CompiledAction::DeferUntilInstant(at) => match offset(at.fact, at.offset, facts) {
+            Some(until) => Verdict::Defer { until },
+            None => Verdict::Fail {
+                reason: INSTANT_ABSENT,
+            },
+        },
         CompiledAction::Recheck => Verdict::Recheck,
         CompiledAction::Done => Verdict::Done,
         CompiledAction::Fail(reason) => Verdict::Fail { reason },
@@ -192,17 +188,19 @@ fn term_value<'a>(term: &'a Term, facts: &'a Facts) -> Option<Scalar<'a>> {
     match term {
         Term::Fact(fact) => facts.get(*fact).map(Scalar::of),
         Term::Const(value) => Some(Scalar::of(value)),
-        Term::Since(fact) => {
-            let now = facts.instant(NOW)?;
-            let then = facts.instant(*fact)?;
-            Some(Scalar::Duration(now.duration_since(then)))
-        }
-        Term::Offset(fact, by) => facts
-            .instant(*fact)?
-            .checked_add(*by)
-            .ok()
-            .map(Scalar::Instant),
+        Term::Since(fact) => since(*fact, facts).map(Scalar::Duration),
+        Term::Offset(fact, by) => offset(*fact, *by, facts).map(Scalar::Instant),
     }
+}
+
+/// `since(fact)`: `now - fact`, or `None` when either is absent.
+pub(crate) fn since(fact: FactId, facts: &Facts) -> Option<SignedDuration> {
+    Some(facts.instant(NOW)?.duration_since(facts.instant(fact)?))
+}
+
+/// `fact + by`, or `None` when the fact is absent (or the sum out of range).
+pub(crate) fn offset(fact: FactId, by: SignedDuration, facts: &Facts) -> Option<Timestamp> {
+    facts.instant(fact)?.checked_add(by).ok()
 }
 
 fn op_holds(op: CmpOp, ord: Ordering) -> bool {
@@ -217,7 +215,7 @@ fn op_holds(op: CmpOp, ord: Ordering) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ast::{Jitter, TimeOfDay, Weekday};
     use crate::backoff::BackoffProfile;
@@ -226,7 +224,7 @@ mod tests {
     use crate::window::{WeeklyRange, Window};
     use jiff::tz::TimeZone;
 
-    fn id(name: &str) -> FactId {
+    pub(crate) fn id(name: &str) -> FactId {
         FactId::lookup(name).unwrap()
     }
 
@@ -254,8 +252,8 @@ mod tests {
         }
     }
 
-    /// The trigger phase of the design's reference policy, by hand.
-    fn policy() -> Policy {
+    /// The design's reference policy (trigger phase and part of response), by hand.
+    pub(crate) fn policy() -> Policy {
         let london = TimeZone::get("Europe/London").unwrap();
         let weekday = |day| WeeklyRange {
             day,
@@ -373,12 +371,12 @@ mod tests {
         }
     }
 
-    fn at(s: &str) -> Timestamp {
+    pub(crate) fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
     /// A weekday-noon draft from `manual`, never published: the `ready` rule's case.
-    fn facts() -> Facts {
+    pub(crate) fn facts() -> Facts {
         let mut f = Facts::new();
         f.set(id("trigger.duplicate"), Some(Value::Bool(false)));
         f.set(id("schedule.state"), Some(Value::Enum(0)));

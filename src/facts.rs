@@ -1,6 +1,6 @@
 //! Fact values and the set of facts one evaluation sees.
 
-use crate::schema::{FACT_COUNT, FACTS, FactId};
+use crate::schema::{FACT_COUNT, FACTS, FactId, FactType};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
@@ -46,7 +46,32 @@ impl Facts {
     }
 }
 
+impl Value {
+    /// The value as a rules file writes it (`draft`, `"text"`, `15m`); `ty` names enum values.
+    pub fn render(&self, ty: FactType) -> String {
+        match (self, ty) {
+            (Value::Enum(i), FactType::Enum(names)) => names
+                .get(usize::from(*i))
+                .map_or_else(|| format!("#{i}"), |n| n.to_string()),
+            (Value::Enum(i), _) => format!("#{i}"),
+            (Value::Str(s), FactType::Source) => s.clone(),
+            (Value::Str(s), _) => format!("{s:?}"),
+            (Value::Int(n), _) => n.to_string(),
+            (Value::Bool(b), _) => b.to_string(),
+            (Value::Instant(t), _) => t.to_string(),
+            (Value::Duration(d), _) => format!("{d:#}"),
+            (Value::Date(d), _) => d.to_string(),
+        }
+    }
+}
+
 impl Facts {
+    /// The value of `fact` as a rules file writes it, or `absent`.
+    pub fn render(&self, fact: FactId) -> String {
+        self.get(fact)
+            .map_or_else(|| "absent".to_string(), |v| v.render(fact.def().ty))
+    }
+
     /// The instant value of `fact`, or `None` when absent or not an instant.
     pub fn instant(&self, fact: FactId) -> Option<Timestamp> {
         match self.get(fact) {

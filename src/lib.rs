@@ -12,6 +12,7 @@ pub mod decision;
 pub mod diagnostic;
 pub mod evaluator;
 pub mod event;
+pub mod explain;
 pub mod fact_space;
 pub mod facts;
 pub mod format;
