@@ -7,6 +7,7 @@
 mod depth;
 mod expected;
 mod grammar;
+mod scan;
 
 use pest::Parser as _;
 use pest::iterators::{Pair, Pairs};

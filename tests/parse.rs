@@ -157,6 +157,10 @@ fn render_errors(cases: &[&str]) -> String {
             if let Some(help) = d.help {
                 out.push_str(&format!("    help: {help}\n"));
             }
+            for (span, note) in d.notes {
+                let at = publish_guard::span::LineCol::of(source, span.start);
+                out.push_str(&format!("    note at {at}: {note}\n"));
+            }
         }
         out.push('\n');
     }
@@ -193,6 +197,8 @@ fn syntax_errors_speak_the_language() {
         "on trigger { rule a when x then publish otherwise publish rule b when c then done }",
         "on trigger { rule a when x then publish",
         "on trigger { rule and when x then publish }",
+        "window w {\n  mon 07:00..20:00\n\non trigger { rule a when (x then publish }",
+        "\u{feff}policy # \"unclosed (\n",
     ]));
 }
 

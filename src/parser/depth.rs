@@ -1,5 +1,6 @@
 //! A cheap scan for runaway parenthesis nesting, done before pest recurses into it.
 
+use super::scan::code_bytes;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::Span;
 
@@ -18,36 +19,18 @@ pub(super) fn too_deep(span: Span) -> Diagnostic {
 
 /// The first `(` nested deeper than [`MAX_DEPTH`], outside strings and comments.
 pub(super) fn check_parentheses(source: &str) -> Option<Diagnostic> {
-    #[derive(PartialEq)]
-    enum In {
-        Code,
-        Text,
-        Escape,
-        Comment,
-    }
-    let mut state = In::Code;
     let mut depth = 0usize;
-    for (at, byte) in source.bytes().enumerate() {
-        state = match (state, byte) {
-            (In::Code, b'"') => In::Text,
-            (In::Code, b'#') => In::Comment,
-            (In::Code, b'(') => {
+    for (at, byte) in code_bytes(source) {
+        match byte {
+            b'(' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Some(too_deep(Span::new(at, at + 1)));
                 }
-                In::Code
             }
-            (In::Code, b')') => {
-                depth = depth.saturating_sub(1);
-                In::Code
-            }
-            (In::Text | In::Escape | In::Comment, b'\n' | b'\r') => In::Code,
-            (In::Text, b'\\') => In::Escape,
-            (In::Text, b'"') => In::Code,
-            (In::Escape, _) => In::Text,
-            (state, _) => state,
-        };
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
     None
 }

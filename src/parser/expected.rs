@@ -3,6 +3,7 @@
 use pest::error::{Error, ErrorVariant, InputLocation};
 
 use super::grammar::Rule;
+use super::scan::last_unclosed;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::span::Span;
 
@@ -33,11 +34,17 @@ pub(super) fn diagnostic(source: &str, error: &Error<Rule>) -> Diagnostic {
         [] => format!("unexpected {shown}"),
         names => format!("expected {}, found {shown}", one_of(names)),
     };
-    let diagnostic = Diagnostic::new(Code::Syntax, span, message);
-    match help(found, &expected) {
-        Some(help) => diagnostic.with_help(help),
-        None => diagnostic,
+    let mut diagnostic = Diagnostic::new(Code::Syntax, span, message);
+    if let Some(help) = help(found, &expected) {
+        diagnostic = diagnostic.with_help(help);
     }
+    if found.is_empty()
+        && let Some((at, bracket)) = last_unclosed(source)
+    {
+        let note = format!("this `{}` is never closed", char::from(bracket));
+        diagnostic = diagnostic.with_note(Span::new(at, at + 1), note);
+    }
+    diagnostic
 }
 
 /// The names of what would have fitted, most telling first, without repeats.
