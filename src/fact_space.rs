@@ -143,27 +143,22 @@ impl FactSpace {
     }
 
     /// How many assignments [`FactSpace::assignments`] yields; `None` beyond `usize`.
-    pub fn len(&self) -> Option<usize> {
+    pub fn size(&self) -> Option<usize> {
         self.axes
             .iter()
             .try_fold(1usize, |n, a| n.checked_mul(a.candidates.len()))
     }
 
-    /// Whether there are no assignments (never: an empty space has the one empty assignment).
-    pub fn is_empty(&self) -> bool {
-        self.len() == Some(0)
-    }
-
     /// Whether the space is exact and small enough to enumerate.
     pub fn is_enumerable(&self) -> bool {
-        self.exact && self.len().is_some_and(|n| n <= MAX_ASSIGNMENTS)
+        self.exact && self.size().is_some_and(|n| n <= MAX_ASSIGNMENTS)
     }
 
     /// Every combination of candidates, as facts (facts not mentioned stay absent).
     pub fn assignments(&self) -> Assignments<'_> {
         Assignments {
             space: self,
-            next: (!self.is_empty()).then(|| vec![0; self.axes.len()]),
+            next: (self.size() != Some(0)).then(|| vec![0; self.axes.len()]),
         }
     }
 
@@ -689,7 +684,7 @@ mod tests {
         let p = policy(Vec::new());
         let space = FactSpace::for_conditions(&p, &[&state, &since]);
         // 4 states x (3 distances + absent) x 1 reference `now`.
-        assert_eq!(space.len(), Some(16));
+        assert_eq!(space.size(), Some(16));
         assert_eq!(space.assignments().count(), 16);
         let absent = space
             .assignments()

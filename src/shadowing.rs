@@ -2,7 +2,8 @@
 //!
 //! Every assignment of the phase's [`FactSpace`] is evaluated with the evaluator's own
 //! [`holds`], so the analysis and the runtime can never disagree on what a condition means.
-//! When the space is inexact or too large to enumerate, nothing is reported.
+//! Only the leading rules whose space is exact and small enough to enumerate are analysed;
+//! the rest are not reported on, rather than guessed at.
 
 use crate::ast::PhaseKind;
 use crate::evaluator::holds;
@@ -49,12 +50,21 @@ struct Seen {
 
 /// The rules of `phase` that can never decide, in rule order.
 pub fn shadowed_rules(policy: &Policy, phase: PhaseKind) -> Vec<Shadowed> {
-    let rules = &policy.phase(phase).rules;
-    let conditions: Vec<&Cond> = rules.iter().map(|r| &r.condition).collect();
-    let space = FactSpace::for_conditions(policy, &conditions);
-    if !space.is_enumerable() {
+    let all: Vec<&Cond> = policy
+        .phase(phase)
+        .rules
+        .iter()
+        .map(|r| &r.condition)
+        .collect();
+    // The longest run of leading rules whose space can be enumerated exactly: a rule past
+    // it could be shadowed by one the analysis cannot see through, so it is left alone.
+    let Some((conditions, space)) = (0..=all.len()).rev().find_map(|n| {
+        let conditions = all.get(..n)?;
+        let space = FactSpace::for_conditions(policy, conditions);
+        space.is_enumerable().then_some((conditions, space))
+    }) else {
         return Vec::new();
-    }
+    };
     let mut seen: Vec<Seen> = (0..conditions.len())
         .map(|i| Seen {
             decides: false,
@@ -280,5 +290,21 @@ mod tests {
                 deciders: Vec::new()
             }]
         );
+    }
+
+    #[test]
+    fn rules_after_one_the_analysis_cannot_see_through_are_left_alone() {
+        let p = policy(
+            "",
+            "rule drafts when schedule.state == draft then skip \"drafts\"\n\
+             rule ready when schedule.state == draft then publish\n\
+             rule changed when schedule.modified_at > last_publish.at then publish\n\
+             rule again when schedule.state == draft then publish",
+        );
+        let found: Vec<usize> = shadowed_rules(&p, PhaseKind::Trigger)
+            .iter()
+            .map(|s| s.rule)
+            .collect();
+        assert_eq!(found, [1]);
     }
 }
