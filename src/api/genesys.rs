@@ -2,8 +2,8 @@
 //! (upload URL, gzip upload, update), with OAuth, a rate limiter and a timeout on each call.
 
 use crate::api::clock::Clock;
-use crate::api::http::{self, RawAnswer};
-use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, RateLimiter, SharedLimiter};
+use crate::api::http::{self, Caller, RawAnswer};
+use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, SharedLimiter};
 use crate::api::region::Endpoints;
 use crate::api::secret::Secret;
 use crate::api::token::TokenSource;
@@ -49,12 +49,9 @@ impl GenesysConfig {
 /// The Genesys Cloud [`ScheduleApi`].
 #[derive(Clone)]
 pub struct GenesysClient {
-    http: reqwest::Client,
+    caller: Caller,
     api_base: Url,
-    timeout: Duration,
     tokens: Arc<TokenSource>,
-    limiter: SharedLimiter,
-    clock: Arc<dyn Clock>,
 }
 
 /// `GET .../schedules/{id}`'s answer, the part we read.
@@ -106,38 +103,29 @@ struct UpdateBody {
 impl GenesysClient {
     /// A client with its own rate limiter.
     pub fn new(config: GenesysConfig, clock: Arc<dyn Clock>) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| ApiError::Transport {
-                call: "client setup",
-                reason: e.to_string(),
-            })?;
+        let caller = Caller::new(config.timeout, config.requests_per_minute, clock)?;
         let tokens = TokenSource::new(
-            http.clone(),
+            caller.clone(),
             &config.endpoints.login,
             config.client_id,
             config.client_secret,
-            config.timeout,
         );
         Ok(Self {
-            http,
+            caller,
             api_base: http::base_url(&config.endpoints.api)?,
-            timeout: config.timeout,
             tokens: Arc::new(tokens),
-            limiter: SharedLimiter::new(RateLimiter::per_minute(config.requests_per_minute)),
-            clock,
         })
     }
 
     /// Uses `limiter` instead of its own: every client of one OAuth client shares one.
     pub fn with_limiter(mut self, limiter: SharedLimiter) -> Self {
-        self.limiter = limiter;
+        self.caller.limiter = limiter;
         self
     }
 
     /// The limiter its calls take.
     pub fn limiter(&self) -> &SharedLimiter {
-        &self.limiter
+        &self.caller.limiter
     }
 
     /// `.../businessunits/{bu}/weeks/{week}/schedules` and then `more`, each escaped.
@@ -170,38 +158,19 @@ impl GenesysClient {
         name: &'static str,
         request: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<RawAnswer, ApiError> {
-        let clock = self.clock.as_ref();
-        let token = self.tokens.bearer(clock).await?;
-        let mut answer = self.send_limited(name, &request, &token).await?;
-        if answer.status == 401 {
-            let fresh = self.tokens.renew(&token, clock).await?;
-            answer = self.send_limited(name, &request, &fresh).await?;
-            if answer.status == 401 {
-                return Err(ApiError::Auth(format!(
-                    "{name}: the API refused a freshly issued token"
-                )));
-            }
+        let with = |token: &Secret| request().bearer_auth(token.expose());
+        let token = self.tokens.bearer().await?;
+        let answer = self.caller.limited(name, with(&token)).await?;
+        if answer.status != 401 {
+            return Ok(answer);
         }
-        Ok(answer)
-    }
-
-    async fn send_limited(
-        &self,
-        name: &'static str,
-        request: &impl Fn() -> reqwest::RequestBuilder,
-        token: &Secret,
-    ) -> Result<RawAnswer, ApiError> {
-        self.limiter.acquire(self.clock.as_ref()).await;
-        let answer = http::send(name, self.timeout, request().bearer_auth(token.expose())).await?;
-        let now = self.clock.now();
-        self.limiter.with(|limiter| {
-            if let Some(info) = answer.rate_limit {
-                limiter.observe(info, now);
-            }
-            if let Some(wait) = answer.retry_after.filter(|_| answer.status == 429) {
-                limiter.hold_for(wait, now);
-            }
-        });
+        let fresh = self.tokens.renew(&token).await?;
+        let answer = self.caller.limited(name, with(&fresh)).await?;
+        if answer.status == 401 {
+            return Err(ApiError::Auth(format!(
+                "{name}: the API refused a freshly issued token"
+            )));
+        }
         Ok(answer)
     }
 
@@ -213,6 +182,7 @@ impl GenesysClient {
         idempotency_key: &str,
     ) -> Result<RawAnswer, ApiError> {
         let mut request = self
+            .caller
             .http
             .put(&ticket.url)
             .header("Idempotency-Key", format!("{idempotency_key}:upload"))
@@ -220,7 +190,7 @@ impl GenesysClient {
         for (name, value) in &ticket.headers {
             request = request.header(name, value);
         }
-        http::send("upload", self.timeout, request).await
+        self.caller.unlimited("upload", request).await
     }
 }
 
@@ -228,7 +198,7 @@ impl std::fmt::Debug for GenesysClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GenesysClient")
             .field("api_base", &self.api_base.as_str())
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.caller.timeout)
             .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
@@ -237,7 +207,9 @@ impl std::fmt::Debug for GenesysClient {
 impl ScheduleApi for GenesysClient {
     async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError> {
         let url = self.schedule_url(schedule, &[]);
-        let answer = self.call("read", || self.http.get(url.clone())).await?;
+        let answer = self
+            .call("read", || self.caller.http.get(url.clone()))
+            .await?;
         answer.into_answer("read", |body| {
             let s: ScheduleBody = http::json(body)?;
             Ok(ScheduleSnapshot {
@@ -264,7 +236,8 @@ impl ScheduleApi for GenesysClient {
         let ticket_url = self.schedule_url(schedule, &["update", "uploadurl"]);
         let ticket = self
             .call("uploadurl", || {
-                self.http
+                self.caller
+                    .http
                     .post(ticket_url.clone())
                     .header("Idempotency-Key", format!("{idempotency_key}:uploadurl"))
                     .json(&declared)
@@ -286,7 +259,8 @@ impl ScheduleApi for GenesysClient {
         let update = serde_json::json!({"uploadKey": ticket.upload_key});
         let answer = self
             .call("update", || {
-                self.http
+                self.caller
+                    .http
                     .post(update_url.clone())
                     .header("Idempotency-Key", format!("{idempotency_key}:update"))
                     .json(&update)
@@ -308,7 +282,7 @@ impl ScheduleApi for GenesysClient {
     ) -> Result<Answer<Vec<String>>, ApiError> {
         let url = self.schedules_url(business_unit, week, &[]);
         let answer = self
-            .call("list_week", || self.http.get(url.clone()))
+            .call("list_week", || self.caller.http.get(url.clone()))
             .await?;
         answer.into_answer("list_week", |body| {
             let list: ListBody = http::json(body)?;

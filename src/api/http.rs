@@ -1,11 +1,14 @@
 //! What every HTTP client here shares: sending with errors mapped to [`ApiError`], and
 //! reading the headers the runner acts on into an [`Answer`].
 
+use crate::api::clock::Clock;
+use crate::api::limiter::{RateLimiter, SharedLimiter};
 use crate::api::{Answer, ApiError, RateLimitInfo};
 use axum::body::Bytes;
 use jiff::SignedDuration;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A raw answer: status, the headers that matter, the body.
@@ -59,7 +62,7 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Str
 }
 
 /// Sends `request` and reads the whole answer, within `timeout` (set on the request).
-pub(crate) async fn send(
+async fn send(
     call: &'static str,
     timeout: Duration,
     request: reqwest::RequestBuilder,
@@ -76,6 +79,69 @@ pub(crate) async fn send(
         rate_limit,
         body,
     })
+}
+
+/// What a client needs to make calls: the HTTP client, the timeout of each call, the rate
+/// limiter and the clock it waits on.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    pub(crate) http: reqwest::Client,
+    pub(crate) timeout: Duration,
+    pub(crate) limiter: SharedLimiter,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Caller {
+    /// A caller with its own limiter of `requests_per_minute`.
+    pub(crate) fn new(
+        timeout: Duration,
+        requests_per_minute: u32,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ApiError::Transport {
+                call: "client setup",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            timeout,
+            limiter: SharedLimiter::new(RateLimiter::per_minute(requests_per_minute)),
+            clock,
+        })
+    }
+
+    /// Sends `request` without the limiter (storage, login).
+    pub(crate) async fn unlimited(
+        &self,
+        call: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<RawAnswer, ApiError> {
+        send(call, self.timeout, request).await
+    }
+
+    /// Sends `request` after waiting for the limiter; the answer's rate-limit headers and
+    /// a 429's `Retry-After` then tighten the limiter.
+    pub(crate) async fn limited(
+        &self,
+        call: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<RawAnswer, ApiError> {
+        let clock = self.clock.as_ref();
+        self.limiter.acquire(clock).await;
+        let answer = self.unlimited(call, request).await?;
+        let now = clock.now();
+        self.limiter.with(|limiter| {
+            if let Some(info) = answer.rate_limit {
+                limiter.observe(info, now);
+            }
+            if let Some(wait) = answer.retry_after.filter(|_| answer.status == 429) {
+                limiter.hold_for(wait, now);
+            }
+        });
+        Ok(answer)
+    }
 }
 
 /// A reqwest error as an [`ApiError`], without the URL (a signed upload URL is a secret).

@@ -10,6 +10,7 @@ pub(crate) mod http;
 pub mod limiter;
 pub mod model;
 pub mod region;
+pub mod rest;
 pub mod secret;
 pub mod token;
 pub mod upload;

@@ -2,11 +2,9 @@
 //! before it expires or when the API refuses it.
 
 use crate::api::ApiError;
-use crate::api::clock::Clock;
-use crate::api::http::{self, RawAnswer};
+use crate::api::http::{self, Caller, RawAnswer};
 use crate::api::secret::Secret;
 use jiff::{SignedDuration, Timestamp};
-use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Renew at most this long before expiry (less for short-lived tokens: a tenth of them).
@@ -33,43 +31,52 @@ struct Refused {
 }
 
 /// Fetches and caches one OAuth client's access token.
-#[derive(Debug)]
 pub struct TokenSource {
-    http: reqwest::Client,
+    caller: Caller,
     token_url: String,
     client_id: String,
     client_secret: Secret,
-    timeout: Duration,
     cached: Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenSource {
     /// A source for `client_id` at `login_base` (e.g. `https://login.mypurecloud.ie`).
-    pub fn new(
-        http: reqwest::Client,
+    pub(crate) fn new(
+        caller: Caller,
         login_base: &str,
         client_id: String,
         client_secret: Secret,
-        timeout: Duration,
     ) -> Self {
         Self {
-            http,
+            caller,
             token_url: format!("{login_base}/oauth/token"),
             client_id,
             client_secret,
-            timeout,
             cached: Mutex::new(None),
         }
     }
 
     /// The current token, fetched when there is none or it is about to expire. Callers
     /// that arrive during a fetch wait for it rather than fetching again.
-    pub async fn bearer(&self, clock: &dyn Clock) -> Result<Secret, ApiError> {
+    pub async fn bearer(&self) -> Result<Secret, ApiError> {
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| clock.now() < c.renew_at) {
+        if let Some(c) = cached
+            .as_ref()
+            .filter(|c| self.caller.clock.now() < c.renew_at)
+        {
             return Ok(c.token.clone());
         }
-        let fresh = self.fetch(clock).await?;
+        let fresh = self.fetch().await?;
         let token = fresh.token.clone();
         *cached = Some(fresh);
         Ok(token)
@@ -77,24 +84,25 @@ impl TokenSource {
 
     /// The API refused `rejected`: forget it (unless another caller already replaced it)
     /// and answer a fresh token.
-    pub async fn renew(&self, rejected: &Secret, clock: &dyn Clock) -> Result<Secret, ApiError> {
+    pub async fn renew(&self, rejected: &Secret) -> Result<Secret, ApiError> {
         {
             let mut cached = self.cached.lock().await;
             if cached.as_ref().is_some_and(|c| c.token == *rejected) {
                 *cached = None;
             }
         }
-        self.bearer(clock).await
+        self.bearer().await
     }
 
-    async fn fetch(&self, clock: &dyn Clock) -> Result<Cached, ApiError> {
+    async fn fetch(&self) -> Result<Cached, ApiError> {
         let request = self
+            .caller
             .http
             .post(&self.token_url)
             .basic_auth(&self.client_id, Some(self.client_secret.expose()))
             .form(&[("grant_type", "client_credentials")]);
-        let fetched_at = clock.now();
-        let answer = http::send("token", self.timeout, request).await?;
+        let fetched_at = self.caller.clock.now();
+        let answer = self.caller.unlimited("token", request).await?;
         if !answer.is_success() {
             return Err(self.refusal(&answer));
         }

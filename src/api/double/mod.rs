@@ -68,6 +68,8 @@ pub enum CallKind {
     GatewayStatus,
     /// `POST /gateway/schedules/{id}/publish`.
     GatewayPublish,
+    /// `GET /gateway/businessunits/{bu}/weeks/{week}/schedules`.
+    GatewayList,
 }
 
 /// One call the double received.

@@ -57,6 +57,10 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/uploads/{key}", put(upload))
         .route("/gateway/schedules/{id}/status", get(gateway_status))
         .route("/gateway/schedules/{id}/publish", post(gateway_publish))
+        .route(
+            "/gateway/businessunits/{bu}/weeks/{week}/schedules",
+            get(gateway_list),
+        )
         .with_state(shared)
 }
 
@@ -196,12 +200,9 @@ async fn get_schedule(ctx: Ctx, SchedulePath(schedule): SchedulePath) -> Respons
     .await
 }
 
-async fn list_week(ctx: Ctx, Path((bu, week)): Path<(String, String)>) -> Response {
-    let Ok(date) = week.parse::<Date>() else {
-        return bad_week(&week);
-    };
+async fn list_week(ctx: Ctx, WeekPath(bu, week): WeekPath) -> Response {
     ctx.serve_api(CallKind::ListWeek, |state, now, client| {
-        reply(state.model.list_week(client, now, &bu, date), |views| {
+        reply(state.model.list_week(client, now, &bu, week), |views| {
             let entities: Vec<Value> = views.iter().map(schedule_json).collect();
             (StatusCode::OK, json!({"entities": entities}))
         })
@@ -287,6 +288,19 @@ async fn gateway_publish(ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Respo
             state.model.gateway_publish("gateway", now, &id, version),
             |op| (StatusCode::ACCEPTED, operation_json(&op)),
         )
+    })
+    .await
+}
+
+async fn gateway_list(ctx: Ctx, WeekPath(bu, week): WeekPath) -> Response {
+    ctx.serve(CallKind::GatewayList, |state, now| {
+        reply(state.model.list_week("gateway", now, &bu, week), |views| {
+            let ids: Vec<&str> = views
+                .iter()
+                .map(|v| v.schedule.schedule_id.as_str())
+                .collect();
+            (StatusCode::OK, json!(ids))
+        })
     })
     .await
 }
@@ -378,6 +392,24 @@ impl<S: Send + Sync> FromRequestParts<S> for SchedulePath {
             week: week_date,
             schedule_id,
         }))
+    }
+}
+
+/// The `{bu}/weeks/{week}` part of a path.
+struct WeekPath(String, Date);
+
+impl<S: Send + Sync> FromRequestParts<S> for WeekPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path((business_unit, week)) =
+            Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let Ok(week_date) = week.parse() else {
+            return Err(bad_week(&week));
+        };
+        Ok(Self(business_unit, week_date))
     }
 }
 
