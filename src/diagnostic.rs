@@ -59,6 +59,8 @@ pub enum Code {
     BadFact,
     /// E118: an integer range whose low end is above its high end, so nothing is in it.
     EmptyRange,
+    /// S301: a scenario-file key or value that does not fit (simulation scenarios).
+    BadScenario,
     /// W201: a rule that can never fire because an earlier rule always decides first.
     ShadowedRule,
     /// W202: a backoff profile whose cap is below its initial delay.
@@ -92,6 +94,7 @@ impl Code {
         Code::NotACondition,
         Code::BadFact,
         Code::EmptyRange,
+        Code::BadScenario,
         Code::ShadowedRule,
         Code::CapBelowInitial,
         Code::Unused,
@@ -122,6 +125,7 @@ impl Code {
             Code::NotACondition => "E116",
             Code::BadFact => "E117",
             Code::EmptyRange => "E118",
+            Code::BadScenario => "S301",
             Code::ShadowedRule => "W201",
             Code::CapBelowInitial => "W202",
             Code::Unused => "W203",

@@ -22,6 +22,7 @@ pub mod relay;
 pub mod runner;
 pub mod schema;
 pub mod shadowing;
+pub mod sim;
 pub mod span;
 pub mod suggest;
 pub mod window;

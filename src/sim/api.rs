@@ -1,0 +1,150 @@
+//! The simulated API: the one Genesys model (`api::model`), called directly at virtual
+//! instants, behind the faults a scenario switches on (outages, a rate of server errors).
+//! The answers take the shape the live clients give the runner.
+
+use crate::api::model::{Model, ModelConfig, Refusal, Reply};
+use crate::api::upload::gzip_publish_body;
+use crate::api::{Answer, OperationStatus, PublishAccepted, ScheduleRef, ScheduleSnapshot};
+use crate::runner::{CallFailure, CallResult};
+use crate::sim::scenario::{ApiBehaviour, Scenario};
+use jiff::{SignedDuration, Timestamp};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The OAuth client the simulated runner calls as (the rate limit is per client).
+const CLIENT: &str = "publish-guard";
+
+/// The model plus the scenario's faults.
+#[derive(Debug)]
+pub struct SimApi {
+    model: Model,
+    behaviour: ApiBehaviour,
+    rng: ChaCha8Rng,
+}
+
+impl SimApi {
+    /// The API as the scenario starts it: its schedules created at the start instant.
+    pub fn new(scenario: &Scenario, refs: &[ScheduleRef]) -> Self {
+        let mut model = Model::new(ModelConfig {
+            processing_time: scenario.api.processing,
+            requests_per_minute: scenario.api.rate_limit,
+        });
+        for (spec, schedule) in scenario.schedules.iter().zip(refs) {
+            model.insert(
+                schedule.clone(),
+                spec.published,
+                spec.version,
+                scenario.start,
+                "planner",
+            );
+        }
+        SimApi {
+            model,
+            behaviour: scenario.api.clone(),
+            // Faults draw from their own stream so turning them on does not move jitter.
+            rng: ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5EED_FA17),
+        }
+    }
+
+    /// The model, for a person's actions and for looking without calling.
+    pub fn model(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    /// How long an accepted update stays `Processing`.
+    pub fn processing(&self) -> SignedDuration {
+        self.behaviour.processing
+    }
+
+    /// A server error this call meets, if any: an outage in force, or a random one.
+    fn fault(&mut self, now: Timestamp) -> Option<u16> {
+        if let Some(o) = self
+            .behaviour
+            .outages
+            .iter()
+            .find(|o| o.from <= now && now < o.until)
+        {
+            return Some(o.status);
+        }
+        (self.behaviour.error_rate > 0.0 && self.rng.random_bool(self.behaviour.error_rate))
+            .then_some(self.behaviour.error_status)
+    }
+
+    /// `GET` the schedule at `now`.
+    pub fn read(&mut self, now: Timestamp, schedule: &ScheduleRef) -> CallResult<ScheduleSnapshot> {
+        if let Some(status) = self.fault(now) {
+            return Ok(error_answer(status));
+        }
+        let reply = self.model.get(CLIENT, now, schedule);
+        Ok(answer(reply, |view| view.snapshot))
+    }
+
+    /// Publish the schedule at `version` at `now`: uploadurl, the upload, update.
+    pub fn publish(
+        &mut self,
+        now: Timestamp,
+        schedule: &ScheduleRef,
+        version: i64,
+    ) -> CallResult<PublishAccepted> {
+        if let Some(status) = self.fault(now) {
+            return Ok(error_answer(status));
+        }
+        let body = gzip_publish_body(version).map_err(|e| CallFailure(e.to_string()))?;
+        let ticket = self
+            .model
+            .upload_url(CLIENT, now, schedule, body.len() as u64);
+        let key = match ticket.outcome {
+            Ok(t) => t.upload_key,
+            Err(refusal) => return Ok(refused(refusal, Some(ticket.rate_limit))),
+        };
+        if let Err(refusal) = self.model.upload(&key, &body) {
+            return Ok(refused(refusal, None));
+        }
+        let reply = self.model.update(CLIENT, now, schedule, &key);
+        Ok(answer(reply, |op| PublishAccepted {
+            status: op.status,
+            operation_id: op.operation_id,
+        }))
+    }
+}
+
+fn answer<T, U>(reply: Reply<T>, body: impl FnOnce(T) -> U) -> Answer<U> {
+    match reply.outcome {
+        Ok(value) => Answer {
+            status: 200,
+            retry_after: None,
+            rate_limit: Some(reply.rate_limit),
+            body: Some(body(value)),
+        },
+        Err(refusal) => refused(refusal, Some(reply.rate_limit)),
+    }
+}
+
+fn refused<U>(refusal: Refusal, rate_limit: Option<crate::api::RateLimitInfo>) -> Answer<U> {
+    let retry_after = match refusal {
+        Refusal::TooManyRequests { retry_after_secs } => {
+            Some(SignedDuration::from_secs(i64::from(retry_after_secs)))
+        }
+        _ => None,
+    };
+    Answer {
+        status: refusal.status(),
+        retry_after,
+        rate_limit,
+        body: None,
+    }
+}
+
+fn error_answer<U>(status: u16) -> Answer<U> {
+    Answer {
+        status,
+        retry_after: None,
+        rate_limit: None,
+        body: None,
+    }
+}
+
+/// Whether an accepted update is still running (its end is worth marking on the timeline).
+pub fn is_processing(accepted: &PublishAccepted) -> bool {
+    accepted.status == OperationStatus::Processing
+}

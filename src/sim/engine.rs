@@ -1,0 +1,389 @@
+//! The discrete-event loop: a virtual clock, a queue of what is due, and the runner's own
+//! machines carrying triggers through the API model. Nothing here waits for real time, and
+//! every choice is ordered (arrival order, then queue order), so a scenario and a seed
+//! always give the same run.
+
+use crate::api::ScheduleRef;
+use crate::event::Event;
+use crate::policy::Policy;
+use crate::runner::random::SeededRandom;
+use crate::runner::{Command, Input, Runner, RunnerConfig, Trigger};
+use crate::sim::api::{SimApi, is_processing};
+use crate::sim::expect::TriggerOutcome;
+use crate::sim::generate::{Arrivals, arrivals};
+use crate::sim::record::{Recorder, TriggerInfo};
+use crate::sim::report::Report;
+use crate::sim::scenario::{PersonKind, Scenario};
+use jiff::Timestamp;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+/// How to run a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Keep every timeline row (for reports); off, only the totals are kept.
+    pub keep_timeline: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            keep_timeline: true,
+        }
+    }
+}
+
+/// Everything one run produced.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The timeline and totals.
+    pub report: Report,
+    /// What each scenario trigger with a delivery id got, in arrival order.
+    pub outcomes: BTreeMap<String, Vec<TriggerOutcome>>,
+    /// `(phase, rule)` of every rule that decided at least once.
+    pub decided: BTreeSet<(String, String)>,
+}
+
+/// Something due at an instant.
+#[derive(Clone, Debug, PartialEq)]
+enum Due {
+    /// A person acts (index into the scenario's people).
+    Person(usize),
+    /// A call's answer or a timer reaches a worker's machine for a schedule.
+    Input {
+        worker: u32,
+        schedule: u32,
+        input: Input,
+    },
+    /// An accepted update finishes processing (for the timeline only).
+    Settled { schedule: u32 },
+}
+
+/// One runner: all schedules' machines with coalescing, or one trigger's without.
+#[derive(Debug)]
+struct Worker {
+    runner: Runner,
+    /// Calls and timers it still waits for; a per-trigger worker with none left is done.
+    outstanding: u32,
+}
+
+/// The loop's state.
+struct Engine<'a> {
+    scenario: &'a Scenario,
+    policy: &'a Policy,
+    refs: Vec<ScheduleRef>,
+    index: HashMap<ScheduleRef, u32>,
+    api: SimApi,
+    random: SeededRandom,
+    queue: BinaryHeap<Reverse<(Timestamp, u64)>>,
+    due: HashMap<u64, Due>,
+    next_seq: u64,
+    workers: Vec<Option<Worker>>,
+    free: Vec<u32>,
+    recorder: Recorder,
+    commands: Vec<Command>,
+    now: Timestamp,
+}
+
+/// Run `scenario` under `policy` and report what happened.
+pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResult {
+    let refs: Vec<ScheduleRef> = scenario
+        .schedules
+        .iter()
+        .map(|s| ScheduleRef {
+            business_unit: s.business_unit.clone(),
+            week: s.week,
+            schedule_id: s.id.clone(),
+        })
+        .collect();
+    let index = refs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.clone(), i as u32))
+        .collect();
+    let mut engine = Engine {
+        scenario,
+        policy,
+        api: SimApi::new(scenario, &refs),
+        refs,
+        index,
+        random: SeededRandom::new(scenario.seed),
+        queue: BinaryHeap::new(),
+        due: HashMap::new(),
+        next_seq: 0,
+        workers: Vec::new(),
+        free: Vec::new(),
+        recorder: Recorder::new(options.keep_timeline),
+        commands: Vec::new(),
+        now: scenario.start,
+    };
+    for (i, p) in scenario.people.iter().enumerate() {
+        engine.schedule_due(p.at, Due::Person(i));
+    }
+    let arrivals = arrivals(scenario);
+    engine.run(&arrivals);
+    let end = engine.now;
+    let recorded = engine.recorder.finish();
+    RunResult {
+        report: Report {
+            scenario: scenario.name.clone(),
+            policy: policy.name.clone(),
+            seed: scenario.seed,
+            coalesce: scenario.runner.coalesce,
+            start: scenario.start,
+            end,
+            schedules: scenario.schedules.iter().map(|s| s.id.clone()).collect(),
+            timeline: recorded.rows,
+            summary: recorded.summary,
+        },
+        outcomes: recorded.outcomes,
+        decided: recorded.decided,
+    }
+}
+
+impl Engine<'_> {
+    fn schedule_due(&mut self, at: Timestamp, due: Due) {
+        self.next_seq += 1;
+        self.queue.push(Reverse((at, self.next_seq)));
+        self.due.insert(self.next_seq, due);
+    }
+
+    fn run(&mut self, arrivals: &Arrivals) {
+        let mut next = 0;
+        loop {
+            let arrival = arrivals.list.get(next);
+            let queued = self.queue.peek().map(|Reverse((at, _))| *at);
+            // Arrivals go first at equal instants: a burst already at the door is coalesced.
+            let take_arrival = match (arrival, queued) {
+                (Some(a), Some(q)) => a.at <= q,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let at = if take_arrival {
+                arrival.map_or(self.now, |a| a.at)
+            } else {
+                queued.unwrap_or(self.now)
+            };
+            if self.scenario.end.is_some_and(|end| at > end) {
+                break;
+            }
+            self.now = at.max(self.now);
+            if take_arrival {
+                if let Some(a) = arrival {
+                    self.arrive(arrivals, a);
+                }
+                next += 1;
+            } else if let Some(Reverse((_, seq))) = self.queue.pop()
+                && let Some(due) = self.due.remove(&seq)
+            {
+                self.fire(due);
+            }
+        }
+    }
+
+    fn arrive(&mut self, arrivals: &Arrivals, a: &crate::sim::generate::Arrival) {
+        let worker = self.worker_for_trigger();
+        let trigger = Trigger {
+            delivery_id: Some(arrivals.delivery_id(a)),
+            source: arrivals.source(a).to_string(),
+            event: arrivals.event(a).map(str::to_string),
+            received_at: self.now,
+        };
+        let info = TriggerInfo {
+            label: arrivals.label(a),
+            tracked: a.delivery.is_some(),
+        };
+        self.recorder.arriving(worker, a.schedule, info, self.now);
+        let Some(schedule) = self.refs.get(a.schedule as usize).cloned() else {
+            return;
+        };
+        if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+            w.runner.trigger(
+                self.now,
+                self.policy,
+                &mut self.random,
+                schedule,
+                trigger,
+                &mut self.commands,
+            );
+        }
+        self.carry_out(worker);
+    }
+
+    /// With coalescing, the one runner; without, a fresh runner for each trigger, as
+    /// independent webhook handlers would be.
+    fn worker_for_trigger(&mut self) -> u32 {
+        let fresh = || Worker {
+            runner: Runner::new(RunnerConfig::default()),
+            outstanding: 0,
+        };
+        if self.scenario.runner.coalesce {
+            if self.workers.is_empty() {
+                self.workers.push(Some(fresh()));
+            }
+            return 0;
+        }
+        match self.free.pop() {
+            Some(slot) => {
+                if let Some(w) = self.workers.get_mut(slot as usize) {
+                    *w = Some(fresh());
+                }
+                slot
+            }
+            None => {
+                self.workers.push(Some(fresh()));
+                (self.workers.len() - 1) as u32
+            }
+        }
+    }
+
+    fn fire(&mut self, due: Due) {
+        match due {
+            Due::Person(i) => self.person(i),
+            Due::Settled { schedule } => {
+                if let Some(view) = self
+                    .refs
+                    .get(schedule as usize)
+                    .cloned()
+                    .and_then(|r| self.api.model().peek(&r, self.now))
+                {
+                    self.recorder
+                        .settled(self.now, schedule, view.snapshot.version);
+                }
+            }
+            Due::Input {
+                worker,
+                schedule,
+                input,
+            } => {
+                let Some(sref) = self.refs.get(schedule as usize).cloned() else {
+                    return;
+                };
+                if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+                    w.outstanding = w.outstanding.saturating_sub(1);
+                    w.runner.input(
+                        self.now,
+                        self.policy,
+                        &mut self.random,
+                        &sref,
+                        input,
+                        &mut self.commands,
+                    );
+                }
+                self.carry_out(worker);
+            }
+        }
+    }
+
+    fn person(&mut self, i: usize) {
+        let Some(p) = self.scenario.people.get(i) else {
+            return;
+        };
+        let Some(sref) = self.refs.get(p.schedule).cloned() else {
+            return;
+        };
+        let schedule = p.schedule as u32;
+        let what = match p.kind {
+            PersonKind::Edit => match self.api.model().person_edit(&sref, self.now, &p.who) {
+                Ok(s) => format!("{} edits: draft v{}", p.who, s.version),
+                Err(refusal) => format!("{} edit refused: {}", p.who, refusal.status()),
+            },
+            PersonKind::Publish => match self.api.model().person_publish(&sref, self.now, &p.who) {
+                Ok(op) => {
+                    if op.status == crate::api::OperationStatus::Processing {
+                        let done = self.now.saturating_add(self.api.processing());
+                        self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
+                    }
+                    format!("{} publishes in the UI", p.who)
+                }
+                Err(refusal) => format!("{} publish refused: {}", p.who, refusal.status()),
+            },
+        };
+        self.recorder.person(self.now, schedule, what);
+    }
+
+    /// Carry out the commands a worker's runner just returned.
+    fn carry_out(&mut self, worker: u32) {
+        let latency = self.scenario.api.latency;
+        let answer_at = self.now.saturating_add(latency).unwrap_or(self.now);
+        let mut commands = std::mem::take(&mut self.commands);
+        for command in commands.drain(..) {
+            match command {
+                Command::Emit(event) => self.emit(worker, event),
+                Command::Read(sref) => {
+                    let Some(&schedule) = self.index.get(&sref) else {
+                        continue;
+                    };
+                    let result = self.api.read(self.now, &sref);
+                    self.deliver(answer_at, worker, schedule, Input::StateRead(result));
+                }
+                Command::Publish {
+                    schedule: sref,
+                    version,
+                    ..
+                } => {
+                    let Some(&schedule) = self.index.get(&sref) else {
+                        continue;
+                    };
+                    let result = self.api.publish(self.now, &sref, version);
+                    if let Ok(accepted) = &result
+                        && let Some(body) = &accepted.body
+                        && is_processing(body)
+                    {
+                        let done = self.now.saturating_add(self.api.processing());
+                        self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
+                    }
+                    self.deliver(answer_at, worker, schedule, Input::PublishAnswered(result));
+                }
+                Command::WaitUntil {
+                    schedule: sref,
+                    timer,
+                    until,
+                    ..
+                } => {
+                    let Some(&schedule) = self.index.get(&sref) else {
+                        continue;
+                    };
+                    let at = until.max(self.now);
+                    self.deliver(at, worker, schedule, Input::TimerFired(timer));
+                }
+            }
+        }
+        self.commands = commands;
+        self.release_if_done(worker);
+    }
+
+    fn emit(&mut self, worker: u32, event: Event) {
+        let schedule = self.index.get(&event.schedule).copied().unwrap_or(0);
+        self.recorder.event(worker, schedule, event);
+    }
+
+    /// Feed `input` to a worker's machine for `schedule` at `at`.
+    fn deliver(&mut self, at: Timestamp, worker: u32, schedule: u32, input: Input) {
+        if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+            w.outstanding += 1;
+        }
+        let due = Due::Input {
+            worker,
+            schedule,
+            input,
+        };
+        self.schedule_due(at, due);
+    }
+
+    /// Without coalescing, a worker whose trigger is fully handled is freed for reuse.
+    fn release_if_done(&mut self, worker: u32) {
+        if self.scenario.runner.coalesce {
+            return;
+        }
+        if let Some(slot) = self.workers.get_mut(worker as usize)
+            && slot
+                .as_ref()
+                .is_some_and(|w| w.outstanding == 0 && w.runner.is_idle())
+        {
+            *slot = None;
+            self.free.push(worker);
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! What a simulation reports: the timeline (one row per step) and the summary, rendered
+//! as a table for people or as JSON for tools.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// What kind of step a row records; the SVG picks its mark from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    /// A trigger arrived and started an evaluation.
+    Trigger,
+    /// A trigger arrived during a cycle and was folded into it.
+    Coalesced,
+    /// The policy decided to publish.
+    Publish,
+    /// The policy decided to skip.
+    Skip,
+    /// The policy decided to back off (or the runner waited out a `Retry-After`).
+    Backoff,
+    /// The policy deferred to a later instant.
+    Defer,
+    /// Any other decision (`recheck`, `done`).
+    Decision,
+    /// A read of the schedule.
+    Read,
+    /// A publish call the API accepted.
+    Accepted,
+    /// The API answered 409.
+    Conflict,
+    /// The API answered 429.
+    Throttled,
+    /// The API answered 5xx or not at all.
+    ServerError,
+    /// A cycle ended in a recorded failure.
+    Failure,
+    /// A person edited or published the schedule in the UI.
+    Person,
+    /// A publish operation finished and the schedule is published.
+    Published,
+}
+
+/// One step of the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    /// When it happened on the virtual clock.
+    pub at: Timestamp,
+    /// Which schedule (index into [`Report::schedules`]).
+    pub schedule: u32,
+    /// The trigger it belongs to (its delivery id or `#n`), when one does.
+    pub trigger: String,
+    /// The decision, or what happened.
+    pub decision: String,
+    /// The rule that decided.
+    pub rule: String,
+    /// The API call made.
+    pub call: String,
+    /// The API's answer.
+    pub answer: String,
+    /// The kind of step.
+    pub mark: Mark,
+}
+
+/// Median, 95th percentile and maximum of a set of durations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// Half are at or below this.
+    pub median: SignedDuration,
+    /// 95 % are at or below this.
+    pub p95: SignedDuration,
+    /// The longest.
+    pub max: SignedDuration,
+}
+
+impl Percentiles {
+    /// The percentiles of `values` (sorted in place); `None` when empty.
+    pub fn of(values: &mut [SignedDuration]) -> Option<Percentiles> {
+        values.sort_unstable();
+        let last = values.len().checked_sub(1)?;
+        // Nearest-rank: the smallest value with at least p% of the values at or below it.
+        let rank = |p: usize| {
+            values
+                .get((values.len() * p).div_ceil(100).max(1) - 1)
+                .copied()
+        };
+        Some(Percentiles {
+            median: rank(50)?,
+            p95: rank(95)?,
+            max: *values.get(last)?,
+        })
+    }
+}
+
+/// The totals of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Triggers that arrived.
+    pub triggers: u64,
+    /// Publish calls the API accepted.
+    pub publishes: u64,
+    /// Skip decisions, by reason.
+    pub skips: BTreeMap<String, u64>,
+    /// Triggers folded into an evaluation already under way.
+    pub coalesced: u64,
+    /// Backoff decisions (including waits on `Retry-After`).
+    pub backoffs: u64,
+    /// Defer decisions.
+    pub deferrals: u64,
+    /// 409 answers.
+    pub conflicts: u64,
+    /// 429 answers.
+    pub throttled: u64,
+    /// 5xx answers and calls without an answer.
+    pub server_errors: u64,
+    /// API calls by kind (`read`, `publish`).
+    pub api_calls: BTreeMap<String, u64>,
+    /// Cycles that ended in a recorded failure.
+    pub failures: u64,
+    /// From a trigger's arrival to the schedule showing published, for triggers whose
+    /// evaluation led to a publish.
+    pub latency: Option<Percentiles>,
+    /// Total time cycles spent waiting (backoffs, deferrals, `Retry-After`).
+    pub waiting: SignedDuration,
+}
+
+/// A total that `[expect]` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Total {
+    /// [`Summary::triggers`]
+    Triggers,
+    /// [`Summary::publishes`]
+    Publishes,
+    /// All skips, whatever the reason.
+    Skips,
+    /// [`Summary::coalesced`]
+    Coalesced,
+    /// [`Summary::backoffs`]
+    Backoffs,
+    /// [`Summary::deferrals`]
+    Deferrals,
+    /// [`Summary::conflicts`]
+    Conflicts,
+    /// [`Summary::throttled`]
+    Throttled,
+    /// [`Summary::server_errors`]
+    ServerErrors,
+    /// All API calls.
+    ApiCalls,
+    /// [`Summary::failures`]
+    Failures,
+}
+
+impl Total {
+    /// The key used in `[expect]` and the summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Total::Triggers => "triggers",
+            Total::Publishes => "publishes",
+            Total::Skips => "skips",
+            Total::Coalesced => "coalesced",
+            Total::Backoffs => "backoffs",
+            Total::Deferrals => "deferrals",
+            Total::Conflicts => "conflicts",
+            Total::Throttled => "throttled",
+            Total::ServerErrors => "server_errors",
+            Total::ApiCalls => "api_calls",
+            Total::Failures => "failures",
+        }
+    }
+}
+
+impl Summary {
+    /// The value of one total.
+    pub fn total(&self, total: Total) -> u64 {
+        match total {
+            Total::Triggers => self.triggers,
+            Total::Publishes => self.publishes,
+            Total::Skips => self.skips.values().sum(),
+            Total::Coalesced => self.coalesced,
+            Total::Backoffs => self.backoffs,
+            Total::Deferrals => self.deferrals,
+            Total::Conflicts => self.conflicts,
+            Total::Throttled => self.throttled,
+            Total::ServerErrors => self.server_errors,
+            Total::ApiCalls => self.api_calls.values().sum(),
+            Total::Failures => self.failures,
+        }
+    }
+}
+
+/// A whole run: what ran, every step, and the totals.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The policy's name.
+    pub policy: String,
+    /// The seed the run used.
+    pub seed: u64,
+    /// Whether triggers were coalesced.
+    pub coalesce: bool,
+    /// When the clock started.
+    pub start: Timestamp,
+    /// When the last step happened.
+    pub end: Timestamp,
+    /// Schedule ids, indexed by [`Row::schedule`].
+    pub schedules: Vec<String>,
+    /// Every step, in the order it happened (empty when the timeline was not kept).
+    pub timeline: Vec<Row>,
+    /// The totals.
+    pub summary: Summary,
+}
+
+/// A duration as people read it: `1m 5.2s`, `350ms`.
+pub fn human(d: SignedDuration) -> String {
+    let millis = d.as_millis();
+    if millis.abs() < 1000 {
+        return format!("{millis}ms");
+    }
+    let secs = millis / 1000;
+    let tenths = (millis % 1000) / 100;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let s = if tenths == 0 {
+        format!("{s}s")
+    } else {
+        format!("{s}.{tenths}s")
+    };
+    match (h, m) {
+        (0, 0) => s,
+        (0, m) => format!("{m}m {s}"),
+        (h, m) => format!("{h}h {m}m {s}"),
+    }
+}
+
+/// An instant as the timeline shows it (UTC, to the millisecond).
+pub fn clock(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S%.3fZ").to_string()
+}
+
+impl Report {
+    /// The report as aligned text: the timeline, then the summary.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "scenario {}  policy {}  seed {}  coalescing {}",
+            self.scenario,
+            self.policy,
+            self.seed,
+            if self.coalesce { "on" } else { "off" }
+        );
+        if !self.timeline.is_empty() {
+            out.push('\n');
+            out.push_str(&self.timeline_table());
+        }
+        out.push('\n');
+        out.push_str(&self.summary_table());
+        out
+    }
+
+    fn timeline_table(&self) -> String {
+        let header = [
+            "time", "schedule", "trigger", "decision", "rule", "api call", "answer",
+        ];
+        let cells: Vec<[String; 7]> = self
+            .timeline
+            .iter()
+            .map(|r| {
+                [
+                    clock(r.at),
+                    self.schedule_name(r.schedule).to_string(),
+                    r.trigger.clone(),
+                    r.decision.clone(),
+                    r.rule.clone(),
+                    r.call.clone(),
+                    r.answer.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &cells {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, row: &[&str]| {
+            let mut text = String::new();
+            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                let _ = write!(text, "{cell:w$}");
+            }
+            out.push_str(text.trim_end());
+            out.push('\n');
+        };
+        line(&mut out, &header);
+        for row in &cells {
+            let refs: Vec<&str> = row.iter().map(String::as_str).collect();
+            line(&mut out, &refs);
+        }
+        out
+    }
+
+    fn schedule_name(&self, index: u32) -> &str {
+        self.schedules
+            .get(index as usize)
+            .map_or("?", String::as_str)
+    }
+
+    fn summary_table(&self) -> String {
+        let s = &self.summary;
+        let mut rows: Vec<(String, String)> = vec![
+            ("triggers".into(), s.triggers.to_string()),
+            ("publishes".into(), s.publishes.to_string()),
+        ];
+        let skips: u64 = s.skips.values().sum();
+        rows.push(("skips".into(), skips.to_string()));
+        for (reason, n) in &s.skips {
+            rows.push((format!("  {reason}"), n.to_string()));
+        }
+        rows.extend([
+            ("coalesced".into(), s.coalesced.to_string()),
+            ("backoffs".into(), s.backoffs.to_string()),
+            ("deferrals".into(), s.deferrals.to_string()),
+            ("409 conflicts".into(), s.conflicts.to_string()),
+            ("429 throttled".into(), s.throttled.to_string()),
+            ("5xx / no answer".into(), s.server_errors.to_string()),
+        ]);
+        let calls: u64 = s.api_calls.values().sum();
+        rows.push(("api calls".into(), calls.to_string()));
+        for (kind, n) in &s.api_calls {
+            rows.push((format!("  {kind}"), n.to_string()));
+        }
+        rows.push(("failures".into(), s.failures.to_string()));
+        let latency = s.latency.map_or("-".to_string(), |p| {
+            format!(
+                "median {}  p95 {}  max {}",
+                human(p.median),
+                human(p.p95),
+                human(p.max)
+            )
+        });
+        rows.push(("trigger to published".into(), latency));
+        rows.push(("time spent waiting".into(), human(s.waiting)));
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::from("summary\n");
+        for (k, v) in rows {
+            let _ = writeln!(out, "  {k:width$}  {v}");
+        }
+        out
+    }
+
+    /// The report as pretty-printed JSON (instants RFC 3339, durations in milliseconds).
+    pub fn json(&self) -> String {
+        let value = serde_json::json!({
+            "scenario": self.scenario,
+            "policy": self.policy,
+            "seed": self.seed,
+            "coalesce": self.coalesce,
+            "start": self.start,
+            "end": self.end,
+            "timeline": self.timeline.iter().map(|r| serde_json::json!({
+                "at": r.at,
+                "schedule": self.schedule_name(r.schedule),
+                "trigger": r.trigger,
+                "decision": r.decision,
+                "rule": r.rule,
+                "call": r.call,
+                "answer": r.answer,
+                "mark": r.mark,
+            })).collect::<Vec<_>>(),
+            "summary": summary_json(&self.summary),
+        });
+        let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+fn summary_json(s: &Summary) -> serde_json::Value {
+    let ms = |d: SignedDuration| d.as_millis() as i64;
+    serde_json::json!({
+        "triggers": s.triggers,
+        "publishes": s.publishes,
+        "skips": s.skips,
+        "coalesced": s.coalesced,
+        "backoffs": s.backoffs,
+        "deferrals": s.deferrals,
+        "conflicts": s.conflicts,
+        "throttled": s.throttled,
+        "server_errors": s.server_errors,
+        "api_calls": s.api_calls,
+        "failures": s.failures,
+        "latency_ms": s.latency.map(|p| serde_json::json!({
+            "median": ms(p.median), "p95": ms(p.p95), "max": ms(p.max),
+        })),
+        "waiting_ms": ms(s.waiting),
+    })
+}
