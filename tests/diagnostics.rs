@@ -33,8 +33,9 @@ fn the_design_example_checks_without_a_single_diagnostic() {
     assert_eq!(checked.policy.response.rules.len(), 4);
 }
 
-/// Codes found in facts files rather than rules files; the facts-file loader's tests pin them.
-const FACTS_FILE_CODES: &[Code] = &[Code::BadFact];
+/// Codes found in facts or scenario files rather than rules files; their loaders' tests
+/// pin them (`tests/sim_scenario.rs` for scenarios).
+const FACTS_FILE_CODES: &[Code] = &[Code::BadFact, Code::BadScenario];
 
 /// Each code's fixture, rendered; the snapshot is the product.
 #[test]

@@ -2,6 +2,8 @@
 //! its own file and returns an [`Outcome`] or a [`CliError`].
 
 pub mod audit;
+pub mod simulate;
+pub mod test;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -68,6 +70,10 @@ pub enum Command {
     Facts,
     /// Verify or show an audit log, or make a checkpoint key pair.
     Audit(audit::AuditArgs),
+    /// Replay a scenario on a virtual clock and report every decision and call.
+    Simulate(simulate::SimulateArgs),
+    /// Run scenarios and hold each against its expectations; list rules none made decide.
+    Test(test::TestArgs),
 }
 
 /// Parse the arguments, run the command, map the result to an exit code.
@@ -79,6 +85,8 @@ pub fn main() -> ExitCode {
             Ok(Outcome::Ok)
         }
         Command::Audit(args) => audit::run(&args, &mut std::io::stdout().lock()),
+        Command::Simulate(args) => simulate::simulate(&args),
+        Command::Test(args) => test::test(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

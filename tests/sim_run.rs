@@ -1,0 +1,148 @@
+//! The simulator end to end: shipped scenarios pass under `test`, a wrong expectation fails
+//! readably, reports are pinned, runs are deterministic, and the SVG is well-formed.
+
+use publish_guard::cli::test::report;
+use publish_guard::sim::engine::{RunOptions, RunResult, run};
+use publish_guard::sim::scenario::load;
+use std::path::{Path, PathBuf};
+
+fn simulate(scenario: &str, rules: Option<&str>) -> RunResult {
+    let scenario = load(Path::new(scenario)).expect("shipped scenario loads");
+    let path = rules.map_or(scenario.rules.clone(), PathBuf::from);
+    let source = std::fs::read_to_string(&path).expect("rules file");
+    let policy = publish_guard::compile(&source).expect("rules check").policy;
+    run(&scenario, &policy, RunOptions::default())
+}
+
+#[test]
+fn every_shipped_scenario_passes() {
+    let (text, ok) = report(&[PathBuf::from("rules/scenarios")]).expect("runs");
+    assert!(ok, "{text}");
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+    // Six scenarios are shipped, and each is listed.
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("ok ")).count(),
+        6,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_readable_diff() {
+    let (text, ok) =
+        report(&[PathBuf::from("tests/fixtures/sim/wrong-expectation.toml")]).expect("runs");
+    assert!(!ok);
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn person_publishes_table() {
+    insta::assert_snapshot!(
+        simulate("rules/scenarios/person-publishes.toml", None)
+            .report
+            .table()
+    );
+}
+
+#[test]
+fn person_publishes_json() {
+    insta::assert_snapshot!(
+        simulate("rules/scenarios/person-publishes.toml", None)
+            .report
+            .json()
+    );
+}
+
+#[test]
+fn dst_table() {
+    insta::assert_snapshot!(simulate("rules/scenarios/dst.toml", None).report.table());
+}
+
+#[test]
+fn dst_json() {
+    insta::assert_snapshot!(simulate("rules/scenarios/dst.toml", None).report.json());
+}
+
+#[test]
+fn the_same_scenario_and_seed_give_identical_bytes() {
+    let a = simulate("rules/scenarios/storm.toml", None).report;
+    let b = simulate("rules/scenarios/storm.toml", None).report;
+    assert_eq!(a.table(), b.table());
+    assert_eq!(a.json(), b.json());
+    assert_eq!(
+        publish_guard::sim::svg::render(&a),
+        publish_guard::sim::svg::render(&b)
+    );
+}
+
+#[test]
+fn another_seed_gives_another_run() {
+    let mut scenario = load(Path::new("rules/scenarios/storm.toml")).expect("loads");
+    let source = std::fs::read_to_string(&scenario.rules).expect("rules");
+    let policy = publish_guard::compile(&source).expect("checks").policy;
+    let a = run(&scenario, &policy, RunOptions::default()).report.json();
+    scenario.seed += 1;
+    let b = run(&scenario, &policy, RunOptions::default()).report.json();
+    assert_ne!(a, b);
+}
+
+#[test]
+fn on_the_storm_naive_rules_conflict_and_the_default_does_not() {
+    let naive = simulate(
+        "rules/scenarios/storm.toml",
+        Some("rules/examples/naive.rules"),
+    );
+    let default = simulate("rules/scenarios/storm.toml", None);
+    assert_eq!(
+        naive.report.summary.triggers,
+        default.report.summary.triggers
+    );
+    assert!(naive.report.summary.conflicts > 0);
+    assert_eq!(default.report.summary.conflicts, 0);
+}
+
+#[test]
+fn the_svg_parses_with_a_lane_per_schedule_and_a_legend() {
+    let report = simulate("rules/scenarios/storm.toml", None).report;
+    let svg = publish_guard::sim::svg::render(&report);
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    assert_eq!(
+        root.tag_name().namespace(),
+        Some("http://www.w3.org/2000/svg")
+    );
+    let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+    for lane in &report.schedules {
+        assert!(texts.contains(&lane.as_str()), "no lane label {lane}");
+    }
+    for legend in [
+        "trigger",
+        "409 conflict",
+        "backoff",
+        "skip",
+        "publish accepted (Processing)",
+    ] {
+        assert!(texts.contains(&legend), "no legend entry {legend}");
+    }
+}
+
+#[test]
+fn a_run_without_the_timeline_has_the_same_totals() {
+    // The timeline can be dropped for big runs; the totals stay the same.
+    let scenario = load(Path::new("rules/scenarios/storm.toml")).expect("loads");
+    let source = std::fs::read_to_string(&scenario.rules).expect("rules");
+    let policy = publish_guard::compile(&source).expect("checks").policy;
+    let full = run(&scenario, &policy, RunOptions::default());
+    let lean = run(
+        &scenario,
+        &policy,
+        RunOptions {
+            keep_timeline: false,
+        },
+    );
+    assert!(lean.report.timeline.is_empty());
+    assert!(!full.report.timeline.is_empty());
+    assert_eq!(full.report.summary, lean.report.summary);
+    assert_eq!(full.outcomes, lean.outcomes);
+}
