@@ -185,19 +185,11 @@ impl FactSpace {
         }
     }
 
-    /// One value in words.
+    /// One value in words: as a rules file writes it, but `now` as a local weekday and
+    /// time, and other instants relative to `now`.
     fn show(&self, fact: FactId, value: &Value, now: Timestamp) -> String {
-        match (fact.def().ty, value) {
-            (FactType::Enum(values), Value::Enum(i)) => values
-                .get(usize::from(*i))
-                .map_or_else(|| format!("#{i}"), |v| v.to_string()),
-            (FactType::Source, Value::Str(s)) => s.clone(),
-            (_, Value::Str(s)) => format!("{s:?}"),
-            (_, Value::Int(i)) => i.to_string(),
-            (_, Value::Bool(b)) => b.to_string(),
-            (_, Value::Duration(d)) => format!("{d:#}"),
-            (_, Value::Date(d)) => d.to_string(),
-            (_, Value::Instant(t)) if fact == NOW => {
+        match value {
+            Value::Instant(t) if fact == NOW => {
                 let local = self.zone.to_datetime(*t);
                 let zone = self.zone.iana_name().unwrap_or("UTC");
                 format!(
@@ -206,7 +198,7 @@ impl FactSpace {
                     local.strftime("%H:%M")
                 )
             }
-            (_, Value::Instant(t)) => {
+            Value::Instant(t) => {
                 let since = now.duration_since(*t);
                 if since.is_negative() {
                     format!("{:#} after now", -since)
@@ -216,7 +208,7 @@ impl FactSpace {
                     format!("{since:#} before now")
                 }
             }
-            (_, Value::Enum(i)) => format!("#{i}"),
+            other => other.render(fact.def().ty),
         }
     }
 }
