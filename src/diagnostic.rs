@@ -317,3 +317,61 @@ fn snippet(out: &mut String, file: &str, source: &str, span: Span, gutter: usize
         "^".repeat(width)
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = "on trigger {\n  rule after_hours when trigger.source == servicenow\n                    and now not in business_hours then publish\n}\n";
+
+    #[test]
+    fn a_span_over_several_lines_is_underlined_to_the_end_of_its_first_line() {
+        let start = SOURCE.find("trigger.source").unwrap_or(0);
+        let end = SOURCE.find(" then").unwrap_or(0);
+        let d = Diagnostic::new(Code::TypeMismatch, Span::new(start, end), "a message");
+        insta::assert_snapshot!(d.render("x.rules", SOURCE), @r"
+        error[E103]: a message
+         --> x.rules:2:25
+          |
+        2 |   rule after_hours when trigger.source == servicenow
+          |                         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+        ");
+    }
+
+    #[test]
+    fn an_empty_span_gets_one_caret_and_notes_share_the_gutter() {
+        let d = Diagnostic::new(Code::MissingOtherwise, Span::new(3, 3), "empty")
+            .with_help("some help")
+            .with_note(Span::new(SOURCE.len() - 2, SOURCE.len() - 1), "the end");
+        insta::assert_snapshot!(d.render("x.rules", SOURCE), @r"
+        error[E109]: empty
+         --> x.rules:1:4
+          |
+        1 | on trigger {
+          |    ^
+          |
+          = help: some help
+        note: the end
+         --> x.rules:4:1
+          |
+        4 | }
+          | ^
+        ");
+    }
+
+    #[test]
+    fn json_positions_are_one_based_and_the_end_is_exclusive() {
+        let start = SOURCE.find("servicenow").unwrap_or(0);
+        let d = Diagnostic::new(Code::UnknownSource, Span::new(start, start + 10), "m");
+        let json = d.to_json("x.rules", SOURCE);
+        assert_eq!((json.line, json.column), (2, 43));
+        assert_eq!(
+            json.end,
+            LineCol {
+                line: 2,
+                column: 53
+            }
+        );
+        assert_eq!(json.severity, Severity::Error);
+    }
+}
