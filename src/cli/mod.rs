@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod simulate;
 pub mod test;
+pub mod check;
+pub mod fmt;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -66,6 +68,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check rules files: report errors and warnings with where and how to fix them.
+    Check(check::CheckArgs),
+    /// Rewrite rules files in the canonical layout, comments kept.
+    Fmt(fmt::FmtArgs),
     /// Print the facts a condition can use, as a Markdown table.
     Facts,
     /// Verify or show an audit log, or make a checkpoint key pair.
@@ -80,6 +86,8 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: Result<Outcome, CliError> = match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
         Command::Facts => {
             print!("{}", crate::schema::markdown_table());
             Ok(Outcome::Ok)
