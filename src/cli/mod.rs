@@ -2,10 +2,10 @@
 //! its own file and returns an [`Outcome`] or a [`CliError`].
 
 pub mod audit;
-pub mod simulate;
-pub mod test;
 pub mod check;
 pub mod fmt;
+pub mod simulate;
+pub mod test;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
