@@ -197,11 +197,13 @@ impl VerdictRecord {
             VerdictRecord::BackoffRetryAfter {
                 retry_after: Some(after),
                 fallback,
-            } => format!("backoff retry_after {after} (server's Retry-After; else {fallback})"),
+            } => format!(
+                "backoff {after} (the server's Retry-After; without one, profile {fallback})"
+            ),
             VerdictRecord::BackoffRetryAfter {
                 retry_after: None,
                 fallback,
-            } => format!("backoff {fallback} (no Retry-After given)"),
+            } => format!("backoff {fallback} (the server gave no Retry-After)"),
             VerdictRecord::Defer { until, local } => format!("defer until {until} ({local})"),
             VerdictRecord::Recheck => "recheck".into(),
             VerdictRecord::Done => "done".into(),
@@ -364,11 +366,15 @@ impl Explanation {
                 line(self.decision.span)
             );
         }
+        let by = if self.decision.rule == "otherwise" {
+            "otherwise".to_string()
+        } else {
+            format!("rule {}", self.decision.rule)
+        };
         let _ = writeln!(
             out,
-            "\ndecision: {}\n  by {}, line {}",
+            "\ndecision: {}\n  by {by}, line {}",
             self.decision.verdict.describe(),
-            self.decision.rule,
             line(self.decision.span)
         );
         out

@@ -15,6 +15,7 @@ pub mod event;
 pub mod explain;
 pub mod fact_space;
 pub mod facts;
+pub mod facts_file;
 pub mod format;
 pub mod parser;
 pub mod policy;

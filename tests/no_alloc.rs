@@ -1,0 +1,129 @@
+//! `evaluate` allocates nothing: a counting global allocator watches this thread while it
+//! decides every kind of verdict the reference policy can give, windows and deferrals included.
+
+use jiff::{SignedDuration, Timestamp};
+use publish_guard::ast::PhaseKind;
+use publish_guard::evaluator::evaluate;
+use publish_guard::facts::{Facts, Value};
+use publish_guard::schema::{FactId, SCHEDULE_STATES};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts allocations made on a thread while its `COUNTING` flag is set.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    // `try_with`: the allocator may run while thread locals are torn down.
+    let counting = COUNTING.try_with(Cell::get).unwrap_or(false);
+    if counting {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations `f` makes on this thread.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(Cell::get)
+}
+
+fn id(name: &str) -> FactId {
+    FactId::lookup(name).unwrap()
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn state(name: &str) -> Value {
+    Value::Enum(SCHEDULE_STATES.iter().position(|s| *s == name).unwrap() as u8)
+}
+
+/// A draft from ServiceNow at `now`, never published.
+fn facts(now: &str) -> Facts {
+    let mut f = Facts::new();
+    f.set(id("now"), Some(Value::Instant(at(now))));
+    f.set(id("trigger.duplicate"), Some(Value::Bool(false)));
+    f.set(id("trigger.source"), Some(Value::Str("servicenow".into())));
+    f.set(id("schedule.state"), Some(state("draft")));
+    f
+}
+
+#[test]
+fn evaluate_allocates_nothing_for_any_verdict() {
+    let source = include_str!("fixtures/explain/reference.rules");
+    let policy = publish_guard::compile(source).unwrap().policy;
+
+    let publish = facts("2026-03-25T12:00:00Z");
+    let mut duplicate = publish.clone();
+    duplicate.set(id("trigger.duplicate"), Some(Value::Bool(true)));
+    let mut in_progress = publish.clone();
+    in_progress.set(id("schedule.state"), Some(state("publishing")));
+    // Saturday night: defer until Monday's opening, across the spring clock change.
+    let after_hours = facts("2026-03-28T22:00:00Z");
+    let mut debounce = publish.clone();
+    debounce.set(
+        id("last_publish.at"),
+        Some(Value::Instant(at("2026-03-25T11:55:00Z"))),
+    );
+    let mut otherwise = publish.clone();
+    otherwise.set(id("schedule.state"), Some(state("unknown")));
+    let mut throttled = publish.clone();
+    throttled.set(id("response.status"), Some(Value::Int(429)));
+    throttled.set(
+        id("response.retry_after"),
+        Some(Value::Duration(SignedDuration::from_secs(7))),
+    );
+    let mut unexpected = publish.clone();
+    unexpected.set(id("response.status"), Some(Value::Int(302)));
+
+    let cases = [
+        (PhaseKind::Trigger, &publish, "publish"),
+        (PhaseKind::Trigger, &duplicate, "skip"),
+        (PhaseKind::Trigger, &in_progress, "backoff"),
+        (PhaseKind::Trigger, &after_hours, "defer"),
+        (PhaseKind::Trigger, &debounce, "defer"),
+        (PhaseKind::Trigger, &otherwise, "skip"),
+        (PhaseKind::Response, &throttled, "backoff"),
+        (PhaseKind::Response, &unexpected, "fail"),
+    ];
+    for (phase, facts, keyword) in cases {
+        let mut decided = None;
+        let count = allocations_in(|| decided = Some(evaluate(&policy, phase, facts).verdict));
+        assert_eq!(decided.map(|v| v.keyword()), Some(keyword));
+        assert_eq!(count, 0, "{keyword} in {phase:?} allocated");
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let count = allocations_in(|| drop(std::hint::black_box(vec![1u8; 16])));
+    assert_eq!(count, 1);
+}
