@@ -5,7 +5,8 @@
 //! - `timezone` may be left out only when no window relies on it; then the policy's zone is UTC.
 //! - A `backoff` block needs exactly one delay line (`exponential` or `constant`). `factor`
 //!   defaults to 2 (and must be 1..=10), `max` to the larger of the initial delay and 1 hour,
-//!   `jitter` to `none`, `attempts` to 5 (and must be 1..=100).
+//!   `jitter` to `full` (it spreads the retries of many schedules apart), `attempts` to 5
+//!   (and must be 1..=100).
 //! - Actions per phase: `publish` and `skip` belong to `on trigger`; `done`, `recheck` and
 //!   `backoff retry_after` to `on response`; `backoff`, `defer` and `fail` to both.
 //! - A window line whose range is empty (`09:00..09:00`) or opens at `24:00` is an error;
@@ -579,7 +580,7 @@ mod tests {
         assert_eq!(quick.initial, SignedDuration::from_secs(5));
         assert_eq!(quick.factor, 2.0);
         assert_eq!(quick.max, SignedDuration::from_hours(1));
-        assert_eq!(quick.jitter, Jitter::None);
+        assert_eq!(quick.jitter, Jitter::Full);
         assert_eq!(quick.attempts, 5);
         let flat = &p.backoffs[1];
         assert_eq!(

@@ -220,7 +220,7 @@ impl Checker<'_> {
         };
         let jitter = match jitter.map(|j| &j.node) {
             Some(BackoffSetting::Jitter(j)) => j.node,
-            _ => Jitter::None,
+            _ => Jitter::Full,
         };
         let attempts = match attempts.map(|a| &a.node) {
             Some(BackoffSetting::Attempts(n)) => self.attempts(name, n),
