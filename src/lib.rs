@@ -19,6 +19,7 @@ pub mod facts_file;
 pub mod format;
 pub mod parser;
 pub mod policy;
+pub mod policy_diff;
 pub mod relay;
 pub mod runner;
 pub mod schema;

@@ -121,7 +121,7 @@ fn the_svg_parses_with_a_lane_per_schedule_and_a_legend() {
         "409 conflict",
         "backoff",
         "skip",
-        "publish accepted (Processing)",
+        "publish accepted",
     ] {
         assert!(texts.contains(&legend), "no legend entry {legend}");
     }

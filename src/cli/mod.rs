@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod diff;
 pub mod fmt;
 pub mod simulate;
 pub mod test;
@@ -80,6 +81,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run scenarios and hold each against its expectations; list rules none made decide.
     Test(test::TestArgs),
+    /// What changes if NEW replaces OLD: over the fact space, and on a scenario's replay.
+    Diff(diff::DiffArgs),
 }
 
 /// Parse the arguments, run the command, map the result to an exit code.
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::simulate(&args),
         Command::Test(args) => test::test(&args),
+        Command::Diff(args) => diff::diff(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

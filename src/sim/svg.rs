@@ -43,7 +43,7 @@ const STYLES: &[(Mark, &str, &str)] = &[
     (Mark::Backoff, "backoff", "#f08c00"),
     (Mark::Defer, "defer", "#7b3fbf"),
     (Mark::Failure, "failure", "#000"),
-    (Mark::Accepted, "publish accepted (Processing)", "#1a9641"),
+    (Mark::Accepted, "publish accepted", "#1a9641"),
     (Mark::Published, "published", "#1a9641"),
     (Mark::Conflict, "409 conflict", "#d7191c"),
     (Mark::Throttled, "429 throttled", "#e7298a"),
@@ -273,7 +273,7 @@ pub fn render(report: &Report) -> String {
     for (i, (mark, name, color)) in STYLES.iter().enumerate() {
         let col = (i % 5) as f64;
         let line = (i / 5) as f64;
-        let x = LABEL + col * 200.0;
+        let x = LABEL + col * 205.0;
         let y = legend_top + line * 22.0;
         shape(&mut out, *mark, x, y, color);
         let _ = writeln!(
