@@ -136,3 +136,59 @@ fn fmt_leaves_a_file_that_does_not_parse_untouched() {
     assert!(out.contains("error[P001]"), "{out}");
     assert_eq!(std::fs::read(&path).expect("still there"), broken);
 }
+
+#[test]
+fn explain_shows_every_rule_tried_and_the_decision() {
+    let (code, out, _) = run(&[
+        "explain",
+        "--rules",
+        "rules/default.rules",
+        "--facts",
+        "examples/facts/storm-draft.toml",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn explain_json_carries_the_decision_as_data() {
+    let (code, out, _) = run(&[
+        "explain",
+        "--rules",
+        "rules/default.rules",
+        "--facts",
+        "examples/facts/storm-draft.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let value: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    insta::assert_json_snapshot!(value);
+}
+
+#[test]
+fn explain_reports_bad_facts_with_their_line_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let facts = write(
+        dir.path(),
+        "facts.toml",
+        b"now = \"2026-03-03T09:30:00Z\"\nschedule.stat = \"draft\"\n",
+    );
+    let (code, out, _) = run(&[
+        "explain",
+        "--rules",
+        "rules/default.rules",
+        "--facts",
+        &facts,
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("error[E117]") && out.contains(":2:1"), "{out}");
+    let (code, _, _) = run(&[
+        "explain",
+        "--rules",
+        "rules/default.rules",
+        "--facts",
+        "no/such.toml",
+    ]);
+    assert_eq!(code, 2);
+}

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod check;
 pub mod diff;
+pub mod explain;
 pub mod fmt;
 pub mod simulate;
 pub mod test;
@@ -73,6 +74,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Rewrite rules files in the canonical layout, comments kept.
     Fmt(fmt::FmtArgs),
+    /// Show how a policy decides on a set of facts: every rule tried, and why each did not match.
+    Explain(explain::ExplainArgs),
     /// Print the facts a condition can use, as a Markdown table.
     Facts,
     /// Verify or show an audit log, or make a checkpoint key pair.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
     let result: Result<Outcome, CliError> = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Facts => {
             print!("{}", crate::schema::markdown_table());
             Ok(Outcome::Ok)
