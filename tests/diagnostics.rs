@@ -106,3 +106,13 @@ fn every_shipped_rules_file_checks_without_errors_or_warnings() {
         );
     }
 }
+
+/// A file with many mistakes: every one is reported, in order, and none hides another.
+#[test]
+fn a_file_with_many_mistakes_reports_each_of_them() {
+    let source = read("many.rules");
+    insta::assert_snapshot!(
+        "many",
+        render_all(&diagnostics_of(&source), "many.rules", &source)
+    );
+}

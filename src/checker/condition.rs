@@ -280,22 +280,31 @@ impl Checker<'_> {
                 None
             }
             other_ty => {
-                if suggest::closest(word, FACTS.iter().map(|f| f.name)).is_some() {
+                let typo = suggest::closest(word, FACTS.iter().map(|f| f.name)).is_some();
+                if typo || !is_fact(other) {
                     self.unknown_fact(word, span);
-                } else {
-                    let mut diagnostic = Diagnostic::new(
+                    return None;
+                }
+                let example = match other_ty {
+                    FactType::Int => format!("write a whole number, e.g. `{other_text} == 3`"),
+                    FactType::Bool => format!(
+                        "write `true` or `false`, or use `{other_text}` on its own as a condition"
+                    ),
+                    FactType::Duration => format!("write a duration, e.g. `{other_text} > 15m`"),
+                    FactType::String => format!("text is written in quotes: `\"{word}\"`"),
+                    _ => format!("compare `{other_text}` with another {}", other_ty.name()),
+                };
+                self.report(
+                    Diagnostic::new(
                         Code::TypeMismatch,
                         span,
                         format!(
-                            "`{word}` is not a fact, and `{other_text}` is {}, not a word",
+                            "`{word}` is neither a fact nor a value `{other_text}` can take ({})",
                             article(other_ty)
                         ),
-                    );
-                    if let Some(help) = hint(other_ty, FactType::String) {
-                        diagnostic = diagnostic.with_help(help);
-                    }
-                    self.report(diagnostic);
-                }
+                    )
+                    .with_help(example),
+                );
                 None
             }
         }
