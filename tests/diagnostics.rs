@@ -33,17 +33,38 @@ fn the_design_example_checks_without_a_single_diagnostic() {
     assert_eq!(checked.policy.response.rules.len(), 4);
 }
 
-/// Codes found in facts or scenario files rather than rules files; their loaders' tests
-/// pin them (`tests/sim_scenario.rs` for scenarios).
-const FACTS_FILE_CODES: &[Code] = &[Code::BadFact, Code::BadScenario];
+/// Codes found in scenario files rather than rules files; `tests/sim_scenario.rs` pins them.
+const SCENARIO_CODES: &[Code] = &[Code::BadScenario];
+
+/// Codes found in facts files: their fixture is `CODE.facts`, read against the DESIGN
+/// example policy.
+const FACTS_FILE_CODES: &[Code] = &[Code::BadFact];
+
+/// The diagnostics of a facts file read against the DESIGN example policy.
+fn facts_diagnostics_of(source: &str) -> Vec<Diagnostic> {
+    let design = read("design.rules");
+    let policy = match publish_guard::compile(&design) {
+        Ok(checked) => checked.policy,
+        Err(d) => panic!("{}", render_all(&d, "design.rules", &design)),
+    };
+    publish_guard::facts_file::load_facts(source, &policy)
+        .err()
+        .unwrap_or_default()
+}
 
 /// Each code's fixture, rendered; the snapshot is the product.
 #[test]
 fn every_code_has_a_fixture_and_a_snapshot() {
-    for code in Code::ALL.iter().filter(|c| !FACTS_FILE_CODES.contains(c)) {
-        let name = format!("{}.rules", code.as_str());
+    for code in Code::ALL.iter().filter(|c| !SCENARIO_CODES.contains(c)) {
+        let facts_file = FACTS_FILE_CODES.contains(code);
+        let extension = if facts_file { "facts" } else { "rules" };
+        let name = format!("{}.{extension}", code.as_str());
         let source = read(&name);
-        let diagnostics = diagnostics_of(&source);
+        let diagnostics = if facts_file {
+            facts_diagnostics_of(&source)
+        } else {
+            diagnostics_of(&source)
+        };
         assert!(
             diagnostics.iter().any(|d| d.code == *code),
             "{name} does not produce {}:\n{}",
