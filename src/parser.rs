@@ -7,20 +7,25 @@
 mod depth;
 mod expected;
 mod grammar;
+mod literal;
+mod mixed;
+mod pairs;
 mod scan;
 
 use pest::Parser as _;
-use pest::iterators::{Pair, Pairs};
+use pest::iterators::Pair;
 
 use crate::ast::{
     Action, Backoff, BackoffSetting, CmpOp, Comment, DaySpec, DurationLit, DurationUnit, Expr,
     ExprKind, FactPath, File, Ident, Item, Jitter, OffsetSign, Operand, OperandKind, Phase,
     PhaseKind, Rule as RuleDecl, TimeOfDay, TimeRange, Weekday, Window, WindowLine,
 };
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::Diagnostic;
 use crate::schema::FactId;
 use crate::span::{Span, Spanned};
 use grammar::{Rule, RulesParser};
+use mixed::Joiner;
+use pairs::{Built, Children, Stop, malformed, span_of};
 
 pub use depth::MAX_DEPTH;
 
@@ -59,142 +64,6 @@ pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
     }
 }
 
-/// Building stops here with this diagnostic: nesting too deep, or pairs without the shape
-/// the grammar promises (a bug, reported, never a panic).
-struct Stop(Diagnostic);
-
-impl Stop {
-    fn malformed(span: Span) -> Stop {
-        Stop(malformed(span))
-    }
-}
-
-/// What a builder method returns.
-type Built<T> = Result<T, Stop>;
-
-fn malformed(span: Span) -> Diagnostic {
-    Diagnostic::new(
-        Code::Syntax,
-        span,
-        "the parser could not read this (an internal error; please report it)",
-    )
-}
-
-fn span_of(pair: &Pair<'_, Rule>) -> Span {
-    let span = pair.as_span();
-    Span::new(span.start(), span.end())
-}
-
-/// Tokens whose presence the grammar already guarantees, so the builder skips them.
-fn is_punctuation(rule: Rule) -> bool {
-    matches!(
-        rule,
-        Rule::COMMENT
-            | Rule::lbrace
-            | Rule::rbrace
-            | Rule::lparen
-            | Rule::rparen
-            | Rule::lbracket
-            | Rule::rbracket
-            | Rule::comma
-            | Rule::dotdot
-            | Rule::kw_policy
-            | Rule::kw_timezone
-            | Rule::kw_sources
-            | Rule::kw_window
-            | Rule::kw_backoff
-            | Rule::kw_on
-            | Rule::kw_rule
-            | Rule::kw_when
-            | Rule::kw_then
-            | Rule::kw_otherwise
-            | Rule::kw_in
-            | Rule::kw_exists
-            | Rule::kw_since
-            | Rule::kw_exponential
-            | Rule::kw_factor
-            | Rule::kw_max
-            | Rule::kw_constant
-            | Rule::kw_jitter
-            | Rule::kw_attempts
-            | Rule::kw_publish
-            | Rule::kw_skip
-            | Rule::kw_else
-            | Rule::kw_defer
-            | Rule::kw_until
-            | Rule::kw_recheck
-            | Rule::kw_done
-            | Rule::kw_fail
-    )
-}
-
-/// The meaningful children of one pair, comments and fixed tokens skipped.
-struct Children<'i> {
-    pairs: Pairs<'i, Rule>,
-    parent: Span,
-}
-
-impl<'i> Children<'i> {
-    fn of(pair: Pair<'i, Rule>) -> Self {
-        Children {
-            parent: span_of(&pair),
-            pairs: pair.into_inner(),
-        }
-    }
-
-    fn skip_punctuation(&mut self) {
-        while self
-            .pairs
-            .peek()
-            .is_some_and(|p| is_punctuation(p.as_rule()))
-        {
-            self.pairs.next();
-        }
-    }
-
-    /// The next child, whatever it is.
-    fn next(&mut self) -> Option<Pair<'i, Rule>> {
-        self.skip_punctuation();
-        self.pairs.next()
-    }
-
-    /// The next child, which the grammar says is there.
-    fn any(&mut self) -> Built<Pair<'i, Rule>> {
-        self.next().ok_or(Stop::malformed(self.parent))
-    }
-
-    /// The next child, which the grammar says is a `rule`.
-    fn expect(&mut self, rule: Rule) -> Built<Pair<'i, Rule>> {
-        self.accept(rule).ok_or(Stop::malformed(self.parent))
-    }
-
-    /// The next child if it is a `rule`.
-    fn accept(&mut self, rule: Rule) -> Option<Pair<'i, Rule>> {
-        self.skip_punctuation();
-        if self.pairs.peek()?.as_rule() == rule {
-            self.pairs.next()
-        } else {
-            None
-        }
-    }
-}
-
-/// `and` or `or` between two terms of a condition.
-#[derive(Clone, Copy, PartialEq)]
-enum Joiner {
-    And,
-    Or,
-}
-
-impl Joiner {
-    fn word(self) -> &'static str {
-        match self {
-            Joiner::And => "and",
-            Joiner::Or => "or",
-        }
-    }
-}
-
 /// Builds the AST from pest pairs; collects literal and mixing errors as it goes.
 struct Builder<'s> {
     source: &'s str,
@@ -229,10 +98,6 @@ impl Builder<'_> {
 
     fn report(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
-    }
-
-    fn bad_literal(&mut self, span: Span, message: String, help: &str) {
-        self.report(Diagnostic::new(Code::BadLiteral, span, message).with_help(help));
     }
 
     // ------------------------------------------------------------ declarations
@@ -333,23 +198,9 @@ impl Builder<'_> {
         Ok(Spanned::new(TimeRange { start, end }, span))
     }
 
-    /// `HH:MM`; `24:00` only where a range ends.
     fn time(&mut self, pair: &Pair<'_, Rule>, is_end: bool) -> TimeOfDay {
-        let text = pair.as_str();
-        let (hours, minutes) = text.split_once(':').unwrap_or((text, ""));
-        let hours: u16 = hours.parse().unwrap_or(u16::MAX);
-        let minutes: u16 = minutes.parse().unwrap_or(u16::MAX);
-        let valid = minutes < 60 && (hours < 24 || (is_end && hours == 24 && minutes == 0));
-        if valid {
-            TimeOfDay(hours * 60 + minutes)
-        } else {
-            self.bad_literal(
-                span_of(pair),
-                format!("`{text}` is not a time of day"),
-                "times run from `00:00` to `23:59`; `24:00` may end a range",
-            );
-            TimeOfDay(0)
-        }
+        let read = literal::time(pair.as_str(), span_of(pair), is_end);
+        self.or_report(read, TimeOfDay(0))
     }
 
     fn backoff_decl(&mut self, pair: Pair<'_, Rule>) -> Built<Backoff> {
@@ -461,37 +312,13 @@ impl Builder<'_> {
             return Ok(terms.remove(0));
         };
         if joiners.iter().any(|&j| j != first) {
-            self.report(self.mixed_and_or(span, &terms, &joiners));
+            self.report(mixed::mixed_and_or(self.source, span, &terms, &joiners));
         }
         let kind = match first {
             Joiner::And => ExprKind::And(terms),
             Joiner::Or => ExprKind::Or(terms),
         };
         Ok(Spanned::new(kind, span))
-    }
-
-    /// P002, with both readings spelled out in the author's own words.
-    fn mixed_and_or(&self, span: Span, terms: &[Expr], joiners: &[Joiner]) -> Diagnostic {
-        let texts: Vec<String> = terms
-            .iter()
-            .map(|t| {
-                t.span
-                    .text(self.source)
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
-        Diagnostic::new(
-            Code::MixedAndOr,
-            span,
-            "`and` and `or` are mixed without parentheses",
-        )
-        .with_help(format!(
-            "say which is meant: write `{}` or `{}`",
-            reading(&texts, joiners, Joiner::And),
-            reading(&texts, joiners, Joiner::Or),
-        ))
     }
 
     fn unary(&mut self, pair: Pair<'_, Rule>, depth: usize) -> Built<Expr> {
@@ -670,95 +497,42 @@ impl Builder<'_> {
 
     // ------------------------------------------------------------ literals
 
-    /// A quoted string; only `\"` and `\\` are escapes.
+    /// The value, or `fallback` once the problem is reported (building goes on, so every
+    /// bad literal in a file is reported at once).
+    fn or_report<T>(&mut self, read: Result<T, Diagnostic>, fallback: T) -> T {
+        read.unwrap_or_else(|problem| {
+            self.report(problem);
+            fallback
+        })
+    }
+
     fn string(&mut self, pair: Pair<'_, Rule>) -> Spanned<String> {
         let span = self.span(&pair);
-        let body_start = span.start + 1;
-        let body = span
-            .text(self.source)
-            .get(1..span.end.saturating_sub(span.start + 1))
-            .unwrap_or("");
-        let mut text = String::with_capacity(body.len());
-        let mut chars = body.char_indices();
-        while let Some((_, c)) = chars.next() {
-            if c != '\\' {
-                text.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some((_, escaped @ ('"' | '\\'))) => text.push(escaped),
-                Some((at, other)) => {
-                    let escape = Span::new(body_start + at - 1, body_start + at + other.len_utf8());
-                    self.bad_literal(
-                        escape,
-                        format!("`\\{other}` is not an escape this language knows"),
-                        "inside a string, write `\\\"` for a quote and `\\\\` for a backslash",
-                    );
-                    text.push(other);
-                }
-                None => text.push(c),
-            }
-        }
+        let (text, problems) = literal::string(span.text(self.source), span);
+        self.diagnostics.extend(problems);
         Spanned::new(text, span)
     }
 
     fn integer(&mut self, pair: &Pair<'_, Rule>) -> Spanned<i64> {
         let span = span_of(pair);
-        let value = pair.as_str().parse().unwrap_or_else(|_| {
-            self.bad_literal(
-                span,
-                format!("{} does not fit in a whole number", shown(pair.as_str())),
-                "whole numbers go from -9223372036854775808 to 9223372036854775807",
-            );
-            0
-        });
+        let value = self.or_report(literal::integer(pair.as_str(), span), 0);
         Spanned::new(value, span)
     }
 
     fn number(&mut self, pair: &Pair<'_, Rule>) -> Spanned<f64> {
         let span = span_of(pair);
-        let value = match pair.as_str().parse::<f64>() {
-            Ok(value) if value.is_finite() => value,
-            _ => {
-                self.bad_literal(
-                    span,
-                    format!("{} is too large a number", shown(pair.as_str())),
-                    "a backoff factor is a small number such as `2` or `1.5`",
-                );
-                1.0
-            }
-        };
+        let value = self.or_report(literal::number(pair.as_str(), span), 1.0);
         Spanned::new(value, span)
     }
 
-    /// `500ms`, `5s`, `15m`, `1h`, `1d`; the whole duration must fit in i64 milliseconds.
     fn duration(&mut self, pair: &Pair<'_, Rule>) -> Spanned<DurationLit> {
         let span = span_of(pair);
-        let text = pair.as_str();
-        let digits = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (amount, suffix) = text.split_at(digits);
-        let unit = match suffix {
-            "ms" => DurationUnit::Millis,
-            "s" => DurationUnit::Seconds,
-            "m" => DurationUnit::Minutes,
-            "h" => DurationUnit::Hours,
-            _ => DurationUnit::Days,
+        let zero = DurationLit {
+            amount: 0,
+            unit: DurationUnit::Seconds,
         };
-        let amount = amount
-            .parse::<i64>()
-            .ok()
-            .filter(|amount| amount.checked_mul(unit.millis()).is_some());
-        let amount = amount.unwrap_or_else(|| {
-            self.bad_literal(
-                span,
-                format!("{} is too long a duration", shown(text)),
-                "durations are counted in milliseconds and must stay below about 292 million years",
-            );
-            0
-        });
-        Spanned::new(DurationLit { amount, unit }, span)
+        let value = self.or_report(literal::duration(pair.as_str(), span), zero);
+        Spanned::new(value, span)
     }
 }
 
@@ -776,44 +550,6 @@ fn comment(source: &str, pair: &Pair<'_, Rule>) -> Comment {
         span,
         own_line,
     }
-}
-
-/// A literal quoted for a message, cut short when it is long.
-fn shown(literal: &str) -> String {
-    const LONGEST: usize = 24;
-    match literal.char_indices().nth(LONGEST) {
-        Some((cut, _)) => format!("`{}…`", literal.get(..cut).unwrap_or(literal)),
-        None => format!("`{literal}`"),
-    }
-}
-
-/// One reading of a mixed condition: runs joined by `tight` are parenthesised.
-fn reading(texts: &[String], joiners: &[Joiner], tight: Joiner) -> String {
-    let mut out = String::new();
-    let mut run: Vec<&str> = Vec::new();
-    let flush = |out: &mut String, run: &mut Vec<&str>| {
-        let joined = run.join(&format!(" {} ", tight.word()));
-        if run.len() > 1 {
-            out.push('(');
-            out.push_str(&joined);
-            out.push(')');
-        } else {
-            out.push_str(&joined);
-        }
-        run.clear();
-    };
-    for (index, text) in texts.iter().enumerate() {
-        run.push(text);
-        match joiners.get(index) {
-            Some(&joiner) if joiner == tight => {}
-            Some(&joiner) => {
-                flush(&mut out, &mut run);
-                out.push_str(&format!(" {} ", joiner.word()));
-            }
-            None => flush(&mut out, &mut run),
-        }
-    }
-    out
 }
 
 fn ident(pair: &Pair<'_, Rule>) -> Ident {
