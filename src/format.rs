@@ -77,7 +77,8 @@ impl Printer<'_> {
     }
 
     fn has_comment_between(&self, start: usize, end: usize) -> bool {
-        self.comments[self.next_comment.min(self.comments.len())..]
+        let pending = self.comments.get(self.next_comment..).unwrap_or(&[]);
+        pending
             .iter()
             .any(|c| c.span.start >= start && c.span.start < end)
     }
