@@ -1,6 +1,8 @@
 //! The relay service's building blocks: webhook authentication, problem-details rejections and
 //! the durable store of accepted triggers.
 
+pub mod intake;
+pub mod mapping;
 pub mod problem;
 pub mod sqlite_store;
 pub mod store;
