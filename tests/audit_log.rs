@@ -430,3 +430,40 @@ fn audit_keygen_writes_a_usable_pair_and_never_overwrites() {
     let (again, _, _) = run_cli(dir.path(), &["audit", "keygen", "--out", "signer"]);
     assert_eq!(again, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_writer_records_concurrent_steps_once_each_in_few_syncs() {
+    use publish_guard::audit::writer::AuditWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    let writer = std::sync::Arc::new(AuditWriter::start(log).unwrap());
+    let tasks: Vec<_> = (0..300)
+        .map(|n| {
+            let writer = std::sync::Arc::clone(&writer);
+            // Steps 3, 6, ..., 297 are retries of the step before them: 99 repeats, 201 steps.
+            let step = format!("t{}", n - n / 3);
+            tokio::spawn(async move {
+                let event = Event::Published {
+                    schedule_id: "s-1",
+                    version: n,
+                };
+                writer.record(&step, at(0), &event).await
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for task in tasks {
+        if let Appended::Written { .. } = task.await.unwrap().unwrap() {
+            written += 1;
+        }
+    }
+    let verified = check(&path, None).unwrap();
+    assert_eq!((written, verified.entries), (201, 201));
+    // Group commit: steps that queue up during a sync share the next one.
+    assert!(
+        writer.syncs() < 150,
+        "{} syncs for 201 entries",
+        writer.syncs()
+    );
+}

@@ -10,3 +10,4 @@ pub mod log;
 pub mod show;
 pub mod tail;
 pub mod verify;
+pub mod writer;

@@ -149,14 +149,18 @@ fn in_savepoint<T>(
     connection: &Connection,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    connection.execute_batch("SAVEPOINT job").map_err(db)?;
-    let result = work(connection);
-    let end = if result.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
+    let run = |sql: &str| {
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map_err(db)
     };
-    connection.execute_batch(end).map_err(db)?;
+    run("SAVEPOINT job")?;
+    let result = work(connection);
+    if result.is_err() {
+        run("ROLLBACK TO job")?;
+    }
+    run("RELEASE job")?;
     result
 }
 

@@ -1,0 +1,137 @@
+//! A shared, asynchronous front for the audit log: callers on any task submit steps; one
+//! thread appends whatever has queued up as one batch with one sync (group commit), then
+//! answers each caller. A storm of events costs one fsync per batch, not one per event, and
+//! no caller hears "recorded" before its entry is on disk.
+
+use super::log::{Appended, AuditError, AuditLog, Record};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most entries appended with one sync.
+const MAX_BATCH: usize = 1024;
+/// How many steps may wait for the writer before callers wait to enqueue.
+const QUEUE: usize = 16 * 1024;
+
+/// Why a step was not recorded.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The log failed; the whole batch holding the step was not written.
+    #[error(transparent)]
+    Log(Arc<AuditError>),
+    /// The writer has stopped.
+    #[error("the audit writer has stopped")]
+    Closed,
+}
+
+struct Pending {
+    step: String,
+    at: Timestamp,
+    event: Value,
+    reply: oneshot::Sender<Result<Appended, RecordError>>,
+}
+
+/// The handle callers share. Dropping it lets the thread finish what is queued, then stops it.
+#[derive(Debug)]
+pub struct AuditWriter {
+    queue: Option<mpsc::Sender<Pending>>,
+    thread: Option<JoinHandle<()>>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl AuditWriter {
+    /// Take over an open log and start its writer thread.
+    pub fn start(log: AuditLog) -> std::io::Result<Self> {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&syncs);
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(log, receiver, &counter))?;
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+            syncs,
+        })
+    }
+
+    /// How many batches have been written (each with one sync).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Record one step; resolves once its entry is on disk (or the step was recorded before).
+    pub async fn record<E: Serialize>(
+        &self,
+        step: &str,
+        at: Timestamp,
+        event: &E,
+    ) -> Result<Appended, RecordError> {
+        let event = serde_json::to_value(event)
+            .map_err(|e| RecordError::Log(Arc::new(AuditError::Serialize(e))))?;
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            step: step.to_owned(),
+            at,
+            event,
+            reply,
+        };
+        let queue = self.queue.as_ref().ok_or(RecordError::Closed)?;
+        queue.send(pending).await.map_err(|_| RecordError::Closed)?;
+        answer.await.map_err(|_| RecordError::Closed)?
+    }
+}
+
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_loop(mut log: AuditLog, mut queue: mpsc::Receiver<Pending>, syncs: &AtomicU64) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<Record<'_, Value>> = batch
+            .iter()
+            .map(|p| Record {
+                step: &p.step,
+                at: p.at,
+                event: &p.event,
+            })
+            .collect();
+        match log.append_batch(&records) {
+            Ok(outcomes) => {
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, Appended::Written { .. }))
+                {
+                    syncs.fetch_add(1, Ordering::Relaxed);
+                }
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = pending.reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                for pending in batch {
+                    let _ = pending
+                        .reply
+                        .send(Err(RecordError::Log(Arc::clone(&error))));
+                }
+            }
+        }
+    }
+}
