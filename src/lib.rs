@@ -17,6 +17,7 @@ pub mod fact_space;
 pub mod facts;
 pub mod facts_file;
 pub mod format;
+pub mod group_commit;
 pub mod parser;
 pub mod policy;
 pub mod policy_diff;

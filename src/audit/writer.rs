@@ -4,13 +4,13 @@
 //! no caller hears "recorded" before its entry is on disk.
 
 use super::log::{Appended, AuditError, AuditLog, Record};
+use crate::group_commit::GroupCommit;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// The most entries appended with one sync.
 const MAX_BATCH: usize = 1024;
@@ -35,28 +35,22 @@ struct Pending {
     reply: oneshot::Sender<Result<Appended, RecordError>>,
 }
 
-/// The handle callers share. Dropping it lets the thread finish what is queued, then stops it.
+/// The handle callers share. Dropping it lets the writer finish what is queued, then stops it.
 #[derive(Debug)]
 pub struct AuditWriter {
-    queue: Option<mpsc::Sender<Pending>>,
-    thread: Option<JoinHandle<()>>,
+    worker: GroupCommit<Pending>,
     syncs: Arc<AtomicU64>,
 }
 
 impl AuditWriter {
     /// Take over an open log and start its writer thread.
-    pub fn start(log: AuditLog) -> std::io::Result<Self> {
-        let (queue, receiver) = mpsc::channel(QUEUE);
+    pub fn start(mut log: AuditLog) -> std::io::Result<Self> {
         let syncs = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&syncs);
-        let thread = std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || write_loop(log, receiver, &counter))?;
-        Ok(Self {
-            queue: Some(queue),
-            thread: Some(thread),
-            syncs,
-        })
+        let worker = GroupCommit::start("audit-writer", QUEUE, MAX_BATCH, move |batch| {
+            write_batch(&mut log, batch, &counter);
+        })?;
+        Ok(Self { worker, syncs })
     }
 
     /// How many batches have been written (each with one sync).
@@ -80,57 +74,42 @@ impl AuditWriter {
             event,
             reply,
         };
-        let queue = self.queue.as_ref().ok_or(RecordError::Closed)?;
-        queue.send(pending).await.map_err(|_| RecordError::Closed)?;
+        self.worker
+            .submit(pending)
+            .await
+            .map_err(|_| RecordError::Closed)?;
         answer.await.map_err(|_| RecordError::Closed)?
     }
 }
 
-impl Drop for AuditWriter {
-    fn drop(&mut self) {
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn write_loop(mut log: AuditLog, mut queue: mpsc::Receiver<Pending>, syncs: &AtomicU64) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
+/// Append one batch with one sync and answer each caller.
+fn write_batch(log: &mut AuditLog, batch: Vec<Pending>, syncs: &AtomicU64) {
+    let records: Vec<Record<'_, Value>> = batch
+        .iter()
+        .map(|p| Record {
+            step: &p.step,
+            at: p.at,
+            event: &p.event,
+        })
+        .collect();
+    match log.append_batch(&records) {
+        Ok(outcomes) => {
+            if outcomes
+                .iter()
+                .any(|o| matches!(o, Appended::Written { .. }))
+            {
+                syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = pending.reply.send(Ok(outcome));
             }
         }
-        let records: Vec<Record<'_, Value>> = batch
-            .iter()
-            .map(|p| Record {
-                step: &p.step,
-                at: p.at,
-                event: &p.event,
-            })
-            .collect();
-        match log.append_batch(&records) {
-            Ok(outcomes) => {
-                if outcomes
-                    .iter()
-                    .any(|o| matches!(o, Appended::Written { .. }))
-                {
-                    syncs.fetch_add(1, Ordering::Relaxed);
-                }
-                for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = pending.reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                for pending in batch {
-                    let _ = pending
-                        .reply
-                        .send(Err(RecordError::Log(Arc::clone(&error))));
-                }
+        Err(error) => {
+            let error = Arc::new(error);
+            for pending in batch {
+                let _ = pending
+                    .reply
+                    .send(Err(RecordError::Log(Arc::clone(&error))));
             }
         }
     }

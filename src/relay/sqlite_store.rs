@@ -11,14 +11,14 @@ use super::store::{
     Acceptance, NewTrigger, Progress, Receipt, StoreError, StoreFuture, StoreStats, StoredTrigger,
     TriggerStatus, TriggerStore,
 };
+use crate::group_commit::GroupCommit;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -64,8 +64,7 @@ type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Completion + Send>
 /// The SQLite store. Dropping it lets the writer finish what is queued, then stops it.
 #[derive(Debug)]
 pub struct SqliteStore {
-    jobs: Option<mpsc::Sender<Job>>,
-    writer: Option<JoinHandle<()>>,
+    writer: GroupCommit<Job>,
     commits: Arc<AtomicU64>,
 }
 
@@ -93,18 +92,13 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .map_err(db)?;
         connection.execute_batch(SCHEMA).map_err(db)?;
-        let (jobs, queue) = mpsc::channel(QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&commits);
-        let writer = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || write_loop(connection, queue, &counter))
-            .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
-        Ok(Self {
-            jobs: Some(jobs),
-            writer: Some(writer),
-            commits,
+        let writer = GroupCommit::start("store-writer", QUEUE, MAX_BATCH, move |batch| {
+            commit_batch(&connection, batch, &counter);
         })
+        .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
+        Ok(Self { writer, commits })
     }
 
     /// How many transactions the writer has committed (fewer than operations under load).
@@ -127,20 +121,12 @@ impl SqliteStore {
             })
         });
         Box::pin(async move {
-            let jobs = self.jobs.as_ref().ok_or(StoreError::Closed)?;
-            jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+            self.writer
+                .submit(job)
+                .await
+                .map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
         })
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // Closing the queue ends the writer once it has committed what is already queued.
-        self.jobs.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
     }
 }
 
@@ -164,32 +150,22 @@ fn in_savepoint<T>(
     result
 }
 
-/// The writer: take whatever is queued (up to a batch), run it in one transaction, commit,
-/// then answer every caller in the batch.
-fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>, commits: &AtomicU64) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let began = connection.execute_batch("BEGIN IMMEDIATE").map_err(db);
-        let completions: Vec<Completion> = batch
-            .into_iter()
-            .map(|job| job(began.clone().map(|()| &connection)))
-            .collect();
-        let committed = began.and_then(|()| connection.execute_batch("COMMIT").map_err(db));
-        if committed.is_err() {
-            // Leave no half-open transaction for the next batch.
-            let _ = connection.execute_batch("ROLLBACK");
-        } else {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
-        for completion in completions {
-            completion(committed.clone());
-        }
+/// Run a batch in one transaction, commit, then answer every caller in it.
+fn commit_batch(connection: &Connection, batch: Vec<Job>, commits: &AtomicU64) {
+    let began = connection.execute_batch("BEGIN IMMEDIATE").map_err(db);
+    let completions: Vec<Completion> = batch
+        .into_iter()
+        .map(|job| job(began.clone().map(|()| connection)))
+        .collect();
+    let committed = began.and_then(|()| connection.execute_batch("COMMIT").map_err(db));
+    if committed.is_err() {
+        // Leave no half-open transaction for the next batch.
+        let _ = connection.execute_batch("ROLLBACK");
+    } else {
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
+    for completion in completions {
+        completion(committed.clone());
     }
 }
 
