@@ -59,9 +59,30 @@ fn one_cycle(c: &mut Criterion) {
                 event: Some("case.updated".into()),
                 received_at: now,
             };
-            runner.trigger(now, &policy, &mut random, schedule.clone(), trigger, &mut out);
-            runner.input(now, &policy, &mut random, &schedule, snapshot(false, 1), &mut out);
-            runner.input(now, &policy, &mut random, &schedule, accepted.clone(), &mut out);
+            runner.trigger(
+                now,
+                &policy,
+                &mut random,
+                schedule.clone(),
+                trigger,
+                &mut out,
+            );
+            runner.input(
+                now,
+                &policy,
+                &mut random,
+                &schedule,
+                snapshot(false, 1),
+                &mut out,
+            );
+            runner.input(
+                now,
+                &policy,
+                &mut random,
+                &schedule,
+                accepted.clone(),
+                &mut out,
+            );
             let timer = out.iter().find_map(|c| match c {
                 Command::WaitUntil { timer, .. } => Some(*timer),
                 _ => None,
@@ -70,7 +91,14 @@ fn one_cycle(c: &mut Criterion) {
                 let fired = Input::TimerFired(timer);
                 runner.input(now, &policy, &mut random, &schedule, fired, &mut out);
             }
-            runner.input(now, &policy, &mut random, &schedule, snapshot(true, 2), &mut out);
+            runner.input(
+                now,
+                &policy,
+                &mut random,
+                &schedule,
+                snapshot(true, 2),
+                &mut out,
+            );
             black_box(out.len())
         })
     });

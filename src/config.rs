@@ -73,6 +73,8 @@ pub struct RestSection {
     /// The publish call's path.
     #[serde(default = "default_publish_path")]
     pub publish_path: String,
+    /// The week's list path (answering a JSON array of schedule ids), if the gateway has one.
+    pub list_path: Option<String>,
     /// The environment variable holding a bearer token, if the gateway wants one.
     pub token_env: Option<String>,
 }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod diff;
 pub mod explain;
 pub mod fmt;
+pub mod run;
 pub mod simulate;
 pub mod test;
 
@@ -86,6 +87,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// What changes if NEW replaces OLD: over the fact space, and on a scenario's replay.
     Diff(diff::DiffArgs),
+    /// One publish cycle for one schedule, live, printing each step (`--dry-run`: no writes).
+    Run(run::RunArgs),
 }
 
 /// Parse the arguments, run the command, map the result to an exit code.
@@ -103,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Simulate(args) => simulate::simulate(&args),
         Command::Test(args) => test::test(&args),
         Command::Diff(args) => diff::diff(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -68,7 +68,11 @@ impl SteppedClock {
             let now = self.now();
             let next = {
                 let sleepers = self.sleepers.lock().unwrap_or_else(PoisonError::into_inner);
-                sleepers.iter().map(|(_, at)| *at).filter(|at| *at > now).min()
+                sleepers
+                    .iter()
+                    .map(|(_, at)| *at)
+                    .filter(|at| *at > now)
+                    .min()
             };
             if let Some(at) = next {
                 return at;
@@ -162,7 +166,12 @@ impl<'a> HookSink<'a> {
         self.events
             .events()
             .iter()
-            .filter(|e| serde_json::to_value(e).ok().and_then(|v| v.get("kind").cloned()) == Some(name.into()))
+            .filter(|e| {
+                serde_json::to_value(e)
+                    .ok()
+                    .and_then(|v| v.get("kind").cloned())
+                    == Some(name.into())
+            })
             .count()
     }
 }

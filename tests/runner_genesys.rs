@@ -1,0 +1,394 @@
+//! Acceptance tests of the runner over real HTTP: the live driver, the Genesys client and
+//! the API double on loopback, all on one clock that the test moves (no real sleeping).
+
+mod api_support;
+mod runner_support;
+
+use api_support::{genesys_config, schedule, start};
+use jiff::SignedDuration;
+use publish_guard::api::ScheduleRef;
+use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig, Fault};
+use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
+use publish_guard::api::model::ModelConfig;
+use publish_guard::event::{CycleCause, EventKind, Outcome, WaitReason};
+use publish_guard::policy::Policy;
+use publish_guard::runner::driver::Driver;
+use publish_guard::runner::random::SeededRandom;
+use publish_guard::runner::{RunnerConfig, Trigger};
+use runner_support::{HookSink, SteppedClock, reference_policy};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A double holding one schedule, on a clock the test owns.
+struct Rig {
+    double: ApiDouble,
+    clock: SteppedClock,
+    policy: Policy,
+}
+
+impl Rig {
+    async fn new(published: bool, version: i64, processing: SignedDuration) -> Rig {
+        let clock = SteppedClock::new(start());
+        let config = DoubleConfig {
+            model: ModelConfig {
+                processing_time: processing,
+                ..ModelConfig::default()
+            },
+            clock: Arc::new(clock.clone()),
+            ..DoubleConfig::default()
+        };
+        let double = match ApiDouble::start(config).await {
+            Ok(d) => d,
+            Err(e) => panic!("the double did not start: {e}"),
+        };
+        double.add_schedule(&schedule(), published, version);
+        Rig {
+            double,
+            clock,
+            policy: reference_policy(),
+        }
+    }
+
+    fn client(&self, config: GenesysConfig) -> GenesysClient {
+        match GenesysClient::new(config, Arc::new(self.clock.clone())) {
+            Ok(c) => c,
+            Err(e) => panic!("the client did not build: {e}"),
+        }
+    }
+
+    /// Run `count` triggers, queued at once as a burst, to the end of every cycle.
+    async fn run(&self, count: usize, sink: &HookSink<'_>) {
+        self.run_with(genesys_config(&self.double), count, sink)
+            .await;
+    }
+
+    async fn run_with(&self, config: GenesysConfig, count: usize, sink: &HookSink<'_>) {
+        let client = self.client(config);
+        let mut driver = Driver::new(
+            &client,
+            &self.clock,
+            sink,
+            SeededRandom::new(7),
+            RunnerConfig::default(),
+        );
+        let triggers: Vec<(ScheduleRef, Trigger)> = (0..count)
+            .map(|i| (schedule(), trigger(&format!("delivery-{i}"))))
+            .collect();
+        self.clock
+            .pump(driver.run_triggers(&self.policy, triggers))
+            .await;
+    }
+}
+
+fn trigger(delivery: &str) -> Trigger {
+    Trigger {
+        delivery_id: Some(delivery.into()),
+        source: "servicenow".into(),
+        event: Some("case.updated".into()),
+        received_at: start(),
+    }
+}
+
+fn writes(double: &ApiDouble) -> usize {
+    double.calls(CallKind::UploadUrl) + double.calls(CallKind::Update)
+}
+
+/// `(rule, action)` of every decision, in order.
+fn decisions(sink: &HookSink<'_>) -> Vec<(String, String)> {
+    sink.kinds()
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::Decision { rule, action, .. } => Some((rule, action)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(r, a)| ((*r).to_owned(), (*a).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_draft_and_one_trigger_make_one_publish_that_ends_published() {
+    let rig = Rig::new(false, 1, SignedDuration::from_secs(20)).await;
+    let sink = HookSink::plain();
+    rig.run(1, &sink).await;
+
+    assert_eq!(sink.outcomes(), [Outcome::Published { version: 2 }]);
+    assert_eq!(rig.double.calls(CallKind::UploadUrl), 1);
+    assert_eq!(rig.double.calls(CallKind::Upload), 1);
+    assert_eq!(rig.double.calls(CallKind::Update), 1);
+    let view = rig.double.schedule(&schedule());
+    assert!(
+        view.is_some_and(|v| v.snapshot.published),
+        "the double shows it published"
+    );
+    for step in [
+        "trigger_received",
+        "cycle_started",
+        "publish_call",
+        "outcome",
+    ] {
+        assert_eq!(sink.count(step), 1, "{step}");
+    }
+    // The operation was followed on the clock: at least the processing time passed.
+    assert!(rig.clock_now_since_start() >= SignedDuration::from_secs(20));
+    let keys: BTreeSet<Option<String>> = rig
+        .double
+        .call_log()
+        .into_iter()
+        .filter(|c| c.kind == CallKind::Update)
+        .map(|c| c.idempotency_key)
+        .collect();
+    assert!(
+        keys.iter().all(Option::is_some),
+        "every write has an Idempotency-Key"
+    );
+}
+
+impl Rig {
+    fn clock_now_since_start(&self) -> SignedDuration {
+        use publish_guard::api::clock::Clock;
+        self.clock.now().duration_since(start())
+    }
+}
+
+#[tokio::test]
+async fn an_already_published_schedule_gets_no_write() {
+    let rig = Rig::new(true, 4, SignedDuration::ZERO).await;
+    let sink = HookSink::plain();
+    rig.run(1, &sink).await;
+    assert_eq!(writes(&rig.double), 0);
+    let reason = "already published".to_owned();
+    assert_eq!(sink.outcomes(), [Outcome::Skipped { reason }]);
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_triggers_make_one_publish_and_no_409() {
+    let rig = Rig::new(false, 1, SignedDuration::from_secs(10)).await;
+    let sink = HookSink::plain();
+    rig.run(100, &sink).await;
+
+    assert_eq!(rig.double.calls(CallKind::Update), 1);
+    let conflicts = rig
+        .double
+        .call_log()
+        .iter()
+        .filter(|c| c.status == Some(409))
+        .count();
+    assert_eq!(conflicts, 0);
+    // Every trigger is accounted for: it started a cycle or was coalesced into one, and
+    // the outcomes answer all of them.
+    let mut accounted = BTreeSet::new();
+    let mut answered = 0;
+    for kind in sink.kinds() {
+        match kind {
+            EventKind::CycleStarted {
+                cause: CycleCause::Trigger { trigger },
+            }
+            | EventKind::TriggerCoalesced { trigger, .. } => {
+                assert!(
+                    accounted.insert(trigger),
+                    "trigger {trigger} accounted twice"
+                );
+            }
+            EventKind::Outcome { triggers, .. } => answered += triggers,
+            _ => {}
+        }
+    }
+    assert_eq!(accounted.len(), 100);
+    assert_eq!(answered, 100);
+    assert_eq!(sink.count("trigger_received"), 100);
+    let reason = "already published".to_owned();
+    assert_eq!(
+        sink.outcomes(),
+        [
+            Outcome::Published { version: 2 },
+            Outcome::Skipped { reason }
+        ],
+        "one publish, then exactly one evaluation for the 99 coalesced triggers"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_between_read_and_write_gets_409_then_a_recheck_not_a_blind_retry() {
+    let rig = Rig::new(false, 1, SignedDuration::ZERO).await;
+    let edited = std::cell::Cell::new(false);
+    let sink = HookSink::new(|event| {
+        // A person saves the schedule right after our first decision to publish.
+        if matches!(&event.kind, EventKind::Decision { action, .. } if action == "publish")
+            && !edited.replace(true)
+        {
+            let edit = rig.double.person_edit(&schedule());
+            assert!(edit.is_ok(), "{edit:?}");
+        }
+    });
+    rig.run(1, &sink).await;
+
+    assert_eq!(
+        decisions(&sink),
+        pairs(&[
+            ("ready", "publish"),
+            ("conflict", "recheck"),
+            ("ready", "publish"),
+            ("ok", "done"),
+        ])
+    );
+    // After the 409 the runner read the schedule again before writing again.
+    let log = rig.double.call_log();
+    let conflict = log.iter().position(|c| c.status == Some(409));
+    let Some(conflict) = conflict else {
+        panic!("no 409 in {log:?}")
+    };
+    let next_kinds: Vec<CallKind> = log[conflict + 1..].iter().map(|c| c.kind).collect();
+    assert_eq!(
+        next_kinds.first(),
+        Some(&CallKind::GetSchedule),
+        "{next_kinds:?}"
+    );
+    assert_eq!(sink.outcomes(), [Outcome::Published { version: 3 }]);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_7_waits_7_seconds_of_the_clock_then_continues() {
+    let rig = Rig::new(false, 1, SignedDuration::ZERO).await;
+    // Another user of the same OAuth client starts the rate window 53 s before our run...
+    let neighbour = rig.client(genesys_config(&rig.double));
+    let first = neighbour_read(&neighbour).await;
+    assert_eq!(first, Some(200));
+    rig.clock.set(start() + SignedDuration::from_secs(53));
+    // ... and uses up the minute's allowance right after our read.
+    let sink = HookSink::new(|event| match &event.kind {
+        EventKind::StateRead { .. } if !rig_throttled(&rig) => {
+            rig.double.set_model_config(ModelConfig {
+                processing_time: SignedDuration::ZERO,
+                requests_per_minute: 2,
+            })
+        }
+        EventKind::Wait { .. } => rig.double.set_model_config(ModelConfig {
+            processing_time: SignedDuration::ZERO,
+            requests_per_minute: 300,
+        }),
+        _ => {}
+    });
+    rig.run(1, &sink).await;
+
+    let events = sink.events.events();
+    let throttled = events.iter().position(|e| {
+        matches!(
+            &e.kind,
+            EventKind::PublishCall {
+                status: Some(429),
+                ..
+            }
+        )
+    });
+    let Some(throttled) = throttled else {
+        panic!("no 429: {events:#?}")
+    };
+    let seven = SignedDuration::from_secs(7);
+    let wait = events[throttled..].iter().find_map(|e| match &e.kind {
+        EventKind::Wait {
+            delay,
+            reason: WaitReason::Backoff,
+            ..
+        } => Some((e.at, *delay)),
+        _ => None,
+    });
+    let Some((waited_at, delay)) = wait else {
+        panic!("no wait after the 429")
+    };
+    assert_eq!(delay.duration, seven);
+    assert_eq!(delay.retry_after, Some(seven));
+    let next_read = events[throttled..].iter().find_map(|e| match &e.kind {
+        EventKind::StateRead { .. } => Some(e.at),
+        _ => None,
+    });
+    assert_eq!(
+        next_read,
+        Some(waited_at + seven),
+        "the next step is 7 s later"
+    );
+    assert_eq!(sink.outcomes(), [Outcome::Published { version: 2 }]);
+}
+
+fn rig_throttled(rig: &Rig) -> bool {
+    rig.double.call_log().iter().any(|c| c.status == Some(429))
+}
+
+async fn neighbour_read(client: &GenesysClient) -> Option<u16> {
+    use publish_guard::api::ScheduleApi;
+    client.read(&schedule()).await.ok().map(|a| a.status)
+}
+
+#[tokio::test]
+async fn server_errors_back_off_exponentially_until_attempts_run_out() {
+    let rig = Rig::new(false, 1, SignedDuration::ZERO).await;
+    rig.double
+        .add_fault(Fault::status(503).on(CallKind::Update));
+    let sink = HookSink::plain();
+    rig.run(1, &sink).await;
+
+    assert_eq!(
+        rig.double.calls(CallKind::Update),
+        6,
+        "attempts 6 allows six tries"
+    );
+    let waits: Vec<SignedDuration> = sink
+        .kinds()
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::Wait { delay, .. } => Some(delay.duration),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits.len(), 5);
+    for (n, wait) in waits.iter().enumerate() {
+        // `exponential 5s factor 2 max 2m jitter full`: uniform below min(2m, 5s * 2^n).
+        let ceiling = SignedDuration::from_secs(5 << n).min(SignedDuration::from_mins(2));
+        assert!(*wait < ceiling, "wait {n}: {wait:?} not below {ceiling:?}");
+    }
+    assert!(
+        waits.windows(2).any(|w| w[0] != w[1]),
+        "jittered: {waits:?}"
+    );
+    let total: SignedDuration = waits.iter().copied().sum();
+    assert_eq!(
+        rig.clock_now_since_start(),
+        total,
+        "waited on the clock, nowhere else"
+    );
+    let reason = "attempts exhausted: 6 of backoff `conflict`".to_owned();
+    assert_eq!(sink.outcomes(), [Outcome::Failed { reason }]);
+}
+
+#[tokio::test]
+async fn a_hanging_api_is_a_timeout_outcome_not_a_hung_test() {
+    let rig = Rig::new(false, 1, SignedDuration::ZERO).await;
+    rig.double
+        .add_fault(Fault::delay(Duration::from_secs(30)).on(CallKind::Update));
+    let mut config = genesys_config(&rig.double);
+    config.timeout = Duration::from_millis(150);
+    let sink = HookSink::plain();
+    rig.run_with(config, 1, &sink).await;
+
+    let call = sink.kinds().into_iter().find_map(|k| match k {
+        EventKind::PublishCall { status, error, .. } => Some((status, error)),
+        _ => None,
+    });
+    let Some((status, Some(error))) = call else {
+        panic!("no failed publish call: {call:?}")
+    };
+    assert_eq!(status, None);
+    assert!(error.contains("timed out"), "{error}");
+    assert_eq!(
+        decisions(&sink).last(),
+        Some(&("otherwise".to_owned(), "fail".to_owned())),
+        "the policy saw response.status 0"
+    );
+    let reason = "unexpected response".to_owned();
+    assert_eq!(sink.outcomes(), [Outcome::Failed { reason }]);
+}
