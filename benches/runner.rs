@@ -67,38 +67,19 @@ fn one_cycle(c: &mut Criterion) {
                 trigger,
                 &mut out,
             );
-            runner.input(
-                now,
-                &policy,
-                &mut random,
-                &schedule,
-                snapshot(false, 1),
-                &mut out,
-            );
-            runner.input(
-                now,
-                &policy,
-                &mut random,
-                &schedule,
-                accepted.clone(),
-                &mut out,
-            );
+            let mut feed = |runner: &mut Runner, input: Input, out: &mut Vec<Command>| {
+                runner.input(now, &policy, &mut random, &schedule, input, out);
+            };
+            feed(&mut runner, snapshot(false, 1), &mut out);
+            feed(&mut runner, accepted.clone(), &mut out);
             let timer = out.iter().find_map(|c| match c {
                 Command::WaitUntil { timer, .. } => Some(*timer),
                 _ => None,
             });
             if let Some(timer) = timer {
-                let fired = Input::TimerFired(timer);
-                runner.input(now, &policy, &mut random, &schedule, fired, &mut out);
+                feed(&mut runner, Input::TimerFired(timer), &mut out);
             }
-            runner.input(
-                now,
-                &policy,
-                &mut random,
-                &schedule,
-                snapshot(true, 2),
-                &mut out,
-            );
+            feed(&mut runner, snapshot(true, 2), &mut out);
             black_box(out.len())
         })
     });
