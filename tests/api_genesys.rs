@@ -290,6 +290,23 @@ async fn a_server_error_is_an_answer_and_a_dropped_connection_an_error() {
 }
 
 #[tokio::test]
+async fn a_failed_upload_never_shows_its_signed_url() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    double.add_fault(Fault::drop_connection().on(CallKind::Upload));
+    let result = genesys(&double, &clock).publish(&schedule(), 3, "a").await;
+    let shown = format!("{result:?}");
+    assert!(
+        matches!(result, Err(ApiError::Transport { call: "upload", .. })),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("/uploads/") && !shown.contains("127.0.0.1"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
 async fn a_throttled_upload_url_ends_the_publish_with_its_answer() {
     let (double, clock) = double(|_| {}).await;
     double.add_schedule(&schedule(), false, 3);
