@@ -22,7 +22,8 @@ pub fn show(log: impl BufRead, filter: &ShowFilter, out: &mut impl Write) -> std
         let line = line?;
         match serde_json::from_str::<Entry<Value>>(&line) {
             Ok(entry) => {
-                let (kind, fields) = describe(&entry.event);
+                let (kind, mut fields) = describe(&entry.event);
+                tidy(&mut fields, entry.at);
                 if filter.since.is_some_and(|since| entry.at < since)
                     || filter
                         .schedule
@@ -90,11 +91,55 @@ fn flatten(path: &str, value: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
+/// The parts of a runner schedule reference, joined as `business_unit/week/schedule_id`.
+const SCHEDULE_PARTS: [&str; 3] = [
+    "schedule.business_unit",
+    "schedule.week",
+    "schedule.schedule_id",
+];
+
+/// Make the fields easier to read: a schedule reference as one `schedule=bu/week/id` field
+/// first, no repeat of the entry's own time, and 64-digit hashes cut to their first 12.
+fn tidy(fields: &mut Vec<(String, Value)>, at: Timestamp) {
+    let part = |fields: &[(String, Value)], name: &str| {
+        fields
+            .iter()
+            .find(|(path, _)| path == name)
+            .and_then(|(_, value)| value.as_str().map(str::to_owned))
+    };
+    let parts: Option<Vec<String>> = SCHEDULE_PARTS
+        .iter()
+        .map(|name| part(fields, name))
+        .collect();
+    if let Some(parts) = parts {
+        fields.retain(|(path, _)| !SCHEDULE_PARTS.contains(&path.as_str()));
+        fields.insert(0, ("schedule".to_owned(), Value::String(parts.join("/"))));
+    }
+    let at = at.to_string();
+    fields.retain(|(path, value)| !(path == "at" && value.as_str() == Some(at.as_str())));
+    for (_, value) in fields.iter_mut() {
+        if let Value::String(text) = value
+            && text.len() == 64
+            && text.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            text.truncate(12);
+            text.push('…');
+        }
+    }
+}
+
 fn names_schedule(fields: &[(String, Value)], id: &str) -> bool {
     fields.iter().any(|(path, value)| {
         let last = path.rsplit('.').next().unwrap_or(path);
-        (last == "schedule_id" || last == "schedule" || path.ends_with("schedule.id"))
-            && value.as_str() == Some(id)
+        let Some(text) = value.as_str() else {
+            return false;
+        };
+        match last {
+            "schedule_id" => text == id,
+            // A bare id, or a joined `business_unit/week/schedule_id`.
+            "schedule" => text == id || text.rsplit('/').next() == Some(id),
+            _ => path.ends_with("schedule.id") && text == id,
+        }
     })
 }
 

@@ -91,6 +91,12 @@ impl Intake {
             .get(source)
             .ok_or_else(|| Problem::unknown_source(source))?;
         check_content_type(headers)?;
+        // A token needs no body: refuse a bad one before reading it.
+        if let SourceAuth::Bearer(verifier) = &config.auth {
+            verifier
+                .verify(text(headers, header::AUTHORIZATION.as_str()))
+                .map_err(|e| Problem::unauthorized(e.to_string()))?;
+        }
         let body = self.read_body(headers, body).await?;
         let now = self.clock.now();
         let signed_id = match &config.auth {
@@ -105,12 +111,7 @@ impl Intake {
                     .map_err(|e| Problem::unauthorized(e.to_string()))?;
                 Some(verified.id)
             }
-            SourceAuth::Bearer(verifier) => {
-                verifier
-                    .verify(text(headers, header::AUTHORIZATION.as_str()))
-                    .map_err(|e| Problem::unauthorized(e.to_string()))?;
-                None
-            }
+            SourceAuth::Bearer(_) => None,
         };
         let payload: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| Problem::malformed_json(e.to_string()))?;
