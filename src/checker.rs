@@ -13,10 +13,13 @@
 //!   an end at or before the start crosses midnight.
 //! - Windows and backoff profiles that no rule uses are warned about (W203); sources are not,
 //!   since they also tell the relay which webhooks to accept.
+//! - `defer until FACT + d` on a fact that may be absent (`last_publish.at`) warns (W204)
+//!   when the rule can decide without it: the deferral would fail at run time.
 
 mod action;
 mod condition;
 mod declaration;
+mod deferral;
 
 use crate::ast::{self, Item, PhaseKind};
 use crate::backoff::BackoffProfile;
@@ -87,6 +90,7 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
     let mut diagnostics = checker.diagnostics;
     if let Some(policy) = &policy {
         diagnostics.extend(shadowing_warnings(policy, file));
+        diagnostics.extend(deferral::deferral_warnings(policy, file));
     }
     diagnostics.sort_by(|a, b| {
         (a.span.start, a.span.end, a.code.as_str()).cmp(&(
@@ -657,5 +661,26 @@ mod tests {
             "policy \"p\"\nsources servicenow\non trigger {{\n  rule a when draft == schedule.state and servicenow == trigger.source then publish\n  otherwise skip \"x\"\n}}\n{RESPONSE}"
         );
         assert!(codes(&source).is_empty());
+    }
+
+    #[test]
+    fn deferring_until_an_optional_instant_warns_only_when_the_rule_does_not_guarantee_it() {
+        let with = |rule: &str| {
+            format!("policy \"p\"\non trigger {{\n  {rule}\n  otherwise skip \"x\"\n}}\n{RESPONSE}")
+        };
+        let guarded = [
+            "rule a when since(last_publish.at) < 15m then defer until last_publish.at + 15m",
+            "rule a when exists(last_publish.at) then defer until last_publish.at + 15m",
+            "rule a when attempt > 0 then defer until now + 5m",
+        ];
+        for rule in guarded {
+            assert!(codes(&with(rule)).is_empty(), "{rule}");
+        }
+        let unguarded = "rule a when attempt > 0 then defer until last_publish.at + 15m";
+        assert_eq!(codes(&with(unguarded)), ["W204"]);
+        let otherwise = format!(
+            "policy \"p\"\non trigger {{\n  rule a when exists(last_publish.at) then publish\n  otherwise defer until last_publish.at + 1h\n}}\n{RESPONSE}"
+        );
+        assert!(codes(&otherwise).contains(&"W204"));
     }
 }

@@ -67,6 +67,8 @@ pub enum Code {
     CapBelowInitial,
     /// W203: a window, backoff profile or source declared but never used.
     Unused,
+    /// W204: `defer until FACT + d` where FACT may be absent when the rule decides.
+    DeferMayFail,
 }
 
 impl Code {
@@ -98,6 +100,7 @@ impl Code {
         Code::ShadowedRule,
         Code::CapBelowInitial,
         Code::Unused,
+        Code::DeferMayFail,
     ];
 
     /// The code as printed, e.g. `E101`.
@@ -129,13 +132,16 @@ impl Code {
             Code::ShadowedRule => "W201",
             Code::CapBelowInitial => "W202",
             Code::Unused => "W203",
+            Code::DeferMayFail => "W204",
         }
     }
 
     /// Warnings are the `W` codes; everything else is an error.
     pub fn severity(self) -> Severity {
         match self {
-            Code::ShadowedRule | Code::CapBelowInitial | Code::Unused => Severity::Warning,
+            Code::ShadowedRule | Code::CapBelowInitial | Code::Unused | Code::DeferMayFail => {
+                Severity::Warning
+            }
             _ => Severity::Error,
         }
     }
