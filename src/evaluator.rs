@@ -8,11 +8,13 @@
 use crate::ast::{CmpOp, PhaseKind};
 use crate::decision::{Decision, Verdict};
 use crate::facts::{Facts, NOW, RETRY_AFTER, Value};
-use crate::policy::{CompiledAction, Cond, CondKind, Policy, Term};
+use crate::policy::{CompiledAction, Cond, CondKind, Policy, Term, WindowId};
 use crate::schema::FactId;
 use crate::span::Span;
+use crate::window::LocalTime;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
+use std::cell::Cell;
 use std::cmp::Ordering;
 
 /// The reason a `defer until WINDOW` fails when there is no `now` to start from.
@@ -28,8 +30,9 @@ pub const DANGLING_REFERENCE: &str = "the policy names a window or backoff it do
 /// Decide one phase: the first rule whose condition holds, else `otherwise`. Allocates nothing.
 pub fn evaluate<'p>(policy: &'p Policy, phase: PhaseKind, facts: &Facts) -> Decision<'p> {
     let rules = policy.phase(phase);
+    let eval = Eval::new(policy, facts);
     for rule in &rules.rules {
-        if holds(policy, &rule.condition, facts) {
+        if eval.holds(&rule.condition) {
             return decide(policy, &rule.action, &rule.name, rule.span, facts);
         }
     }
@@ -44,45 +47,84 @@ pub fn evaluate<'p>(policy: &'p Policy, phase: PhaseKind, facts: &Facts) -> Deci
 
 /// Whether `cond` holds for `facts`.
 pub fn holds(policy: &Policy, cond: &Cond, facts: &Facts) -> bool {
-    match &cond.kind {
-        CondKind::And(parts) => parts.iter().all(|c| holds(policy, c, facts)),
-        CondKind::Or(parts) => parts.iter().any(|c| holds(policy, c, facts)),
-        CondKind::Not(inner) => !holds(policy, inner, facts),
-        CondKind::Compare { left, op, right } => {
-            match (term_value(left, facts), term_value(right, facts)) {
-                (Some(l), Some(r)) => l.compare(r).is_some_and(|ord| op_holds(*op, ord)),
-                _ => false,
-            }
+    Eval::new(policy, facts).holds(cond)
+}
+
+/// One evaluation's inputs, and the last instant read on a window's wall clock: rules
+/// often test the same window, and reading local time is most of what a test costs.
+struct Eval<'a> {
+    policy: &'a Policy,
+    facts: &'a Facts,
+    local: Cell<Option<(WindowId, Timestamp, LocalTime)>>,
+}
+
+impl<'a> Eval<'a> {
+    fn new(policy: &'a Policy, facts: &'a Facts) -> Self {
+        Eval {
+            policy,
+            facts,
+            local: Cell::new(None),
         }
-        CondKind::InSet {
-            term,
-            negated,
-            values,
-        } => term_value(term, facts).is_some_and(|v| {
-            values
-                .iter()
-                .any(|c| v.compare(Scalar::of(c)) == Some(Ordering::Equal))
-                != *negated
-        }),
-        CondKind::InRange {
-            term,
-            negated,
-            low,
-            high,
-        } => match term_value(term, facts) {
-            Some(Scalar::Int(v)) => (*low..=*high).contains(&v) != *negated,
-            _ => false,
-        },
-        CondKind::InWindow {
-            term,
-            negated,
-            window,
-        } => match (term_value(term, facts), policy.windows.get(window.0)) {
-            (Some(Scalar::Instant(t)), Some(w)) => w.contains(t) != *negated,
-            _ => false,
-        },
-        CondKind::Exists(fact) => facts.get(*fact).is_some(),
-        CondKind::IsTrue(term) => term_value(term, facts) == Some(Scalar::Bool(true)),
+    }
+
+    fn holds(&self, cond: &Cond) -> bool {
+        let facts = self.facts;
+        match &cond.kind {
+            CondKind::And(parts) => parts.iter().all(|c| self.holds(c)),
+            CondKind::Or(parts) => parts.iter().any(|c| self.holds(c)),
+            CondKind::Not(inner) => !self.holds(inner),
+            CondKind::Compare { left, op, right } => {
+                match (term_value(left, facts), term_value(right, facts)) {
+                    (Some(l), Some(r)) => l.compare(r).is_some_and(|ord| op_holds(*op, ord)),
+                    _ => false,
+                }
+            }
+            CondKind::InSet {
+                term,
+                negated,
+                values,
+            } => term_value(term, facts).is_some_and(|v| {
+                values
+                    .iter()
+                    .any(|c| v.compare(Scalar::of(c)) == Some(Ordering::Equal))
+                    != *negated
+            }),
+            CondKind::InRange {
+                term,
+                negated,
+                low,
+                high,
+            } => match term_value(term, facts) {
+                Some(Scalar::Int(v)) => (*low..=*high).contains(&v) != *negated,
+                _ => false,
+            },
+            CondKind::InWindow {
+                term,
+                negated,
+                window,
+            } => match term_value(term, facts) {
+                Some(Scalar::Instant(t)) => self
+                    .in_window(*window, t)
+                    .is_some_and(|inside| inside != *negated),
+                _ => false,
+            },
+            CondKind::Exists(fact) => facts.get(*fact).is_some(),
+            CondKind::IsTrue(term) => term_value(term, facts) == Some(Scalar::Bool(true)),
+        }
+    }
+
+    /// Whether window `id` is open at `t`; `None` when the policy has no such window.
+    fn in_window(&self, id: WindowId, t: Timestamp) -> Option<bool> {
+        let window = self.policy.windows.get(id.0)?;
+        let local = match self.local.get() {
+            Some((cached, at, local)) if cached == id && at == t => local,
+            _ => {
+                let local = window.local_time(t);
+                self.local.set(Some((id, t, local)));
+                local
+            }
+        };
+        Some(window.contains_local(local))
     }
 }
 

@@ -45,9 +45,18 @@ const NANOS_PER_MINUTE: i64 = 60_000_000_000;
 /// days cover a week whose only opening falls inside a daylight-saving gap.
 const SEARCH_DAYS: i16 = 15;
 
+/// An instant read on a window's wall clock: the weekday and the time of day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    /// 0 for Monday through 6 for Sunday.
+    day: usize,
+    /// Nanoseconds since local midnight.
+    nanos: i64,
+}
+
 impl WeeklyRange {
     /// Whether local weekday `day` (0 = Monday) at `nanos` past local midnight is inside.
-    fn contains_local(&self, day: usize, nanos: i64) -> bool {
+    fn contains_local(&self, LocalTime { day, nanos }: LocalTime) -> bool {
         let start = i64::from(self.start.0) * NANOS_PER_MINUTE;
         let end = i64::from(self.end.0) * NANOS_PER_MINUTE;
         let first = self.day.index();
@@ -62,10 +71,22 @@ impl WeeklyRange {
 impl Window {
     /// Whether the window is open at instant `t`. Allocates nothing.
     pub fn contains(&self, t: Timestamp) -> bool {
+        self.contains_local(self.local_time(t))
+    }
+
+    /// `t` on this window's wall clock: the costly half of [`Window::contains`], which an
+    /// evaluation testing one window many times does once.
+    pub fn local_time(&self, t: Timestamp) -> LocalTime {
         let local = self.timezone.to_datetime(t);
-        let day = local.date().weekday().to_monday_zero_offset() as usize;
-        let nanos = nanos_of_day(local);
-        self.ranges.iter().any(|r| r.contains_local(day, nanos))
+        LocalTime {
+            day: local.date().weekday().to_monday_zero_offset() as usize,
+            nanos: nanos_of_day(local),
+        }
+    }
+
+    /// Whether the window is open at a time already read on its wall clock.
+    pub fn contains_local(&self, local: LocalTime) -> bool {
+        self.ranges.iter().any(|r| r.contains_local(local))
     }
 
     /// The first instant at or after `t` at which the window is open: `t` itself when it is
