@@ -1,5 +1,7 @@
 //! `explain` on real rules and facts files, pinned as the person reading it sees it.
 
+mod common;
+
 use publish_guard::ast::PhaseKind;
 use publish_guard::explain::explain;
 use publish_guard::facts_file::load_facts;
@@ -13,7 +15,7 @@ fn read(name: &str) -> String {
 /// The human rendering of `rules` deciding `phase` for the facts in `facts`.
 fn explained(rules: &str, facts: &str, phase: PhaseKind) -> String {
     let source = read(rules);
-    let policy = publish_guard::compile(&source).unwrap().policy;
+    let policy = common::compile_valid(&source);
     let facts = load_facts(&read(facts), &policy).unwrap();
     explain(&policy, phase, &facts).render_human(&source)
 }
@@ -115,7 +117,7 @@ fn autumn_defer_until_a_window_opens_in_winter_time() {
 #[test]
 fn json_carries_spans_values_and_the_verdict() {
     let source = read("reference.rules");
-    let policy = publish_guard::compile(&source).unwrap().policy;
+    let policy = common::compile_valid(&source);
     let facts = load_facts(&read("absent_fact.facts.toml"), &policy).unwrap();
     let json = explain(&policy, PhaseKind::Trigger, &facts).render_json(&source);
     insta::assert_snapshot!(serde_json::to_string_pretty(&json).unwrap());
@@ -124,7 +126,7 @@ fn json_carries_spans_values_and_the_verdict() {
 #[test]
 fn explanation_agrees_with_the_evaluator() {
     let source = read("dst.rules");
-    let policy = publish_guard::compile(&source).unwrap().policy;
+    let policy = common::compile_valid(&source);
     for name in [
         "across_midnight.facts.toml",
         "spring_gap.facts.toml",

@@ -1,6 +1,8 @@
 //! `evaluate` allocates nothing: a counting global allocator watches this thread while it
 //! decides every kind of verdict the reference policy can give, windows and deferrals included.
 
+mod common;
+
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::ast::PhaseKind;
 use publish_guard::evaluator::evaluate;
@@ -79,7 +81,7 @@ fn facts(now: &str) -> Facts {
 #[test]
 fn evaluate_allocates_nothing_for_any_verdict() {
     let source = include_str!("fixtures/explain/reference.rules");
-    let policy = publish_guard::compile(source).unwrap().policy;
+    let policy = common::compile_valid(source);
 
     let publish = facts("2026-03-25T12:00:00Z");
     let mut duplicate = publish.clone();

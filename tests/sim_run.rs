@@ -1,6 +1,8 @@
 //! The simulator end to end: shipped scenarios pass under `test`, a wrong expectation fails
 //! readably, reports are pinned, runs are deterministic, and the SVG is well-formed.
 
+mod common;
+
 use publish_guard::cli::test::report;
 use publish_guard::sim::engine::{RunOptions, RunResult, run};
 use publish_guard::sim::scenario::load;
@@ -10,7 +12,7 @@ fn simulate(scenario: &str, rules: Option<&str>) -> RunResult {
     let scenario = load(Path::new(scenario)).expect("shipped scenario loads");
     let path = rules.map_or(scenario.rules.clone(), PathBuf::from);
     let source = std::fs::read_to_string(&path).expect("rules file");
-    let policy = publish_guard::compile(&source).expect("rules check").policy;
+    let policy = common::compile_valid(&source);
     run(&scenario, &policy, RunOptions::default())
 }
 
@@ -79,7 +81,7 @@ fn the_same_scenario_and_seed_give_identical_bytes() {
 fn another_seed_gives_another_run() {
     let mut scenario = load(Path::new("rules/scenarios/storm.toml")).expect("loads");
     let source = std::fs::read_to_string(&scenario.rules).expect("rules");
-    let policy = publish_guard::compile(&source).expect("checks").policy;
+    let policy = common::compile_valid(&source);
     let a = run(&scenario, &policy, RunOptions::default()).report.json();
     scenario.seed += 1;
     let b = run(&scenario, &policy, RunOptions::default()).report.json();
@@ -132,7 +134,7 @@ fn a_run_without_the_timeline_has_the_same_totals() {
     // The timeline can be dropped for big runs; the totals stay the same.
     let scenario = load(Path::new("rules/scenarios/storm.toml")).expect("loads");
     let source = std::fs::read_to_string(&scenario.rules).expect("rules");
-    let policy = publish_guard::compile(&source).expect("checks").policy;
+    let policy = common::compile_valid(&source);
     let full = run(&scenario, &policy, RunOptions::default());
     let lean = run(
         &scenario,

@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests.
 
+// Each test crate uses only some of these.
+#![allow(dead_code)]
+
 use publish_guard::ast;
 use publish_guard::format::format;
 use publish_guard::parser::parse;
+use publish_guard::policy::Policy;
 
 /// Parse a source that must be valid, and check the formatter on it: the formatted text
 /// parses back to an equal tree (spans aside) and formatting it again changes nothing.
@@ -21,4 +25,14 @@ pub fn parse_valid(source: &str) -> ast::File {
     let again = format(&reparsed);
     assert_eq!(again, formatted, "formatting is not idempotent");
     file
+}
+
+/// Compile a source that must check, after [`parse_valid`] has held the formatter to it:
+/// every test that loads a valid policy also proves the format round trip on it.
+pub fn compile_valid(source: &str) -> Policy {
+    parse_valid(source);
+    match publish_guard::compile(source) {
+        Ok(checked) => checked.policy,
+        Err(diagnostics) => panic!("{source}\ndoes not check: {diagnostics:#?}"),
+    }
 }
