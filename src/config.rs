@@ -42,6 +42,12 @@ pub struct Config {
     /// The runner's bounds.
     #[serde(default)]
     pub runner: RunnerSection,
+    /// The relay service (`serve`).
+    #[serde(default)]
+    pub serve: crate::relay::config::ServeSection,
+    /// The relay's webhook senders.
+    #[serde(default)]
+    pub sources: Vec<crate::relay::config::SourceSection>,
 }
 
 /// `[genesys]`: a region, or explicit base URLs; the OAuth client by env-var names.
@@ -185,6 +191,14 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A `[[sources]]` table cannot be used.
+    #[error("[[sources]] {name:?}: {message}")]
+    Source {
+        /// The source's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An environment variable the file names is not set.
     #[error("environment variable {var} (named by `{key}`) is not set")]
     MissingEnv {
@@ -304,6 +318,19 @@ mod tests {
             assert_eq!(*c.backend.get_ref(), Backend::Genesys);
             assert_eq!(c.runner_config(false).max_rechecks, 3);
             assert_eq!(*c.http.timeout.get_ref(), SignedDuration::from_secs(10));
+        }
+    }
+
+    #[test]
+    fn the_shipped_relay_example_loads_with_its_sources() {
+        let config = parse(include_str!("../examples/relay.toml"));
+        assert!(config.is_ok(), "{config:?}");
+        if let Ok(c) = config {
+            assert_eq!(c.serve.listen.port(), 8080);
+            let names: Vec<&str> = c.sources.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["servicenow", "manual"]);
+            assert_eq!(c.sources[0].schedule, "latest");
+            assert_eq!(c.sources[1].delivery_id.as_deref(), Some("/id"));
         }
     }
 

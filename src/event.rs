@@ -389,6 +389,11 @@ impl MemorySink {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// The events recorded so far, in order, leaving the sink empty.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 impl EventSink for MemorySink {

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod explain;
 pub mod fmt;
 pub mod run;
+pub mod serve;
 pub mod simulate;
 pub mod test;
 
@@ -89,6 +90,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// One publish cycle for one schedule, live, printing each step (`--dry-run`: no writes).
     Run(run::RunArgs),
+    /// The relay service: receive webhooks, store them, run the policy, keep the audit log.
+    Serve(serve::ServeArgs),
 }
 
 /// Parse the arguments, run the command, map the result to an exit code.
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::test(&args),
         Command::Diff(args) => diff::diff(&args),
         Command::Run(args) => run::run(&args),
+        Command::Serve(args) => serve::serve(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

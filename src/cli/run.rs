@@ -127,7 +127,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
 
 /// The Genesys client the configuration describes, its credentials read from the
 /// environment variables it names.
-fn genesys_client(config: &Config) -> Result<GenesysClient, CliError> {
+pub(crate) fn genesys_client(config: &Config) -> Result<GenesysClient, CliError> {
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
     let Some(section) = config.genesys.as_ref().map(|g| g.get_ref()) else {
         return Err(CliError::Usage("no [genesys] table".into()));
@@ -143,7 +143,7 @@ fn genesys_client(config: &Config) -> Result<GenesysClient, CliError> {
 }
 
 /// The REST gateway client the configuration describes.
-fn rest_client(config: &Config) -> Result<RestClient, CliError> {
+pub(crate) fn rest_client(config: &Config) -> Result<RestClient, CliError> {
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
     let Some(section) = config.rest.as_ref().map(|r| r.get_ref()) else {
         return Err(CliError::Usage("no [rest] table".into()));

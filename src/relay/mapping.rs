@@ -3,7 +3,7 @@
 //! nothing of schedules (a ServiceNow case, say).
 
 use jiff::civil::Date;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where one value comes from.
@@ -32,7 +32,7 @@ pub struct Mapping {
 }
 
 /// The schedule a trigger is about, as the store keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleTarget {
     /// The business unit id.
     pub business_unit: String,

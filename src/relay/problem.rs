@@ -132,6 +132,16 @@ impl Problem {
         )
     }
 
+    /// 422: a reloaded rules file does not check; the running policy stays in force.
+    pub fn rules_rejected(diagnostics: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rules-rejected",
+            "The rules file does not check; the running policy stays in force",
+            diagnostics,
+        )
+    }
+
     /// The HTTP status as a `StatusCode`.
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -1,0 +1,134 @@
+//! `publish-guard serve --config FILE`: the relay service, until SIGTERM or ctrl-c; SIGHUP
+//! reloads the rules.
+
+use crate::api::ScheduleApi;
+use crate::api::clock::SystemClock;
+use crate::audit::log::{AuditLog, AuditOptions};
+use crate::audit::writer::AuditWriter;
+use crate::cli::run::{genesys_client, rest_client};
+use crate::cli::{CliError, Outcome};
+use crate::config::{Backend, Config, env_value};
+use crate::relay::config::{ServeSection, build_sources};
+use crate::relay::rules::Rules;
+use crate::relay::server::{Relay, RelaySettings};
+use crate::relay::sqlite_store::SqliteStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (see examples/relay.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Log lines as JSON objects instead of readable text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+/// Serve until told to stop.
+pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
+    init_logs(args.log_json);
+    let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
+    let config = Config::load(&args.config).map_err(|e| usage(&e))?;
+    let settings = settings(&config, &args.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(&e))?;
+    let listen = config.serve.listen;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| usage(&format!("listen on {listen}: {e}")))?;
+        match config.backend.get_ref() {
+            Backend::Genesys => {
+                let client = genesys_client(&config)?;
+                run_until_stopped(settings, client, listener).await
+            }
+            Backend::Rest => {
+                let client = rest_client(&config)?;
+                run_until_stopped(settings, client, listener).await
+            }
+        }
+    })
+}
+
+/// The relay's settings from the configuration: sources, store, audit log, rules.
+pub(crate) fn settings(
+    config: &Config,
+    config_path: &std::path::Path,
+) -> Result<RelaySettings, CliError> {
+    let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
+    let serve = &config.serve;
+    let sources = build_sources(&config.sources, &config.business_unit).map_err(|e| usage(&e))?;
+    if sources.is_empty() {
+        return Err(CliError::Usage(
+            "serve needs at least one [[sources]] table".into(),
+        ));
+    }
+    let store_path = ServeSection::resolve(&serve.store, config_path);
+    let store = SqliteStore::open(&store_path).map_err(|e| usage(&e))?;
+    let audit_path = ServeSection::resolve(&serve.audit_log, config_path);
+    let log = AuditLog::open(&audit_path, AuditOptions::default()).map_err(|e| usage(&e))?;
+    let audit = AuditWriter::start(log).map_err(|e| usage(&e))?;
+    let rules = Rules::load(&config.rules_path(config_path)).map_err(|e| usage(&e))?;
+    let admin_token = match &serve.admin_token_env {
+        Some(var) => Some(env_value("serve.admin_token_env", var).map_err(|e| usage(&e))?),
+        None => None,
+    };
+    Ok(RelaySettings {
+        sources,
+        store: Arc::new(store),
+        audit: Arc::new(audit),
+        rules: Arc::new(rules),
+        admin_token,
+        runner: config.runner_config(false),
+        body_limit: serve.body_limit,
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// Serve; reload on SIGHUP; stop gracefully on SIGTERM or ctrl-c.
+async fn run_until_stopped<A: ScheduleApi + Send + 'static>(
+    settings: RelaySettings,
+    client: A,
+    listener: tokio::net::TcpListener,
+) -> Result<Outcome, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| usage(&e))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| usage(&e))?;
+    let relay = Relay::start(settings, move || client, listener)
+        .await
+        .map_err(|e| usage(&e))?;
+    eprintln!("publish-guard relay listening on http://{}", relay.addr());
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                // Logged and counted by the relay; a bad file leaves the old policy.
+                let _ = relay.reload();
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("stopping: intake closed, finishing the burst in flight");
+    relay.shutdown().await.map_err(|e| usage(&e))?;
+    Ok(Outcome::Ok)
+}
+
+/// Structured logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Another subscriber already set (in tests) is fine.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,181 @@
+//! The relay's part of `publish-guard.toml`: `[serve]` (where to listen, where the store and
+//! the audit log live, the admin token) and one `[[sources]]` table per webhook sender (how it
+//! authenticates, how its JSON maps to a trigger). Secrets appear only as env-var names.
+
+use super::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
+use super::mapping::{Field, Mapping};
+use super::webhook_auth::{BearerVerifier, SignatureVerifier, WebhookSecret};
+use crate::config::{ConfigError, env_value};
+use jiff::SignedDuration;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// `[serve]`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// The address to listen on, e.g. `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The SQLite store, relative to the configuration file.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// The audit log (JSON Lines), relative to the configuration file.
+    #[serde(default = "default_audit_log")]
+    pub audit_log: PathBuf,
+    /// The environment variable holding the bearer token of `POST /admin/reload`; without
+    /// it the admin routes are off.
+    pub admin_token_env: Option<String>,
+    /// The largest webhook body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_store() -> PathBuf {
+    "publish-guard.db".into()
+}
+
+fn default_audit_log() -> PathBuf {
+    "audit.jsonl".into()
+}
+
+fn default_body_limit() -> usize {
+    DEFAULT_BODY_LIMIT
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        ServeSection {
+            listen: default_listen(),
+            store: default_store(),
+            audit_log: default_audit_log(),
+            admin_token_env: None,
+            body_limit: default_body_limit(),
+        }
+    }
+}
+
+impl ServeSection {
+    /// `path` resolved against the directory of the configuration file.
+    pub fn resolve(path: &Path, config_path: &Path) -> PathBuf {
+        match config_path.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        }
+    }
+}
+
+/// One `[[sources]]` table. Each mapped field is a JSON pointer when it starts with `/`, else
+/// a fixed value; the defaults fit a ServiceNow business rule that knows nothing of schedules.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// The name in `POST /webhooks/{name}`; also the trigger's source in the policy.
+    pub name: String,
+    /// Standard Webhooks secrets (`whsec_...`), by env-var names; several allow rotation.
+    #[serde(default)]
+    pub secrets_env: Vec<String>,
+    /// How far a `webhook-timestamp` may be from now, e.g. `"5m"`.
+    pub tolerance: Option<SignedDuration>,
+    /// A bearer token, by env-var name, for senders that cannot sign.
+    pub token_env: Option<String>,
+    /// The business unit (default: the file's `business_unit`).
+    pub business_unit: Option<String>,
+    /// The week: a pointer to a date, or `current` (the week containing now, in the
+    /// policy's time zone).
+    #[serde(default = "default_week")]
+    pub week: String,
+    /// The schedule id: a pointer, a fixed id, or `latest` (the week's newest schedule).
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+    /// The event name.
+    #[serde(default = "default_event")]
+    pub event: String,
+    /// A pointer to the delivery id, for senders that do not sign.
+    pub delivery_id: Option<String>,
+}
+
+fn default_week() -> String {
+    "current".into()
+}
+
+fn default_schedule() -> String {
+    "latest".into()
+}
+
+fn default_event() -> String {
+    "/event".into()
+}
+
+fn field(text: &str) -> Field {
+    if text.starts_with('/') {
+        Field::Pointer(text.to_owned())
+    } else {
+        Field::Fixed(text.to_owned())
+    }
+}
+
+impl SourceSection {
+    /// The intake's view of this source, its secrets read from the environment.
+    pub fn build(&self, default_business_unit: &str) -> Result<Source, ConfigError> {
+        let invalid = |message: String| ConfigError::Source {
+            name: self.name.clone(),
+            message,
+        };
+        let auth = match (&self.token_env, self.secrets_env.is_empty()) {
+            (None, false) => {
+                let mut secrets = Vec::new();
+                for var in &self.secrets_env {
+                    let text = env_value("sources.secrets_env", var)?;
+                    let secret = text
+                        .parse::<WebhookSecret>()
+                        .map_err(|e| invalid(format!("{var}: {e}")))?;
+                    secrets.push(secret);
+                }
+                let verifier = SignatureVerifier::new(secrets);
+                SourceAuth::Signed(match self.tolerance {
+                    Some(t) => verifier.with_tolerance(t),
+                    None => verifier,
+                })
+            }
+            (Some(var), true) => {
+                let token = env_value("sources.token_env", var)?;
+                SourceAuth::Bearer(BearerVerifier::new(vec![token]))
+            }
+            _ => {
+                let msg = "give either `secrets_env` or `token_env`".to_owned();
+                return Err(invalid(msg));
+            }
+        };
+        let business_unit = self
+            .business_unit
+            .as_deref()
+            .unwrap_or(default_business_unit);
+        Ok(Source {
+            auth,
+            mapping: Mapping {
+                business_unit: field(business_unit),
+                week: field(&self.week),
+                schedule_id: field(&self.schedule),
+                event: field(&self.event),
+                delivery_id: self.delivery_id.clone(),
+            },
+        })
+    }
+}
+
+/// Every configured source by name.
+pub fn build_sources(
+    sections: &[SourceSection],
+    default_business_unit: &str,
+) -> Result<HashMap<String, Source>, ConfigError> {
+    sections
+        .iter()
+        .map(|s| Ok((s.name.clone(), s.build(default_business_unit)?)))
+        .collect()
+}
