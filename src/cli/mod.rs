@@ -8,6 +8,7 @@ pub mod explain;
 pub mod fmt;
 pub mod run;
 pub mod serve;
+pub mod serve_demo;
 pub mod simulate;
 pub mod test;
 

@@ -19,8 +19,17 @@ use std::sync::Arc;
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The configuration file (see examples/relay.toml).
-    #[arg(long)]
-    pub config: PathBuf,
+    #[arg(long, required_unless_present = "demo")]
+    pub config: Option<PathBuf>,
+    /// Serve against an in-process model of the Genesys API and print how to send webhooks.
+    #[arg(long, conflicts_with = "config")]
+    pub demo: bool,
+    /// With `--demo`: where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080", requires = "demo")]
+    pub listen: std::net::SocketAddr,
+    /// With `--demo`: where to keep the store, the audit log and the rules.
+    #[arg(long, default_value = "publish-guard-demo", requires = "demo")]
+    pub demo_dir: PathBuf,
     /// Log lines as JSON objects instead of readable text.
     #[arg(long)]
     pub log_json: bool,
@@ -30,12 +39,15 @@ pub struct ServeArgs {
 pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
     init_logs(args.log_json);
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
-    let config = Config::load(&args.config).map_err(|e| usage(&e))?;
-    let settings = settings(&config, &args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| usage(&e))?;
+    let Some(config_path) = &args.config else {
+        return runtime.block_on(crate::cli::serve_demo::demo(args.listen, &args.demo_dir));
+    };
+    let config = Config::load(config_path).map_err(|e| usage(&e))?;
+    let settings = settings(&config, config_path)?;
     let listen = config.serve.listen;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -90,7 +102,7 @@ pub(crate) fn settings(
 }
 
 /// Serve; reload on SIGHUP; stop gracefully on SIGTERM or ctrl-c.
-async fn run_until_stopped<A: ScheduleApi + Send + 'static>(
+pub(crate) async fn run_until_stopped<A: ScheduleApi + Send + 'static>(
     settings: RelaySettings,
     client: A,
     listener: tokio::net::TcpListener,

@@ -1,0 +1,154 @@
+//! `publish-guard serve --demo`: the relay in front of an in-process model of the Genesys API
+//! (the same model the simulator and the test double use, served on loopback), with one draft
+//! schedule for the current week, so a newcomer sees decisions, metrics and the audit log
+//! without a Genesys org. It prints the commands that send it a signed webhook.
+
+use crate::api::ScheduleRef;
+use crate::api::clock::SystemClock;
+use crate::api::double::{ApiDouble, DoubleConfig};
+use crate::api::genesys::{GenesysClient, GenesysConfig};
+use crate::api::model::ModelConfig;
+use crate::api::region::Endpoints;
+use crate::api::secret::Secret;
+use crate::audit::log::{AuditLog, AuditOptions};
+use crate::audit::writer::AuditWriter;
+use crate::cli::serve::run_until_stopped;
+use crate::cli::{CliError, Outcome};
+use crate::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
+use crate::relay::mapping::{Field, Mapping};
+use crate::relay::rules::Rules;
+use crate::relay::server::RelaySettings;
+use crate::relay::sqlite_store::SqliteStore;
+use crate::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
+use crate::runner::RunnerConfig;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The demo's business unit.
+const BUSINESS_UNIT: &str = "demo-bu";
+/// The demo's webhook source (a policy source outside the after-hours rule).
+const SOURCE: &str = "manual";
+/// How long a demo publish stays `Processing`, so a burst meets one in flight.
+const PROCESSING_SECS: i64 = 10;
+
+/// Serve the demo on `listen`, keeping its files in `dir`.
+pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, CliError> {
+    let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
+    std::fs::create_dir_all(dir).map_err(|e| usage(&e))?;
+    let rules_path = dir.join("default.rules");
+    if !rules_path.exists() {
+        std::fs::write(&rules_path, include_str!("../../rules/default.rules"))
+            .map_err(|e| usage(&e))?;
+    }
+    let rules = Rules::load(&rules_path).map_err(|e| usage(&e))?;
+    let timezone = rules.current().timezone.clone();
+    let today = timezone.to_datetime(jiff::Timestamp::now()).date();
+    let back = jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset()));
+    let week = today.checked_sub(back).map_err(|e| usage(&e))?;
+
+    let double = ApiDouble::start(DoubleConfig {
+        model: ModelConfig {
+            processing_time: jiff::SignedDuration::from_secs(PROCESSING_SECS),
+            ..ModelConfig::default()
+        },
+        ..DoubleConfig::default()
+    })
+    .await
+    .map_err(|e| usage(&e))?;
+    let schedule = ScheduleRef {
+        business_unit: BUSINESS_UNIT.into(),
+        week,
+        schedule_id: "demo-schedule".into(),
+    };
+    double.add_schedule(&schedule, false, 1);
+    let client_config = GenesysConfig::new(
+        Endpoints::explicit(double.base_url(), double.base_url()),
+        double.client_id(),
+        Secret::new(double.client_secret()),
+    );
+
+    let key: [u8; 24] = rand::random();
+    let secret_text = format!("whsec_{}", BASE64.encode(key));
+    let secret: WebhookSecret = secret_text.parse().map_err(|e| usage(&e))?;
+    let admin_token = hex::encode(rand::random::<[u8; 16]>());
+    let source = Source {
+        auth: SourceAuth::Signed(SignatureVerifier::new(vec![secret])),
+        mapping: Mapping {
+            business_unit: Field::Fixed(BUSINESS_UNIT.into()),
+            week: Field::Fixed("current".into()),
+            schedule_id: Field::Fixed("latest".into()),
+            event: Field::Pointer("/event".into()),
+            delivery_id: None,
+        },
+    };
+    let store = SqliteStore::open(&dir.join("demo.db")).map_err(|e| usage(&e))?;
+    let audit_path = dir.join("audit.jsonl");
+    let log = AuditLog::open(&audit_path, AuditOptions::default()).map_err(|e| usage(&e))?;
+    let settings = RelaySettings {
+        sources: HashMap::from([(SOURCE.to_owned(), source)]),
+        store: Arc::new(store),
+        audit: Arc::new(AuditWriter::start(log).map_err(|e| usage(&e))?),
+        rules: Arc::new(rules),
+        admin_token: Some(admin_token.clone()),
+        runner: RunnerConfig::default(),
+        body_limit: DEFAULT_BODY_LIMIT,
+        clock: Arc::new(SystemClock),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| usage(&format!("listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| usage(&e))?;
+    eprint!(
+        "{}",
+        instructions(addr, &hex::encode(key), &admin_token, dir, &schedule)
+    );
+    let client = GenesysClient::new(client_config, Arc::new(SystemClock)).map_err(|e| usage(&e))?;
+    let outcome = run_until_stopped(settings, client, listener).await;
+    double.shutdown().await;
+    outcome
+}
+
+/// What to type in another terminal.
+fn instructions(
+    addr: SocketAddr,
+    key_hex: &str,
+    admin: &str,
+    dir: &std::path::Path,
+    schedule: &ScheduleRef,
+) -> String {
+    let rules = dir.join("default.rules");
+    let audit = dir.join("audit.jsonl");
+    format!(
+        r#"publish-guard demo: a relay in front of an in-process model of the Genesys API
+  one draft schedule: {bu} / week {week} / {id} (a publish stays Processing for {PROCESSING_SECS}s)
+  files: {dir}
+
+Send a signed webhook (Standard Webhooks, HMAC-SHA256); repeat it, or send ten at once:
+
+  id=msg-$RANDOM; ts=$(date +%s); body='{{"event":"case.updated"}}'
+  sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:{key_hex} -binary | base64)
+  curl -sS http://{addr}/webhooks/{SOURCE} -H 'content-type: application/json' \
+    -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"
+
+Then look:
+
+  curl -sS http://{addr}/metrics
+  publish-guard audit show {audit}
+  publish-guard audit verify {audit}
+
+Edit {rules} and reload it (a file that does not check is refused with its diagnostics):
+
+  curl -sS -X POST http://{addr}/admin/reload -H 'authorization: Bearer {admin}'
+
+"#,
+        bu = schedule.business_unit,
+        week = schedule.week,
+        id = schedule.schedule_id,
+        dir = dir.display(),
+        rules = rules.display(),
+        audit = audit.display(),
+    )
+}
