@@ -23,7 +23,7 @@ use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
-use publish_guard::relay::store::TriggerStore;
+use publish_guard::relay::store::{Acceptance, NewTrigger, TriggerStore};
 use publish_guard::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
 use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
@@ -61,6 +61,12 @@ struct Rig {
 }
 
 async fn start() -> Rig {
+    start_after_crash(0).await
+}
+
+/// A relay started on a store that already holds `left` accepted, unprocessed triggers for
+/// `s-1`, as a crash right after accepting them would leave it.
+async fn start_after_crash(left: usize) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::start(DoubleConfig {
         // A publish completes at once: no real time is spent waiting on it.
@@ -75,6 +81,19 @@ async fn start() -> Rig {
     double.add_schedule(&schedule("s-1"), false, 1);
     double.add_schedule(&schedule("s-2"), false, 1);
     let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+    for n in 0..left {
+        let target = json!({"business_unit": "bu-1", "week": "2026-03-30", "schedule_id": "s-1"});
+        let trigger = NewTrigger {
+            source: "servicenow".into(),
+            delivery_id: format!("before-crash-{n}"),
+            body_hash: format!("{n:064x}"),
+            schedule: target.to_string(),
+            event: "case.updated".into(),
+            received_at: Timestamp::now(),
+        };
+        let accepted = store.accept(trigger).await.unwrap();
+        assert!(matches!(accepted, Acceptance::Accepted(_)), "{accepted:?}");
+    }
     let audit_path = dir.path().join("audit.jsonl");
     let log = AuditLog::open(&audit_path, AuditOptions::default()).unwrap();
     let rules_path = dir.path().join("policy.rules");
@@ -292,5 +311,23 @@ async fn a_broken_rules_file_keeps_the_old_policy_and_a_good_one_decides_the_nex
         .await
         .unwrap();
     assert_eq!(unauthorized.status().as_u16(), 401);
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_accepted_before_a_restart_are_carried_on() {
+    let rig = start_after_crash(5).await;
+    rig.settled().await;
+    assert_eq!(
+        rig.writes(),
+        1,
+        "the stored triggers published the draft once"
+    );
+    let received = entries(&rig.audit_path)
+        .iter()
+        .filter(|e| e["event"]["kind"] == "trigger_received")
+        .count();
+    assert_eq!(received, 5);
+    chain_verifies(&rig.audit_path);
     rig.relay.shutdown().await.unwrap();
 }
