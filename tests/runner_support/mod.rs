@@ -4,10 +4,17 @@
 
 #![allow(dead_code)] // each test file uses its own part of this
 
-use jiff::Timestamp;
+use crate::api_support::{schedule, start};
+use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::clock::{Clock, ManualClock, Sleep};
+use publish_guard::api::double::{ApiDouble, DoubleConfig};
+use publish_guard::api::model::ModelConfig;
+use publish_guard::api::{ScheduleApi, ScheduleRef};
 use publish_guard::event::{Event, EventKind, EventSink, MemorySink, Outcome};
 use publish_guard::policy::Policy;
+use publish_guard::runner::driver::Driver;
+use publish_guard::runner::random::SeededRandom;
+use publish_guard::runner::{RunnerConfig, Trigger};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +27,112 @@ pub fn reference_policy() -> Policy {
     match publish_guard::compile(source) {
         Ok(checked) => checked.policy,
         Err(diagnostics) => panic!("the reference policy does not check: {diagnostics:?}"),
+    }
+}
+
+/// The API double holding one schedule, on a clock the test owns, and the policy.
+pub struct Rig {
+    /// The double.
+    pub double: ApiDouble,
+    /// The clock of the double, the client and the runner.
+    pub clock: SteppedClock,
+    /// The reference policy.
+    pub policy: Policy,
+}
+
+impl Rig {
+    /// A double whose one schedule is `published` at `version`; a publish takes `processing`.
+    pub async fn new(published: bool, version: i64, processing: SignedDuration) -> Rig {
+        let clock = SteppedClock::new(start());
+        let config = DoubleConfig {
+            model: ModelConfig {
+                processing_time: processing,
+                ..ModelConfig::default()
+            },
+            clock: Arc::new(clock.clone()),
+            ..DoubleConfig::default()
+        };
+        let double = match ApiDouble::start(config).await {
+            Ok(d) => d,
+            Err(e) => panic!("the double did not start: {e}"),
+        };
+        double.add_schedule(&schedule(), published, version);
+        Rig {
+            double,
+            clock,
+            policy: reference_policy(),
+        }
+    }
+
+    /// Run `count` triggers through `api`, queued at once as a burst, to the end of every
+    /// cycle, pumping the clock through every wait.
+    pub async fn run<A: ScheduleApi>(&self, api: &A, count: usize, sink: &HookSink<'_>) {
+        let mut driver = Driver::new(
+            api,
+            &self.clock,
+            sink,
+            SeededRandom::new(7),
+            RunnerConfig::default(),
+        );
+        let triggers: Vec<(ScheduleRef, Trigger)> = (0..count)
+            .map(|i| (schedule(), trigger(&format!("delivery-{i}"))))
+            .collect();
+        self.clock
+            .pump(driver.run_triggers(&self.policy, triggers))
+            .await;
+    }
+
+    /// Clock time since the test started.
+    pub fn elapsed(&self) -> SignedDuration {
+        self.clock.now().duration_since(start())
+    }
+}
+
+/// A published schedule and one trigger: the cycle skips (the caller counts the writes).
+pub async fn scenario_already_published<A: ScheduleApi>(client: impl Fn(&Rig) -> A) -> Rig {
+    let rig = Rig::new(true, 3, SignedDuration::ZERO).await;
+    let sink = HookSink::plain();
+    rig.run(&client(&rig), 1, &sink).await;
+    let reason = "already published".to_owned();
+    assert_eq!(sink.outcomes(), [Outcome::Skipped { reason }]);
+    rig
+}
+
+/// A draft and a burst of 100 triggers: one cycle publishes, one more evaluation answers
+/// the 99 coalesced triggers, and no call meets a 409 (the caller counts the writes).
+pub async fn scenario_burst_of_100<A: ScheduleApi>(
+    client: impl Fn(&Rig) -> A,
+) -> (Rig, HookSink<'static>) {
+    let rig = Rig::new(false, 1, SignedDuration::from_secs(10)).await;
+    let sink = HookSink::plain();
+    rig.run(&client(&rig), 100, &sink).await;
+    let conflicts = rig
+        .double
+        .call_log()
+        .iter()
+        .filter(|c| c.status == Some(409))
+        .count();
+    assert_eq!(conflicts, 0);
+    assert_eq!(sink.count("trigger_received"), 100);
+    let reason = "already published".to_owned();
+    assert_eq!(
+        sink.outcomes(),
+        [
+            Outcome::Published { version: 2 },
+            Outcome::Skipped { reason }
+        ],
+        "one publish, then exactly one evaluation for the 99 coalesced triggers"
+    );
+    (rig, sink)
+}
+
+/// A ServiceNow trigger with this delivery id.
+pub fn trigger(delivery: &str) -> Trigger {
+    Trigger {
+        delivery_id: Some(delivery.into()),
+        source: "servicenow".into(),
+        event: Some("case.updated".into()),
+        received_at: start(),
     }
 }
 

@@ -1,0 +1,146 @@
+//! `publish-guard run` end to end: the binary, a configuration file and the API double on
+//! loopback (on the real clock: these runs never wait).
+
+mod api_support;
+
+use api_support::schedule;
+use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const ID_VAR: &str = "PG_RUN_TEST_CLIENT_ID";
+const SECRET_VAR: &str = "PG_RUN_TEST_CLIENT_SECRET";
+
+async fn double_with(published: bool) -> ApiDouble {
+    let double = match ApiDouble::start(DoubleConfig::default()).await {
+        Ok(d) => d,
+        Err(e) => panic!("the double did not start: {e}"),
+    };
+    double.add_schedule(&schedule(), published, 1);
+    double
+}
+
+/// A configuration pointing at `double`, with the reference rules beside it.
+fn write_config(dir: &Path, double: &ApiDouble, extra: &str) -> PathBuf {
+    let rules = include_str!("fixtures/runner/reference.rules");
+    let written = std::fs::write(dir.join("policy.rules"), rules);
+    assert!(written.is_ok(), "{written:?}");
+    let config = format!(
+        "backend = \"genesys\"\nrules = \"policy.rules\"\nbusiness_unit = \"bu-1\"\n\
+         {extra}[genesys]\nlogin_url = \"{url}\"\napi_url = \"{url}\"\n\
+         client_id_env = \"{ID_VAR}\"\nclient_secret_env = \"{SECRET_VAR}\"\n",
+        url = double.base_url()
+    );
+    let path = dir.join("publish-guard.toml");
+    let written = std::fs::write(&path, config);
+    assert!(written.is_ok(), "{written:?}");
+    path
+}
+
+async fn run(double: &ApiDouble, config: &Path, extra_args: &[&str], env: bool) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_publish-guard"));
+    command.arg("run").arg("--config").arg(config);
+    command.args([
+        "--schedule",
+        "sched-1",
+        "--week",
+        "2026-03-02",
+        "--source",
+        "manual",
+    ]);
+    command.args(extra_args);
+    command.env_remove(ID_VAR).env_remove(SECRET_VAR);
+    if env {
+        command.env(ID_VAR, double.client_id());
+        command.env(SECRET_VAR, double.client_secret());
+    }
+    match command.output().await {
+        Ok(output) => output,
+        Err(e) => panic!("the binary did not run: {e}"),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A double, a configuration beside the rules in a fresh directory, and one run.
+async fn run_fresh(published: bool, extra: &str, args: &[&str], env: bool) -> (ApiDouble, Output) {
+    let double = double_with(published).await;
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, extra);
+    let output = run(&double, &config, args, env).await;
+    (double, output)
+}
+
+fn tempdir() -> tempfile::TempDir {
+    match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("no temporary directory: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_reads_and_shows_the_decision_without_writing() {
+    let (double, output) = run_fresh(false, "", &["--dry-run"], true).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&output.stderr)
+    );
+    assert!(
+        stdout.contains("read: draft at version 1 (HTTP 200)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("trigger phase: rule ready -> publish"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("outcome: dry run, would publish"),
+        "{stdout}"
+    );
+    assert_eq!(double.calls(CallKind::GetSchedule), 1);
+    assert_eq!(
+        double.calls(CallKind::UploadUrl) + double.calls(CallKind::Update),
+        0
+    );
+    assert!(!stdout.contains(double.client_secret()));
+}
+
+#[tokio::test]
+async fn a_live_run_on_a_published_schedule_skips_and_exits_0() {
+    let (double, output) = run_fresh(true, "", &[], true).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("outcome: skipped, already published"),
+        "{stdout}"
+    );
+    assert_eq!(
+        double.calls(CallKind::UploadUrl) + double.calls(CallKind::Update),
+        0
+    );
+}
+
+#[tokio::test]
+async fn missing_credentials_and_bad_keys_are_usage_errors_that_say_where() {
+    let (_, output) = run_fresh(false, "", &[], false).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(SECRET_VAR) || stderr.contains(ID_VAR),
+        "{stderr}"
+    );
+
+    let (double, output) = run_fresh(false, "retries = 3\n", &[], true).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("publish-guard.toml:4:1: unknown field `retries`"),
+        "{stderr}"
+    );
+    assert_eq!(double.calls(CallKind::GetSchedule), 0, "nothing was called");
+}
