@@ -58,11 +58,7 @@ pub fn shadowed_rules(policy: &Policy, phase: PhaseKind) -> Vec<Shadowed> {
         .collect();
     // The longest run of leading rules whose space can be enumerated exactly: a rule past
     // it could be shadowed by one the analysis cannot see through, so it is left alone.
-    let Some((conditions, space)) = (0..=all.len()).rev().find_map(|n| {
-        let conditions = all.get(..n)?;
-        let space = FactSpace::for_conditions(policy, conditions);
-        space.is_enumerable().then_some((conditions, space))
-    }) else {
+    let Some((conditions, space)) = enumerable_prefix(policy, &all) else {
         return Vec::new();
     };
     let mut seen: Vec<Seen> = (0..conditions.len())
@@ -145,6 +141,51 @@ pub fn shadowed_rules(policy: &Policy, phase: PhaseKind) -> Vec<Shadowed> {
             Shadowed { rule, deciders }
         })
         .collect()
+}
+
+/// The longest leading conditions whose space is enumerable, and that space.
+///
+/// Adding a condition never makes a space enumerable again (an inexact space stays inexact
+/// and candidates only grow), so the prefix is found by doubling then bisecting: a few
+/// spaces of about the prefix's length are built, not one per rule (which made checking a
+/// long file quadratic in its rules).
+fn enumerable_prefix<'c>(
+    policy: &Policy,
+    all: &'c [&'c Cond],
+) -> Option<(&'c [&'c Cond], FactSpace)> {
+    let space = |n: usize| {
+        let conditions = all.get(..n)?;
+        let space = FactSpace::for_conditions(policy, conditions);
+        space.is_enumerable().then_some((conditions, space))
+    };
+    let mut best = space(0)?;
+    // Double until a prefix fails (or all fit): the answer lies in `best..failed`.
+    let mut failed = all.len() + 1;
+    let mut next = 1;
+    while next <= all.len() {
+        match space(next) {
+            Some(found) => best = found,
+            None => {
+                failed = next;
+                break;
+            }
+        }
+        next *= 2;
+    }
+    if failed > all.len() && best.0.len() < all.len() {
+        match space(all.len()) {
+            Some(found) => return Some(found),
+            None => failed = all.len(),
+        }
+    }
+    while failed - best.0.len() > 1 {
+        let middle = best.0.len() + (failed - best.0.len()) / 2;
+        match space(middle) {
+            Some(found) => best = found,
+            None => failed = middle,
+        }
+    }
+    Some(best)
 }
 
 #[cfg(test)]
@@ -290,6 +331,33 @@ mod tests {
                 deciders: Vec::new()
             }]
         );
+    }
+
+    #[test]
+    fn the_enumerable_prefix_is_the_longest_one_a_rule_by_rule_scan_finds() {
+        // Each rule adds constants, so the space outgrows the cap part-way through.
+        let rules: String = (0..60)
+            .map(|i| {
+                format!(
+                    "rule r{i} when attempt == {i} and schedule.version > {} \
+                     and trigger.coalesced < {} then skip \"r{i}\"\n",
+                    i * 7,
+                    i * 5
+                )
+            })
+            .collect();
+        let p = policy("", &rules);
+        let all: Vec<&Cond> = p.trigger.rules.iter().map(|r| &r.condition).collect();
+        for n in 0..=all.len() {
+            let prefix = all.get(..n).unwrap_or_default();
+            let scanned = (0..=prefix.len())
+                .rev()
+                .find(|k| FactSpace::for_conditions(&p, &prefix[..*k]).is_enumerable());
+            let found = enumerable_prefix(&p, prefix).map(|(c, _)| c.len());
+            assert_eq!(found, scanned, "{n} rules");
+        }
+        let longest = enumerable_prefix(&p, &all).map_or(0, |(c, _)| c.len());
+        assert!(0 < longest && longest < all.len(), "{longest}");
     }
 
     #[test]
