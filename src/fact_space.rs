@@ -151,7 +151,12 @@ impl FactSpace {
 
     /// Whether the space is exact and small enough to enumerate.
     pub fn is_enumerable(&self) -> bool {
-        self.exact && self.size().is_some_and(|n| n <= MAX_ASSIGNMENTS)
+        self.fits(MAX_ASSIGNMENTS)
+    }
+
+    /// Whether the space is exact and has at most `limit` assignments.
+    pub fn fits(&self, limit: usize) -> bool {
+        self.exact && self.size().is_some_and(|n| n <= limit)
     }
 
     /// Every combination of candidates, as facts (facts not mentioned stay absent).

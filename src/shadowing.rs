@@ -12,6 +12,12 @@ use crate::facts::Facts;
 use crate::policy::{Cond, Policy};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The most fact combinations the shadowing analysis walks. `check` runs at every save and
+/// in CI, so it must stay fast on large files: a space beyond this (far beyond any
+/// hand-written policy's) gets no W201 rather than a slow check. `diff`, run once before a
+/// deployment, enumerates up to [`crate::fact_space::MAX_ASSIGNMENTS`].
+const SHADOWING_BUDGET: usize = 32_768;
+
 /// A rule that never decides.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shadowed {
@@ -156,7 +162,7 @@ fn enumerable_prefix<'c>(
     let space = |n: usize| {
         let conditions = all.get(..n)?;
         let space = FactSpace::for_conditions(policy, conditions);
-        space.is_enumerable().then_some((conditions, space))
+        space.fits(SHADOWING_BUDGET).then_some((conditions, space))
     };
     let mut best = space(0)?;
     // Double until a prefix fails (or all fit): the answer lies in `best..failed`.
@@ -352,7 +358,7 @@ mod tests {
             let prefix = all.get(..n).unwrap_or_default();
             let scanned = (0..=prefix.len())
                 .rev()
-                .find(|k| FactSpace::for_conditions(&p, &prefix[..*k]).is_enumerable());
+                .find(|k| FactSpace::for_conditions(&p, &prefix[..*k]).fits(SHADOWING_BUDGET));
             let found = enumerable_prefix(&p, prefix).map(|(c, _)| c.len());
             assert_eq!(found, scanned, "{n} rules");
         }
