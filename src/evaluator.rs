@@ -8,7 +8,7 @@
 use crate::ast::{CmpOp, PhaseKind};
 use crate::decision::{Decision, Verdict};
 use crate::facts::{Facts, NOW, RETRY_AFTER, Value};
-use crate::policy::{CompiledAction, Cond, CondKind, Policy, Term, WindowId};
+use crate::policy::{CompiledAction, Cond, CondKind, PhaseRules, Policy, Term, WindowId};
 use crate::schema::FactId;
 use crate::span::Span;
 use crate::window::LocalTime;
@@ -36,6 +36,15 @@ pub fn evaluate<'p>(policy: &'p Policy, phase: PhaseKind, facts: &Facts) -> Deci
             return decide(policy, &rule.action, &rule.name, rule.span, facts);
         }
     }
+    decide_otherwise(policy, rules, facts)
+}
+
+/// The decision of a phase's `otherwise`, taken when no rule holds.
+pub(crate) fn decide_otherwise<'p>(
+    policy: &'p Policy,
+    rules: &'p PhaseRules,
+    facts: &Facts,
+) -> Decision<'p> {
     decide(
         policy,
         &rules.otherwise,

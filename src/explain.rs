@@ -7,7 +7,7 @@
 
 use crate::ast::PhaseKind;
 use crate::decision::Verdict;
-use crate::evaluator::{decide, holds, offset, since};
+use crate::evaluator::{decide, decide_otherwise, holds, offset, since};
 use crate::facts::{Facts, NOW};
 use crate::policy::{Cond, CondKind, Policy, Term};
 use crate::schema::FactId;
@@ -137,15 +137,7 @@ pub fn explain(policy: &Policy, phase: PhaseKind, facts: &Facts) -> Explanation 
             break;
         }
     }
-    let decision = decision.unwrap_or_else(|| {
-        decide(
-            policy,
-            &rules.otherwise,
-            "otherwise",
-            rules.otherwise_span,
-            facts,
-        )
-    });
+    let decision = decision.unwrap_or_else(|| decide_otherwise(policy, rules, facts));
     Explanation {
         policy: policy.name.clone(),
         phase,
