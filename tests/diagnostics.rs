@@ -1,5 +1,7 @@
 //! Diagnostics as a person sees them: one small bad file per code, rendered and pinned.
 
+mod common;
+
 use publish_guard::diagnostic::{Code, Diagnostic, render_all};
 use std::path::Path;
 
@@ -21,6 +23,7 @@ fn read(name: &str) -> String {
 #[test]
 fn the_design_example_checks_without_a_single_diagnostic() {
     let source = read("design.rules");
+    common::parse_valid(&source);
     let checked = publish_guard::compile(&source)
         .unwrap_or_else(|d| panic!("{}", render_all(&d, "design.rules", &source)));
     assert!(

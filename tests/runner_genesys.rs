@@ -2,6 +2,7 @@
 //! the API double on loopback, all on one clock that the test moves (no real sleeping).
 
 mod api_support;
+mod common;
 mod runner_support;
 
 use api_support::{genesys_config, schedule, start};

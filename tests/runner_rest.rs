@@ -2,6 +2,7 @@
 //! routes (a status read answering a state, a publish call).
 
 mod api_support;
+mod common;
 mod runner_support;
 
 use jiff::SignedDuration;

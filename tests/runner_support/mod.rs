@@ -23,11 +23,7 @@ use tokio::sync::watch;
 
 /// The DESIGN.md reference policy, compiled.
 pub fn reference_policy() -> Policy {
-    let source = include_str!("../fixtures/runner/reference.rules");
-    match publish_guard::compile(source) {
-        Ok(checked) => checked.policy,
-        Err(diagnostics) => panic!("the reference policy does not check: {diagnostics:?}"),
-    }
+    crate::common::compile_valid(include_str!("../fixtures/runner/reference.rules"))
 }
 
 /// The API double holding one schedule, on a clock the test owns, and the policy.
