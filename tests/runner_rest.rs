@@ -110,3 +110,76 @@ async fn an_edit_between_read_and_publish_gets_409_then_a_recheck() {
     );
     assert_eq!(sink.outcomes(), [Outcome::Published { version: 3 }]);
 }
+
+#[tokio::test]
+async fn a_429_with_retry_after_7_waits_7_seconds_of_the_clock_then_continues() {
+    use publish_guard::api::ScheduleApi;
+    use publish_guard::api::model::ModelConfig;
+    use publish_guard::event::WaitReason;
+
+    let rig = Rig::new(false, 1, SignedDuration::ZERO).await;
+    // Another caller through the same gateway starts the rate window 53 s before our run...
+    let neighbour = rest(&rig);
+    let first = neighbour
+        .read(&api_support::schedule())
+        .await
+        .ok()
+        .map(|a| a.status);
+    assert_eq!(first, Some(200));
+    rig.clock
+        .set(api_support::start() + SignedDuration::from_secs(53));
+    let throttled_yet = || rig.double.call_log().iter().any(|c| c.status == Some(429));
+    // ... and uses up the minute's allowance right after our read.
+    let sink = HookSink::new(|event| match &event.kind {
+        EventKind::StateRead { .. } if !throttled_yet() => {
+            rig.double.set_model_config(ModelConfig {
+                processing_time: SignedDuration::ZERO,
+                requests_per_minute: 2,
+            })
+        }
+        EventKind::Wait { .. } => rig.double.set_model_config(ModelConfig {
+            processing_time: SignedDuration::ZERO,
+            requests_per_minute: 300,
+        }),
+        _ => {}
+    });
+    rig.run(&rest(&rig), 1, &sink).await;
+
+    let events = sink.events.events();
+    let throttled = events.iter().position(|e| {
+        matches!(
+            &e.kind,
+            EventKind::PublishCall {
+                status: Some(429),
+                ..
+            }
+        )
+    });
+    let Some(throttled) = throttled else {
+        panic!("no 429: {events:#?}")
+    };
+    let seven = SignedDuration::from_secs(7);
+    let wait = events[throttled..].iter().find_map(|e| match &e.kind {
+        EventKind::Wait {
+            delay,
+            reason: WaitReason::Backoff,
+            ..
+        } => Some((e.at, *delay)),
+        _ => None,
+    });
+    let Some((waited_at, delay)) = wait else {
+        panic!("no wait after the 429")
+    };
+    assert_eq!(delay.retry_after, Some(seven));
+    assert_eq!(delay.duration, seven);
+    let next_read = events[throttled..].iter().find_map(|e| match &e.kind {
+        EventKind::StateRead { .. } => Some(e.at),
+        _ => None,
+    });
+    assert_eq!(
+        next_read,
+        Some(waited_at + seven),
+        "the next step is 7 s later"
+    );
+    assert_eq!(sink.outcomes(), [Outcome::Published { version: 2 }]);
+}
