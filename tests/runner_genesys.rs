@@ -5,12 +5,11 @@ mod api_support;
 mod common;
 mod runner_support;
 
-use api_support::{genesys_config, schedule, start};
+use api_support::{genesys_config, schedule};
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
-use publish_guard::api::model::ModelConfig;
-use publish_guard::event::{CycleCause, EventKind, Outcome, WaitReason};
+use publish_guard::event::{CycleCause, EventKind, Outcome};
 use runner_support::{HookSink, Rig};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -171,74 +170,7 @@ async fn an_edit_between_read_and_write_gets_409_then_a_recheck_not_a_blind_retr
 
 #[tokio::test]
 async fn a_429_with_retry_after_7_waits_7_seconds_of_the_clock_then_continues() {
-    let rig = Rig::new(false, 1, SignedDuration::ZERO).await;
-    // Another user of the same OAuth client starts the rate window 53 s before our run...
-    let neighbour = genesys(&rig, genesys_config(&rig.double));
-    let first = neighbour_read(&neighbour).await;
-    assert_eq!(first, Some(200));
-    rig.clock.set(start() + SignedDuration::from_secs(53));
-    // ... and uses up the minute's allowance right after our read.
-    let sink = HookSink::new(|event| match &event.kind {
-        EventKind::StateRead { .. } if !rig_throttled(&rig) => {
-            rig.double.set_model_config(ModelConfig {
-                processing_time: SignedDuration::ZERO,
-                requests_per_minute: 2,
-            })
-        }
-        EventKind::Wait { .. } => rig.double.set_model_config(ModelConfig {
-            processing_time: SignedDuration::ZERO,
-            requests_per_minute: 300,
-        }),
-        _ => {}
-    });
-    run(&rig, 1, &sink).await;
-
-    let events = sink.events.events();
-    let throttled = events.iter().position(|e| {
-        matches!(
-            &e.kind,
-            EventKind::PublishCall {
-                status: Some(429),
-                ..
-            }
-        )
-    });
-    let Some(throttled) = throttled else {
-        panic!("no 429: {events:#?}")
-    };
-    let seven = SignedDuration::from_secs(7);
-    let wait = events[throttled..].iter().find_map(|e| match &e.kind {
-        EventKind::Wait {
-            delay,
-            reason: WaitReason::Backoff,
-            ..
-        } => Some((e.at, *delay)),
-        _ => None,
-    });
-    let Some((waited_at, delay)) = wait else {
-        panic!("no wait after the 429")
-    };
-    assert_eq!(delay.duration, seven);
-    assert_eq!(delay.retry_after, Some(seven));
-    let next_read = events[throttled..].iter().find_map(|e| match &e.kind {
-        EventKind::StateRead { .. } => Some(e.at),
-        _ => None,
-    });
-    assert_eq!(
-        next_read,
-        Some(waited_at + seven),
-        "the next step is 7 s later"
-    );
-    assert_eq!(sink.outcomes(), [Outcome::Published { version: 2 }]);
-}
-
-fn rig_throttled(rig: &Rig) -> bool {
-    rig.double.call_log().iter().any(|c| c.status == Some(429))
-}
-
-async fn neighbour_read(client: &GenesysClient) -> Option<u16> {
-    use publish_guard::api::ScheduleApi;
-    client.read(&schedule()).await.ok().map(|a| a.status)
+    runner_support::scenario_throttled_retry_after_7(client).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use publish_guard::api::clock::{Clock, ManualClock, Sleep};
 use publish_guard::api::double::{ApiDouble, DoubleConfig};
 use publish_guard::api::model::ModelConfig;
 use publish_guard::api::{ScheduleApi, ScheduleRef};
-use publish_guard::event::{Event, EventKind, EventSink, MemorySink, Outcome};
+use publish_guard::event::{Event, EventKind, EventSink, MemorySink, Outcome, WaitReason};
 use publish_guard::policy::Policy;
 use publish_guard::runner::driver::Driver;
 use publish_guard::runner::random::SeededRandom;
@@ -120,6 +120,67 @@ pub async fn scenario_burst_of_100<A: ScheduleApi>(
         "one publish, then exactly one evaluation for the 99 coalesced triggers"
     );
     (rig, sink)
+}
+
+/// A 429 with `Retry-After: 7`: another caller of the same API starts the rate window 53 s
+/// before our run and uses up the minute's allowance right after our read. The runner
+/// waits exactly 7 s of the clock, reads again, and publishes.
+pub async fn scenario_throttled_retry_after_7<A: ScheduleApi>(client: impl Fn(&Rig) -> A) {
+    let rig = Rig::new(false, 1, SignedDuration::ZERO).await;
+    let first = client(&rig).read(&schedule()).await.ok().map(|a| a.status);
+    assert_eq!(first, Some(200));
+    rig.clock.set(start() + SignedDuration::from_secs(53));
+    let throttled_yet = || rig.double.call_log().iter().any(|c| c.status == Some(429));
+    let limit = |requests_per_minute| {
+        rig.double.set_model_config(ModelConfig {
+            processing_time: SignedDuration::ZERO,
+            requests_per_minute,
+        })
+    };
+    let sink = HookSink::new(|event| match &event.kind {
+        EventKind::StateRead { .. } if !throttled_yet() => limit(2),
+        EventKind::Wait { .. } => limit(300),
+        _ => {}
+    });
+    rig.run(&client(&rig), 1, &sink).await;
+
+    let events = sink.events.events();
+    let throttled = events.iter().position(|e| {
+        matches!(
+            &e.kind,
+            EventKind::PublishCall {
+                status: Some(429),
+                ..
+            }
+        )
+    });
+    let Some(throttled) = throttled else {
+        panic!("no 429: {events:#?}")
+    };
+    let seven = SignedDuration::from_secs(7);
+    let wait = events[throttled..].iter().find_map(|e| match &e.kind {
+        EventKind::Wait {
+            delay,
+            reason: WaitReason::Backoff,
+            ..
+        } => Some((e.at, *delay)),
+        _ => None,
+    });
+    let Some((waited_at, delay)) = wait else {
+        panic!("no wait after the 429")
+    };
+    assert_eq!(delay.duration, seven);
+    assert_eq!(delay.retry_after, Some(seven));
+    let next_read = events[throttled..].iter().find_map(|e| match &e.kind {
+        EventKind::StateRead { .. } => Some(e.at),
+        _ => None,
+    });
+    assert_eq!(
+        next_read,
+        Some(waited_at + seven),
+        "the next step is 7 s later"
+    );
+    assert_eq!(sink.outcomes(), [Outcome::Published { version: 2 }]);
 }
 
 /// A ServiceNow trigger with this delivery id.
