@@ -132,6 +132,9 @@ pub struct RunnerSection {
     /// How long a delivery id is remembered, e.g. `"24h"`.
     #[serde(default = "default_retention")]
     pub delivery_retention: Spanned<SignedDuration>,
+    /// How long to follow an accepted publish until it shows published, e.g. `"15m"`.
+    #[serde(default = "default_follow_timeout")]
+    pub follow_timeout: Spanned<SignedDuration>,
     /// The retry budget shared by all schedules.
     #[serde(default)]
     pub retry_budget: BudgetConfig,
@@ -145,11 +148,16 @@ fn default_retention() -> Spanned<SignedDuration> {
     Spanned::new(0..0, SignedDuration::from_hours(24))
 }
 
+fn default_follow_timeout() -> Spanned<SignedDuration> {
+    Spanned::new(0..0, RunnerConfig::default().follow_timeout)
+}
+
 impl Default for RunnerSection {
     fn default() -> Self {
         RunnerSection {
             max_rechecks: default_max_rechecks(),
             delivery_retention: default_retention(),
+            follow_timeout: default_follow_timeout(),
             retry_budget: BudgetConfig::default(),
         }
     }
@@ -271,6 +279,14 @@ impl Config {
             let msg = "must not be negative";
             return Err(invalid(retention.span(), "runner.delivery_retention", msg));
         }
+        let follow = &config.runner.follow_timeout;
+        if *follow.get_ref() <= SignedDuration::ZERO {
+            return Err(invalid(
+                follow.span(),
+                "runner.follow_timeout",
+                "must be positive",
+            ));
+        }
         Ok(config)
     }
 
@@ -279,6 +295,7 @@ impl Config {
         RunnerConfig {
             max_rechecks: self.runner.max_rechecks,
             delivery_retention: *self.runner.delivery_retention.get_ref(),
+            follow_timeout: *self.runner.follow_timeout.get_ref(),
             budget: self.runner.retry_budget,
             dry_run,
         }
@@ -317,6 +334,8 @@ mod tests {
         if let Ok(c) = config {
             assert_eq!(*c.backend.get_ref(), Backend::Genesys);
             assert_eq!(c.runner_config(false).max_rechecks, 3);
+            let follow = c.runner_config(false).follow_timeout;
+            assert_eq!(follow, SignedDuration::from_mins(15));
             assert_eq!(*c.http.timeout.get_ref(), SignedDuration::from_secs(10));
         }
     }
@@ -347,6 +366,7 @@ mod tests {
             head.to_owned(),
             "backend = \"soap\"\n".to_owned(),
             format!("{head}{genesys}client_secret = \"hunter2\"\n"),
+            format!("{head}{genesys}[runner]\nfollow_timeout = \"0s\"\n"),
         ];
         let errors: Vec<String> = cases
             .iter()
@@ -359,12 +379,14 @@ mod tests {
     fn durations_read_in_friendly_form_and_rules_resolve_next_to_the_file() {
         let text = "backend = \"rest\"\nrules = \"p.rules\"\nbusiness_unit = \"bu\"\n\
                     [rest]\nbase_url = \"http://127.0.0.1:9\"\n\
-                    [runner]\ndelivery_retention = \"2h 30m\"\n";
+                    [runner]\ndelivery_retention = \"2h 30m\"\nfollow_timeout = \"1h 30m\"\n";
         let config = parse(text);
         assert!(config.is_ok(), "{config:?}");
         if let Ok(c) = config {
             let retention = c.runner_config(true).delivery_retention;
             assert_eq!(retention, SignedDuration::from_mins(150));
+            let follow = c.runner_config(true).follow_timeout;
+            assert_eq!(follow, SignedDuration::from_mins(90));
             let rules = c.rules_path(Path::new("/etc/pg/publish-guard.toml"));
             assert_eq!(rules, PathBuf::from("/etc/pg/p.rules"));
         }

@@ -93,6 +93,8 @@ struct Cycle {
     retries: u32,
     rechecks: u32,
     follows: u32,
+    /// When following our accepted write began.
+    following_since: Option<Timestamp>,
     last_wait: Option<SignedDuration>,
     /// The profile of the last backoff, which also paces following.
     profile: Option<BackoffProfile>,
@@ -238,6 +240,7 @@ impl ScheduleMachine {
             retries: 0,
             rechecks: 0,
             follows: 0,
+            following_since: None,
             last_wait: None,
             profile: None,
         });
@@ -542,7 +545,8 @@ impl ScheduleMachine {
     }
 
     /// Wait before the next follow read, paced by the cycle's (or the policy's first)
-    /// backoff profile and bounded by its attempts.
+    /// backoff profile and bounded by the runner's follow timeout: the profile's attempts
+    /// count tries of our own, while how long a publish stays Processing is the API's affair.
     fn follow_wait(&mut self, step: &mut Step<'_>) {
         let Some(cycle) = &mut self.cycle else { return };
         let profile = cycle
@@ -550,9 +554,11 @@ impl ScheduleMachine {
             .clone()
             .or_else(|| step.policy.backoffs.first().cloned())
             .unwrap_or_else(default_follow_profile);
-        if cycle.follows >= profile.attempts {
+        let since = *cycle.following_since.get_or_insert(step.now);
+        let timeout = step.config.follow_timeout;
+        if step.now.duration_since(since) >= timeout {
             let reason = format!(
-                "the update did not show published after {} reads",
+                "the update did not show published within {timeout:#} ({} reads)",
                 cycle.follows
             );
             self.finish(step, Outcome::Failed { reason });

@@ -44,6 +44,9 @@ pub struct RunnerConfig {
     pub max_rechecks: u32,
     /// How long a delivery id is remembered for `trigger.duplicate`.
     pub delivery_retention: SignedDuration,
+    /// How long to follow an accepted publish until the schedule shows published; a real
+    /// publish can stay Processing for minutes, so this bounds following, not backoff attempts.
+    pub follow_timeout: SignedDuration,
     /// The retry budget shared by all schedules.
     pub budget: BudgetConfig,
     /// Read and decide, but never write or wait.
@@ -55,6 +58,7 @@ impl Default for RunnerConfig {
         RunnerConfig {
             max_rechecks: 3,
             delivery_retention: SignedDuration::from_hours(24),
+            follow_timeout: SignedDuration::from_mins(15),
             budget: BudgetConfig::default(),
             dry_run: false,
         }

@@ -647,19 +647,52 @@ fn a_failed_operation_is_a_recorded_failure() {
 }
 
 #[test]
-fn following_is_bounded() {
+fn following_outlasts_the_backoff_attempts_until_the_follow_timeout() {
+    // Three backoff attempts in the policy; a publish Processing for many more reads than
+    // that is still followed, until `follow_timeout` has passed since following began.
+    let config = RunnerConfig {
+        follow_timeout: SignedDuration::from_mins(5),
+        ..RunnerConfig::default()
+    };
+    let mut h = Harness::new(reference_policy(3), config);
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(
+        OperationStatus::Processing,
+    )));
+    let began = h.now;
+    let mut reads = 0;
+    while h.outcomes().is_empty() {
+        h.fire_wait();
+        reads += 1;
+        h.feed(Input::StateRead(snapshot(false, 3)));
+    }
+    assert!(reads > 3, "followed for {reads} reads only");
+    let followed = h.now.duration_since(began);
+    assert!(
+        followed >= SignedDuration::from_mins(5) && followed < SignedDuration::from_mins(8),
+        "gave up after {followed:#}"
+    );
+    let reason = format!("the update did not show published within 5m ({reads} reads)");
+    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+}
+
+#[test]
+fn a_long_publish_that_completes_within_the_follow_timeout_ends_published() {
     let mut h = Harness::new(reference_policy(3), RunnerConfig::default());
     h.trigger(None);
     h.feed(Input::StateRead(snapshot(false, 3)));
     h.feed(Input::PublishAnswered(accepted(
         OperationStatus::Processing,
     )));
-    for _ in 0..3 {
+    let began = h.now;
+    while h.now.duration_since(began) < SignedDuration::from_mins(4) {
         h.fire_wait();
         h.feed(Input::StateRead(snapshot(false, 3)));
     }
-    let reason = "the update did not show published after 3 reads".to_owned();
-    assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
+    h.fire_wait();
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    assert_eq!(h.outcomes(), [Outcome::Published { version: 4 }]);
 }
 
 #[test]
