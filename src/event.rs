@@ -6,6 +6,7 @@
 use crate::api::{OperationStatus, ScheduleRef};
 use crate::backoff::Delay;
 use jiff::{SignedDuration, Timestamp};
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
@@ -370,6 +371,40 @@ impl EventSink for PrintSink {
 pub trait EventSink {
     /// Record one event.
     fn record(&self, event: Event);
+}
+
+/// The events that the inputs the live driver took at once produced, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch<T> {
+    /// The triggers among those inputs: each one's sequence number (which its events name)
+    /// and the tag it was fed with.
+    pub fed: Vec<(u64, T)>,
+    /// The events, in order.
+    pub events: Vec<Event>,
+}
+
+/// Where the live driver records events: asynchronously, and possibly failing. The driver
+/// awaits each batch before it makes the calls and waits that follow the batch's steps, and
+/// stops on an error, so a recorder that answers once its entries are durable guarantees
+/// that no step is acted on before it is recorded.
+pub trait EventRecorder<T> {
+    /// Why a batch was not recorded.
+    type Error;
+
+    /// Record `batch`; resolves once it is recorded.
+    fn record_batch(&self, batch: Batch<T>) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// Every sink is a recorder that never fails: it takes each event as it comes.
+impl<S: EventSink + ?Sized, T> EventRecorder<T> for S {
+    type Error = Infallible;
+
+    async fn record_batch(&self, batch: Batch<T>) -> Result<(), Infallible> {
+        for event in batch.events {
+            self.record(event);
+        }
+        Ok(())
+    }
 }
 
 /// A sink that keeps every event in memory, for tests and summaries.

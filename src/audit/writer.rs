@@ -40,17 +40,28 @@ struct Pending {
 pub struct AuditWriter {
     worker: GroupCommit<Pending>,
     syncs: Arc<AtomicU64>,
+    last_seq: Arc<AtomicU64>,
 }
 
 impl AuditWriter {
     /// Take over an open log and start its writer thread.
     pub fn start(mut log: AuditLog) -> std::io::Result<Self> {
         let syncs = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&syncs);
+        let last_seq = Arc::new(AtomicU64::new(log.head().0));
+        let (counter, head) = (Arc::clone(&syncs), Arc::clone(&last_seq));
         let worker = GroupCommit::start("audit-writer", QUEUE, MAX_BATCH, move |batch| {
-            write_batch(&mut log, batch, &counter);
+            write_batch(&mut log, batch, &counter, &head);
         })?;
-        Ok(Self { worker, syncs })
+        Ok(Self {
+            worker,
+            syncs,
+            last_seq,
+        })
+    }
+
+    /// The sequence number of the last entry on disk (0 for an empty log).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
     }
 
     /// How many batches have been written (each with one sync).
@@ -83,7 +94,7 @@ impl AuditWriter {
 }
 
 /// Append one batch with one sync and answer each caller.
-fn write_batch(log: &mut AuditLog, batch: Vec<Pending>, syncs: &AtomicU64) {
+fn write_batch(log: &mut AuditLog, batch: Vec<Pending>, syncs: &AtomicU64, head: &AtomicU64) {
     let records: Vec<Record<'_, Value>> = batch
         .iter()
         .map(|p| Record {
@@ -100,6 +111,8 @@ fn write_batch(log: &mut AuditLog, batch: Vec<Pending>, syncs: &AtomicU64) {
             {
                 syncs.fetch_add(1, Ordering::Relaxed);
             }
+            // Before any caller hears "recorded", so it never reads an older head.
+            head.store(log.head().0, Ordering::Release);
             for (pending, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = pending.reply.send(Ok(outcome));
             }

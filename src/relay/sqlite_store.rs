@@ -373,6 +373,22 @@ impl TriggerStore for SqliteStore {
         })
     }
 
+    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        let after = after.to_owned();
+        self.submit(move |connection| {
+            let seq: Option<i64> = connection
+                .prepare_cached("SELECT seq FROM triggers WHERE receipt = ?1")
+                .and_then(|mut query| query.query_row([&after], |row| row.get(0)).optional())
+                .map_err(db)?;
+            let seq = seq.ok_or(StoreError::UnknownReceipt(after))?;
+            select_triggers(
+                connection,
+                "status IN ('pending', 'running') AND seq > ?1",
+                [seq],
+            )
+        })
+    }
+
     fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
         self.submit(move |connection| {
             let forgotten = connection

@@ -163,6 +163,11 @@ pub trait TriggerStore: Send + Sync {
     /// runner carries each on from where it stood.
     fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>>;
 
+    /// The unfinished triggers accepted after the one with receipt `after`, oldest first: a
+    /// worker that has taken every trigger up to `after` takes the new ones without reading
+    /// the whole backlog again.
+    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>>;
+
     /// Forget delivery ids first seen before `cutoff` (the retention window); a later repeat
     /// of one is then a new delivery. Returns how many were forgotten.
     fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64>;

@@ -1,7 +1,15 @@
-//! The worker: takes due triggers from the store, runs them as one burst through the runner's
-//! live driver under the policy in force when the burst starts, records every event in the
-//! audit log (on disk before anything is marked done), then records each trigger's progress.
-//! A trigger whose events were not recorded stays unfinished and is carried on after a restart.
+//! The worker: one long-lived run of the runner's live driver, fed from the store. A feeder
+//! takes newly accepted and newly due triggers (woken by intake, or at the next instant one
+//! is due) and feeds them in as they come, so triggers that arrive mid-cycle coalesce into
+//! it and one schedule's backoff never holds up another's. The driver records each step in
+//! the audit log before it makes the calls the step decided; once a cycle's outcome is on
+//! disk, the triggers it answered are marked in the store. A trigger not marked is carried
+//! on after a restart.
+//!
+//! Step ids: `{receipt}/received` for a trigger's arrival (the one step a restart records
+//! again, so the log keeps the first), `run-{n}/{k}` for every other step, where `n` is the
+//! audit log's next sequence number when the worker starts: a fresh prefix per start, since
+//! a run that recorded anything moved the log past its own `n`.
 
 use super::mapping::ScheduleTarget;
 use super::metrics::Metrics;
@@ -9,23 +17,25 @@ use super::rules::Rules;
 use super::store::{Progress, StoredTrigger, TriggerStatus, TriggerStore};
 use crate::api::clock::Clock;
 use crate::api::{ScheduleApi, ScheduleRef};
-use crate::audit::canonical::sha256_hex;
 use crate::audit::writer::AuditWriter;
-use crate::event::{Event, EventKind, MemorySink, Outcome};
+use crate::event::{Batch, CycleCause, Event, EventKind, EventRecorder, Outcome};
 use crate::policy::Policy;
 use crate::runner::driver::Driver;
 use crate::runner::random::SeededRandom;
 use crate::runner::{RunnerConfig, Trigger};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 /// The progress note of a trigger waiting out a deferral: fed again, it is not a new delivery.
 const DEFERRED: &str = "deferred";
 /// How long to wait before resolving a schedule again after the API failed to list a week.
 const RESOLVE_RETRY: SignedDuration = SignedDuration::from_secs(30);
+/// How many triggers may wait for the driver (the feeder waits beyond that).
+const FEED_QUEUE: usize = 256;
 
 /// What the worker shares with the server.
 pub struct WorkerParts {
@@ -58,59 +68,179 @@ pub enum WorkerError {
     Audit(#[from] crate::audit::writer::RecordError),
 }
 
-/// A trigger of the burst, resolved to its schedule.
-struct Fed {
-    stored: StoredTrigger,
-    schedule: ScheduleRef,
+/// A trigger for the driver, tagged with its receipt.
+type Feed = (ScheduleRef, Trigger, String);
+
+/// Run until `stop` turns true; then stop feeding, let the calls in flight answer and
+/// their steps be recorded, and return. Cycles left unfinished are carried on after a
+/// restart.
+pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<(), WorkerError> {
+    let book = RefCell::new(Book::default());
+    let recorder = AuditRecorder {
+        parts: &parts,
+        book: &book,
+        run: parts.audit.last_seq() + 1,
+        steps: Cell::new(0),
+    };
+    let (tx, rx) = mpsc::channel(FEED_QUEUE);
+    let random = SeededRandom::from_entropy();
+    let config = parts.config.clone();
+    let mut driver =
+        Driver::new(&api, &*parts.clock, &recorder, random, config).stop_on_close(true);
+    let rules = &parts.rules;
+    let driving = driver.run(|| rules.current(), rx);
+    let feeding = feed(&api, &parts, &book, tx);
+    tokio::pin!(driving, feeding);
+    tokio::select! {
+        // While the feeder runs, the driver ends only on an error.
+        driven = &mut driving => driven,
+        fed = &mut feeding => {
+            fed?;
+            driving.await
+        }
+    }
 }
 
-/// Run until `stop` turns true, then return once the burst in flight is recorded.
-pub async fn run_worker<A: ScheduleApi>(api: A, mut parts: WorkerParts) -> Result<(), WorkerError> {
-    // Keeps a burst's events until they are written to the audit log.
-    let sink = MemorySink::new();
-    let random = SeededRandom::from_entropy();
-    let clock = Arc::clone(&parts.clock);
-    let mut driver = Driver::new(&api, &*clock, &sink, random, parts.config.clone());
+/// What the feeder and the recorder share. They run on one task and never hold it across
+/// an `.await`.
+#[derive(Default)]
+struct Book {
+    /// Triggers fed to the driver whose cycle has not ended, by receipt.
+    fed: HashMap<String, StoredTrigger>,
+    /// Receipts by the runner's sequence number, until a cycle claims them.
+    by_seq: HashMap<u64, String>,
+    /// The receipts each cycle in flight answers.
+    cycles: HashMap<(ScheduleRef, u64), Vec<String>>,
+    /// Triggers not fed yet: new, deferred, or waiting to be resolved (see `due_at`).
+    waiting: Vec<StoredTrigger>,
+}
+
+impl Book {
+    /// Take the waiting triggers due at `now`; returns them and when the next one is due.
+    fn take_due(&mut self, now: Timestamp) -> (Vec<StoredTrigger>, Option<Timestamp>) {
+        let (due, later) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|t| t.due_at.is_none_or(|at| at <= now));
+        self.waiting = later;
+        let next = self.waiting.iter().filter_map(|t| t.due_at).min();
+        (due, next)
+    }
+
+    /// Whether this feeding of `receipt` is its arrival (not a deferral's re-evaluation).
+    fn is_arrival(&self, receipt: &str) -> bool {
+        self.fed
+            .get(receipt)
+            .is_some_and(|t| t.progress.as_deref() != Some(DEFERRED))
+    }
+
+    /// Follow the batch's triggers into their cycles; returns the triggers answered by the
+    /// cycles that ended, and the progress to record for each.
+    fn answer(&mut self, batch: &Batch<String>) -> Vec<(StoredTrigger, Progress)> {
+        self.by_seq.extend(batch.fed.iter().cloned());
+        let mut answered = Vec::new();
+        for event in &batch.events {
+            let Some(cycle) = event.cycle else { continue };
+            let key = (event.schedule.clone(), cycle);
+            match &event.kind {
+                EventKind::CycleStarted {
+                    cause: CycleCause::Trigger { trigger },
+                }
+                | EventKind::TriggerCoalesced {
+                    trigger,
+                    into_cycle: _,
+                } => {
+                    if let Some(receipt) = self.by_seq.remove(trigger) {
+                        self.cycles.entry(key).or_default().push(receipt);
+                    }
+                }
+                EventKind::Outcome { outcome, .. } => {
+                    let receipts = self.cycles.remove(&key).unwrap_or_default();
+                    for receipt in receipts {
+                        if let Some(stored) = self.fed.remove(&receipt) {
+                            answered.push((stored, progress_after(outcome)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        answered
+    }
+}
+
+/// Where a trigger stands once a cycle that answers it has ended.
+fn progress_after(outcome: &Outcome) -> Progress {
+    match outcome {
+        Outcome::Deferred { until } => Progress {
+            status: TriggerStatus::Pending,
+            progress: Some(DEFERRED.into()),
+            due_at: Some(*until),
+        },
+        Outcome::Failed { reason } => Progress {
+            status: TriggerStatus::Failed,
+            progress: Some(reason.clone()),
+            due_at: None,
+        },
+        _ => Progress {
+            status: TriggerStatus::Done,
+            progress: None,
+            due_at: None,
+        },
+    }
+}
+
+/// Feed the driver until `stop` turns true: at start everything unfinished, then each
+/// trigger accepted since, and each waiting one once it is due.
+async fn feed<A: ScheduleApi>(
+    api: &A,
+    parts: &WorkerParts,
+    book: &RefCell<Book>,
+    driver: mpsc::Sender<Feed>,
+) -> Result<(), WorkerError> {
+    let mut stop = parts.stop.clone();
+    // The last trigger taken from the store; `None` until the first is.
+    let mut cursor: Option<String> = None;
     loop {
-        if *parts.stop.borrow() {
+        if *stop.borrow() {
             return Ok(());
         }
-        let now = clock.now();
-        let unfinished = parts.store.unfinished().await?;
-        let next_due = unfinished
-            .iter()
-            .filter_map(|t| t.due_at)
-            .filter(|due| *due > now)
-            .min();
-        let due: Vec<StoredTrigger> = unfinished
-            .into_iter()
-            .filter(|t| t.due_at.is_none_or(|due| due <= now))
-            .collect();
-        if due.is_empty() {
-            let sleep = async {
-                match next_due {
-                    Some(at) => clock.sleep_until(at).await,
-                    None => std::future::pending().await,
+        let fresh = match &cursor {
+            None => parts.store.unfinished().await?,
+            Some(after) => parts.store.unfinished_after(after).await?,
+        };
+        if let Some(last) = fresh.last() {
+            cursor = Some(last.receipt.id.clone());
+        }
+        let now = parts.clock.now();
+        let (due, next_due) = {
+            let mut book = book.borrow_mut();
+            book.waiting.extend(fresh);
+            book.take_due(now)
+        };
+        if !due.is_empty() {
+            let policy = parts.rules.current();
+            for (stored, schedule) in resolve_all(api, &policy, parts, book, due).await? {
+                let trigger = trigger_of(&stored);
+                let receipt = stored.receipt.id.clone();
+                book.borrow_mut().fed.insert(receipt.clone(), stored);
+                if driver.send((schedule, trigger, receipt)).await.is_err() {
+                    // The driver has stopped; its error is the worker's.
+                    return Ok(());
                 }
-            };
-            tokio::select! {
-                () = parts.wake.notified() => {}
-                _ = parts.stop.changed() => {}
-                () = sleep => {}
             }
             continue;
         }
-        let policy = parts.rules.current();
-        let fed = resolve_all(&api, &policy, &parts, due).await?;
-        let triggers = fed
-            .iter()
-            .map(|f| (f.schedule.clone(), trigger_of(&f.stored)))
-            .collect();
-        driver.run_triggers(&policy, triggers).await;
-        let events = sink.take();
-        record_events(&parts, &fed, &events).await?;
-        count(&parts.metrics, &events);
-        finish(&parts, &fed, &events).await?;
+        let sleep = async {
+            match next_due {
+                Some(at) => parts.clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = parts.wake.notified() => {}
+            _ = stop.changed() => {}
+            () = sleep => {}
+        }
     }
 }
 
@@ -131,11 +261,12 @@ async fn resolve_all<A: ScheduleApi>(
     api: &A,
     policy: &Policy,
     parts: &WorkerParts,
+    book: &RefCell<Book>,
     due: Vec<StoredTrigger>,
-) -> Result<Vec<Fed>, WorkerError> {
+) -> Result<Vec<(StoredTrigger, ScheduleRef)>, WorkerError> {
     let mut fed = Vec::with_capacity(due.len());
     let mut cache: HashMap<String, Result<ScheduleRef, Unresolved>> = HashMap::new();
-    for stored in due {
+    for mut stored in due {
         let now = parts.clock.now();
         let resolved = match cache.get(&stored.schedule) {
             Some(r) => r.clone(),
@@ -145,22 +276,22 @@ async fn resolve_all<A: ScheduleApi>(
                 r
             }
         };
-        let progress = match resolved {
-            Ok(schedule) => {
-                fed.push(Fed { stored, schedule });
-                continue;
-            }
+        match resolved {
+            Ok(schedule) => fed.push((stored, schedule)),
             Err(Unresolved::Later(why)) => {
                 tracing::warn!(
                     receipt = stored.receipt.id,
                     why,
                     "schedule not resolved yet"
                 );
-                Progress {
+                stored.due_at = now.checked_add(RESOLVE_RETRY).ok();
+                let progress = Progress {
                     status: TriggerStatus::Pending,
                     progress: stored.progress.clone(),
-                    due_at: now.checked_add(RESOLVE_RETRY).ok(),
-                }
+                    due_at: stored.due_at,
+                };
+                parts.store.record(&stored.receipt.id, progress).await?;
+                book.borrow_mut().waiting.push(stored);
             }
             Err(Unresolved::Never(why)) => {
                 tracing::error!(
@@ -168,14 +299,14 @@ async fn resolve_all<A: ScheduleApi>(
                     why,
                     "schedule cannot be resolved"
                 );
-                Progress {
+                let progress = Progress {
                     status: TriggerStatus::Failed,
                     progress: Some(why),
                     due_at: None,
-                }
+                };
+                parts.store.record(&stored.receipt.id, progress).await?;
             }
-        };
-        parts.store.record(&stored.receipt.id, progress).await?;
+        }
     }
     Ok(fed)
 }
@@ -236,37 +367,86 @@ async fn resolve<A: ScheduleApi>(
     })
 }
 
-/// Write the burst's events, each under a step id that is the same if the same burst is
-/// run again after a restart: `{receipt}/received` for a trigger's arrival (the k-th
-/// arrival is the k-th trigger fed), `burst-{hash of the receipts}/{n}` for the rest.
-async fn record_events(
-    parts: &WorkerParts,
-    fed: &[Fed],
-    events: &[Event],
-) -> Result<(), WorkerError> {
-    let receipts: Vec<&str> = fed.iter().map(|f| f.stored.receipt.id.as_str()).collect();
-    let burst = sha256_hex(receipts.join(",").as_bytes());
-    let burst = burst.get(..16).unwrap_or(&burst);
-    let mut arrivals = fed.iter();
-    let steps: Vec<String> = events
-        .iter()
-        .enumerate()
-        .map(|(n, event)| match &event.kind {
-            EventKind::TriggerReceived { .. } => match arrivals.next() {
-                Some(f) => format!("{}/received", f.stored.receipt.id),
-                None => format!("burst-{burst}/{n}"),
-            },
-            _ => format!("burst-{burst}/{n}"),
-        })
-        .collect();
-    let writes = steps
-        .iter()
-        .zip(events)
-        .map(|(step, event)| parts.audit.record(step, event.at, event));
-    for written in futures_util::future::join_all(writes).await {
-        written?;
+/// Records the driver's batches in the audit log, then the progress of the triggers whose
+/// cycles ended in them.
+struct AuditRecorder<'p> {
+    parts: &'p WorkerParts,
+    book: &'p RefCell<Book>,
+    /// This run's step-id prefix.
+    run: u64,
+    /// Steps numbered so far in this run.
+    steps: Cell<u64>,
+}
+
+impl AuditRecorder<'_> {
+    /// Each event's step id (see the module's documentation).
+    fn step_ids(&self, batch: &Batch<String>) -> Vec<String> {
+        let book = self.book.borrow();
+        let arrivals: HashMap<u64, &str> = batch
+            .fed
+            .iter()
+            .filter(|(_, receipt)| book.is_arrival(receipt))
+            .map(|(seq, receipt)| (*seq, receipt.as_str()))
+            .collect();
+        batch
+            .events
+            .iter()
+            .map(|event| match &event.kind {
+                EventKind::TriggerReceived { trigger, .. } if arrivals.contains_key(trigger) => {
+                    format!(
+                        "{}/received",
+                        arrivals.get(trigger).copied().unwrap_or_default()
+                    )
+                }
+                _ => {
+                    let n = self.steps.get() + 1;
+                    self.steps.set(n);
+                    format!("run-{}/{n}", self.run)
+                }
+            })
+            .collect()
     }
-    Ok(())
+}
+
+impl EventRecorder<String> for AuditRecorder<'_> {
+    type Error = WorkerError;
+
+    async fn record_batch(&self, batch: Batch<String>) -> Result<(), WorkerError> {
+        let steps = self.step_ids(&batch);
+        let audit = &self.parts.audit;
+        let writes = steps
+            .iter()
+            .zip(&batch.events)
+            .map(|(step, event)| audit.record(step, event.at, event));
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
+        count(&self.parts.metrics, &batch.events);
+        let answered = self.book.borrow_mut().answer(&batch);
+        let store = &self.parts.store;
+        let marks = answered
+            .iter()
+            .map(|(stored, progress)| store.record(&stored.receipt.id, progress.clone()));
+        for marked in futures_util::future::join_all(marks).await {
+            marked?;
+        }
+        let mut deferred = answered
+            .into_iter()
+            .filter_map(|(mut stored, progress)| {
+                (progress.status == TriggerStatus::Pending).then(|| {
+                    stored.progress = progress.progress;
+                    stored.due_at = progress.due_at;
+                    stored
+                })
+            })
+            .peekable();
+        if deferred.peek().is_some() {
+            self.book.borrow_mut().waiting.extend(deferred);
+            // The feeder may be asleep until a later instant.
+            self.parts.wake.notify_one();
+        }
+        Ok(())
+    }
 }
 
 /// Count decisions and API calls.
@@ -294,38 +474,4 @@ fn count(metrics: &Metrics, events: &[Event]) {
             _ => {}
         }
     }
-}
-
-/// Record each trigger's progress from its schedule's last outcome in the burst.
-async fn finish(parts: &WorkerParts, fed: &[Fed], events: &[Event]) -> Result<(), WorkerError> {
-    let mut last: HashMap<&ScheduleRef, &Outcome> = HashMap::new();
-    for event in events {
-        if let EventKind::Outcome { outcome, .. } = &event.kind {
-            last.insert(&event.schedule, outcome);
-        }
-    }
-    let records = fed.iter().map(|f| {
-        let progress = match last.get(&f.schedule) {
-            Some(Outcome::Deferred { until }) => Progress {
-                status: TriggerStatus::Pending,
-                progress: Some(DEFERRED.into()),
-                due_at: Some(*until),
-            },
-            Some(Outcome::Failed { reason }) => Progress {
-                status: TriggerStatus::Failed,
-                progress: Some(reason.clone()),
-                due_at: None,
-            },
-            _ => Progress {
-                status: TriggerStatus::Done,
-                progress: None,
-                due_at: None,
-            },
-        };
-        parts.store.record(&f.stored.receipt.id, progress)
-    });
-    for recorded in futures_util::future::join_all(records).await {
-        recorded?;
-    }
-    Ok(())
 }

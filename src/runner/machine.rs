@@ -621,7 +621,13 @@ impl ScheduleMachine {
                 let mut merged = earlier.basis;
                 merged.fold(basis.trigger, basis.duplicate);
                 basis = merged;
-                until.min(earlier.until)
+                // One already due never ran (a driver that does not wait out deferrals
+                // feeds the trigger again instead): this evaluation is its run.
+                if earlier.until > step.now {
+                    until.min(earlier.until)
+                } else {
+                    until
+                }
             }
             None => until,
         };
