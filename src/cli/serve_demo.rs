@@ -103,7 +103,14 @@ pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, 
     let addr = listener.local_addr().map_err(|e| usage(&e))?;
     eprint!(
         "{}",
-        instructions(addr, &hex::encode(key), &admin_token, dir, &schedule)
+        instructions(
+            addr,
+            &secret_text,
+            &hex::encode(key),
+            &admin_token,
+            dir,
+            &schedule
+        )
     );
     let client = GenesysClient::new(client_config, Arc::new(SystemClock)).map_err(|e| usage(&e))?;
     let outcome = run_until_stopped(settings, client, listener).await;
@@ -114,6 +121,7 @@ pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, 
 /// What to type in another terminal.
 fn instructions(
     addr: SocketAddr,
+    secret: &str,
     key_hex: &str,
     admin: &str,
     dir: &std::path::Path,
@@ -126,12 +134,17 @@ fn instructions(
   one draft schedule: {bu} / week {week} / {id} (a publish stays Processing for {PROCESSING_SECS}s)
   files: {dir}
 
-Send a signed webhook (Standard Webhooks, HMAC-SHA256); repeat it, or send ten at once:
+Send a signed webhook (Standard Webhooks, HMAC-SHA256, secret {secret}); repeat it,
+or send ten at once:
 
   id=msg-$RANDOM; ts=$(date +%s); body='{{"event":"case.updated"}}'
   sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:{key_hex} -binary | base64)
   curl -sS http://{addr}/webhooks/{SOURCE} -H 'content-type: application/json' \
     -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"
+
+Or run the ServiceNow business rule against it (README, "Wiring ServiceNow to the relay"):
+
+  node examples/servicenow/run-locally.js http://{addr}/webhooks/{SOURCE} {secret}
 
 Then look:
 
