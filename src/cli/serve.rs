@@ -125,7 +125,7 @@ pub(crate) async fn run_until_stopped<A: ScheduleApi + Send + 'static>(
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    tracing::info!("stopping: intake closed, finishing the burst in flight");
+    tracing::info!("stopping: intake closed, recording the calls in flight");
     relay.shutdown().await.map_err(|e| usage(&e))?;
     Ok(Outcome::Ok)
 }

@@ -1,6 +1,6 @@
 //! The relay service: the intake routes, the worker feeding the runner, health, readiness,
 //! metrics and rules reload, started on a listener and stopped gracefully (intake first,
-//! then the worker once the burst in flight is recorded).
+//! then the worker once the calls in flight are answered and recorded).
 
 use super::intake::{Intake, Source};
 use super::metrics::{Gauges, Metrics};
@@ -172,7 +172,7 @@ impl Relay {
         reload(&self.state)
     }
 
-    /// Stop intake, let the worker record the burst in flight, and return.
+    /// Stop intake, let the worker record the answers of the calls in flight, and return.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.stop.send(true);
         self.server.await.map_err(|_| ServeError::Panicked)??;

@@ -1,0 +1,677 @@
+//! The relay's worker against a scripted API, a SQLite store and an audit log, on a clock
+//! the test moves: one schedule's long backoff holds up no other schedule, triggers that
+//! arrive while a publish is processing coalesce into it, the decision to publish is on
+//! disk before the publish call goes out, a crash between recording a cycle and marking its
+//! triggers done re-runs them without losing or repeating a step, and deferred triggers
+//! are fed again when due.
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use publish_guard::api::clock::{Clock, ManualClock};
+use publish_guard::api::{
+    Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
+};
+use publish_guard::audit::checkpoint::checkpoints_path;
+use publish_guard::audit::log::{AuditLog, AuditOptions};
+use publish_guard::audit::verify::verify;
+use publish_guard::audit::writer::AuditWriter;
+use publish_guard::event::{Batch, EventKind, EventRecorder};
+use publish_guard::relay::metrics::Metrics;
+use publish_guard::relay::rules::Rules;
+use publish_guard::relay::sqlite_store::SqliteStore;
+use publish_guard::relay::store::{
+    Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
+    TriggerStatus, TriggerStore,
+};
+use publish_guard::relay::worker::{WorkerError, WorkerParts, run_worker};
+use publish_guard::runner::driver::Driver;
+use publish_guard::runner::random::SeededRandom;
+use publish_guard::runner::{RunnerConfig, Trigger};
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+const RULES: &str = include_str!("fixtures/relay/worker.rules");
+/// The longest any condition below may take to come true (real time; the clock is the test's).
+const PATIENCE: Duration = Duration::from_secs(30);
+/// Monday 30 March 2026, 10:00 in London: business hours.
+const MONDAY_10: &str = "2026-03-30T09:00:00Z";
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+fn schedule(id: &str) -> ScheduleRef {
+    ScheduleRef {
+        business_unit: "bu-1".into(),
+        week: Date::constant(2026, 3, 30),
+        schedule_id: id.into(),
+    }
+}
+
+/// One schedule as the scripted API holds it.
+#[derive(Clone, Debug, Default)]
+struct Held {
+    published: bool,
+    publishing: bool,
+    version: i64,
+    /// When the last accepted publish shows published.
+    completes_at: Option<Timestamp>,
+}
+
+/// Called as each publish call arrives, before it takes effect.
+type PublishHook = Box<dyn Fn(&ScheduleRef)>;
+
+/// What the scripted API shares with the test.
+#[derive(Default)]
+struct ApiState {
+    schedules: HashMap<String, Held>,
+    /// `read A`, `publish A`, in order.
+    calls: Vec<String>,
+    /// How long a publish stays Processing.
+    processing: SignedDuration,
+    /// Called as each publish call arrives, before it takes effect.
+    on_publish: Option<PublishHook>,
+}
+
+/// An in-memory schedule API on the test's clock.
+#[derive(Clone)]
+struct ScriptedApi {
+    state: Rc<RefCell<ApiState>>,
+    clock: ManualClock,
+}
+
+impl ScriptedApi {
+    fn set(&self, id: &str, held: Held) {
+        self.state.borrow_mut().schedules.insert(id.into(), held);
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.state.borrow().calls.clone()
+    }
+
+    fn count(&self, call: &str) -> usize {
+        self.calls().iter().filter(|c| *c == call).count()
+    }
+}
+
+impl ScheduleApi for ScriptedApi {
+    async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError> {
+        let now = self.clock.now();
+        let mut state = self.state.borrow_mut();
+        state.calls.push(format!("read {}", schedule.schedule_id));
+        let held = state
+            .schedules
+            .get(&schedule.schedule_id)
+            .cloned()
+            .unwrap_or_default();
+        let done = held.completes_at.is_some_and(|t| t <= now);
+        Ok(answer(ScheduleSnapshot {
+            published: held.published || done,
+            version: held.version,
+            modified_at: None,
+            modified_by: None,
+            publishing: held.publishing || (held.completes_at.is_some() && !done),
+        }))
+    }
+
+    async fn publish(
+        &self,
+        schedule: &ScheduleRef,
+        version: i64,
+        _idempotency_key: &str,
+    ) -> Result<Answer<PublishAccepted>, ApiError> {
+        if let Some(hook) = &self.state.borrow().on_publish {
+            hook(schedule);
+        }
+        let now = self.clock.now();
+        let mut state = self.state.borrow_mut();
+        state
+            .calls
+            .push(format!("publish {}", schedule.schedule_id));
+        let processing = state.processing;
+        let held = state
+            .schedules
+            .entry(schedule.schedule_id.clone())
+            .or_default();
+        assert_eq!(held.version, version, "the write asserts the version read");
+        held.version += 1;
+        held.completes_at = now.checked_add(processing).ok();
+        let status = if processing.is_zero() {
+            OperationStatus::Complete
+        } else {
+            OperationStatus::Processing
+        };
+        Ok(answer(PublishAccepted {
+            status,
+            operation_id: format!("op-{}", held.version),
+        }))
+    }
+
+    async fn list_week(
+        &self,
+        _business_unit: &str,
+        _week: Date,
+    ) -> Result<Answer<Vec<String>>, ApiError> {
+        Ok(answer(Vec::new()))
+    }
+}
+
+fn answer<T>(body: T) -> Answer<T> {
+    Answer {
+        status: 200,
+        retry_after: None,
+        rate_limit: None,
+        body: Some(body),
+    }
+}
+
+/// The SQLite store, keeping every progress mark it records, and able to fail marking a
+/// trigger finished as a process that dies at that moment would.
+struct ObservedStore {
+    inner: SqliteStore,
+    fail_finishing: AtomicBool,
+    marks: Mutex<Vec<(String, Progress)>>,
+}
+
+impl ObservedStore {
+    fn marks(&self) -> Vec<(String, Progress)> {
+        self.marks.lock().unwrap().clone()
+    }
+
+    /// The last progress recorded for `receipt`.
+    fn last_mark(&self, receipt: &str) -> Option<Progress> {
+        self.marks()
+            .into_iter()
+            .rev()
+            .find(|(r, _)| r == receipt)
+            .map(|(_, p)| p)
+    }
+
+    fn is_done(&self, receipt: &str) -> bool {
+        self.last_mark(receipt)
+            .is_some_and(|p| p.status == TriggerStatus::Done)
+    }
+}
+
+impl TriggerStore for ObservedStore {
+    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
+        self.inner.accept(trigger)
+    }
+
+    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
+        let receipt = receipt.to_owned();
+        Box::pin(async move {
+            if progress.status.is_finished() && self.fail_finishing.load(Ordering::SeqCst) {
+                return Err(StoreError::Database(
+                    "injected: the process died here".into(),
+                ));
+            }
+            self.inner.record(&receipt, progress.clone()).await?;
+            self.marks.lock().unwrap().push((receipt, progress));
+            Ok(())
+        })
+    }
+
+    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
+        self.inner.get(receipt)
+    }
+
+    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        self.inner.unfinished()
+    }
+
+    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        self.inner.unfinished_after(after)
+    }
+
+    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
+        self.inner.forget_deliveries_before(cutoff)
+    }
+
+    fn stats(&self) -> StoreFuture<'_, StoreStats> {
+        self.inner.stats()
+    }
+}
+
+struct Rig {
+    clock: ManualClock,
+    api: ScriptedApi,
+    store: Arc<ObservedStore>,
+    audit_path: PathBuf,
+    rules: Arc<Rules>,
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(start: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(at(start));
+        let rules_path = dir.path().join("worker.rules");
+        std::fs::write(&rules_path, RULES).unwrap();
+        let store = ObservedStore {
+            inner: SqliteStore::open(&dir.path().join("relay.db")).unwrap(),
+            fail_finishing: AtomicBool::new(false),
+            marks: Mutex::new(Vec::new()),
+        };
+        Rig {
+            api: ScriptedApi {
+                state: Rc::default(),
+                clock: clock.clone(),
+            },
+            clock,
+            store: Arc::new(store),
+            audit_path: dir.path().join("audit.jsonl"),
+            rules: Arc::new(Rules::load(&rules_path).unwrap()),
+            wake: Arc::new(Notify::new()),
+            stop: watch::Sender::new(false),
+            _dir: dir,
+        }
+    }
+
+    /// What a worker starting now gets: the audit log is opened afresh, as after a restart.
+    fn parts(&self) -> WorkerParts {
+        self.stop.send_replace(false);
+        let log = AuditLog::open(&self.audit_path, AuditOptions::default()).unwrap();
+        WorkerParts {
+            store: Arc::clone(&self.store) as Arc<dyn TriggerStore>,
+            audit: Arc::new(AuditWriter::start(log).unwrap()),
+            rules: Arc::clone(&self.rules),
+            metrics: Arc::new(Metrics::default()),
+            clock: Arc::new(self.clock.clone()),
+            config: RunnerConfig::default(),
+            wake: Arc::clone(&self.wake),
+            stop: self.stop.subscribe(),
+        }
+    }
+
+    /// Store a trigger for `schedule_id` as intake does, and wake the worker; its receipt.
+    async fn accept(&self, delivery: &str, schedule_id: &str) -> String {
+        let target =
+            json!({"business_unit": "bu-1", "week": "2026-03-30", "schedule_id": schedule_id});
+        let trigger = NewTrigger {
+            source: "servicenow".into(),
+            delivery_id: delivery.into(),
+            body_hash: format!("{:064x}", delivery.len()),
+            schedule: target.to_string(),
+            event: "case.updated".into(),
+            received_at: self.clock.now(),
+        };
+        let Acceptance::Accepted(receipt) = self.store.accept(trigger).await.unwrap() else {
+            panic!("{delivery} was not new");
+        };
+        self.wake.notify_one();
+        receipt.id
+    }
+
+    /// Every audit entry on disk now (a line being written is not yet one).
+    fn entries(&self) -> Vec<Value> {
+        entries(&self.audit_path)
+    }
+
+    /// The audit entries of this kind about this schedule.
+    fn events(&self, kind: &str, schedule_id: &str) -> Vec<Value> {
+        self.entries()
+            .into_iter()
+            .filter(|e| {
+                e["event"]["kind"] == kind && e["event"]["schedule"]["schedule_id"] == schedule_id
+            })
+            .collect()
+    }
+}
+
+fn entries(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Let the worker run until `holds` (bounded in real time; the clock does not move).
+async fn until(what: &str, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !holds() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The chain verifies and no step id appears twice.
+fn log_is_sound(path: &Path) -> Vec<Value> {
+    let all = entries(path);
+    match verify(path, &checkpoints_path(path), None).unwrap() {
+        Ok(verified) => assert_eq!(verified.entries, all.len() as u64),
+        Err(broken) => panic!("the audit chain is broken: {broken:?}"),
+    }
+    let steps: HashSet<&str> = all.iter().filter_map(|e| e["step"].as_str()).collect();
+    assert_eq!(steps.len(), all.len(), "a step was written twice");
+    all
+}
+
+#[tokio::test]
+async fn a_schedule_in_a_long_backoff_does_not_hold_up_another() {
+    let rig = Rig::new(MONDAY_10);
+    let publishing = Held {
+        publishing: true,
+        version: 4,
+        ..Held::default()
+    };
+    rig.api.set("A", publishing);
+    rig.api.set(
+        "B",
+        Held {
+            version: 1,
+            ..Held::default()
+        },
+    );
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let a = rig.accept("a-1", "A").await;
+        until("A backs off for 5 minutes", || {
+            rig.events("wait", "A")
+                .iter()
+                .any(|w| w["event"]["until"] == "2026-03-30T09:05:00Z")
+        })
+        .await;
+        let b = rig.accept("b-1", "B").await;
+        until("B's trigger is done", || rig.store.is_done(&b)).await;
+
+        assert_eq!(rig.clock.now(), at(MONDAY_10), "no time passed");
+        assert_eq!(rig.api.count("publish B"), 1);
+        assert_eq!(rig.store.last_mark(&a), None, "A is still in its backoff");
+        // Shutting down mid-backoff stops at once; A stays pending for the next start.
+        rig.stop.send_replace(true);
+        a
+    };
+    let (worked, a) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let left = rig.store.unfinished().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].receipt.id, a);
+    log_is_sound(&rig.audit_path);
+}
+
+#[tokio::test]
+async fn triggers_that_arrive_while_a_publish_is_processing_coalesce_into_it() {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.set(
+        "A",
+        Held {
+            version: 1,
+            ..Held::default()
+        },
+    );
+    rig.api.state.borrow_mut().processing = SignedDuration::from_mins(3);
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let first = rig.accept("a-1", "A").await;
+        until("the publish is processing", || {
+            !rig.events("wait", "A").is_empty()
+        })
+        .await;
+        let later = [rig.accept("a-2", "A").await, rig.accept("a-3", "A").await];
+        until("both are coalesced", || {
+            rig.events("trigger_coalesced", "A").len() == 2
+        })
+        .await;
+        assert_eq!(rig.clock.now(), at(MONDAY_10), "no time passed");
+        // The follow wait (the policy's first backoff, 5 minutes) runs out: published.
+        rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(5));
+        until("every trigger is done", || {
+            [&first, &later[0], &later[1]]
+                .iter()
+                .all(|r| rig.store.is_done(r))
+        })
+        .await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    assert_eq!(rig.api.count("publish A"), 1);
+    let outcomes: Vec<(Value, Value)> = rig
+        .events("outcome", "A")
+        .iter()
+        .map(|o| {
+            (
+                o["event"]["outcome"]["result"].clone(),
+                o["event"]["triggers"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [(json!("published"), json!(1)), (json!("skipped"), json!(2))],
+        "the publish, then one evaluation for the two coalesced triggers"
+    );
+    log_is_sound(&rig.audit_path);
+}
+
+#[tokio::test]
+async fn the_decision_to_publish_is_on_disk_before_the_publish_call() {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.set(
+        "A",
+        Held {
+            version: 1,
+            ..Held::default()
+        },
+    );
+    let seen: Rc<RefCell<Vec<bool>>> = Rc::default();
+    let (path, record) = (rig.audit_path.clone(), Rc::clone(&seen));
+    rig.api.state.borrow_mut().on_publish = Some(Box::new(move |schedule| {
+        let decided = entries(&path).iter().any(|e| {
+            e["event"]["kind"] == "decision"
+                && e["event"]["action"] == "publish"
+                && e["event"]["schedule"]["schedule_id"] == schedule.schedule_id.as_str()
+        });
+        record.borrow_mut().push(decided);
+    }));
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let a = rig.accept("a-1", "A").await;
+        until("the trigger is done", || rig.store.is_done(&a)).await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        [true],
+        "one publish call, its decision already on disk"
+    );
+    log_is_sound(&rig.audit_path);
+}
+
+#[tokio::test]
+async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_repeating_a_step() {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.set(
+        "A",
+        Held {
+            version: 1,
+            ..Held::default()
+        },
+    );
+    rig.store.fail_finishing.store(true, Ordering::SeqCst);
+    let receipt = rig.accept("a-1", "A").await;
+    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    assert!(
+        matches!(crashed, Err(WorkerError::Store(StoreError::Database(_)))),
+        "{crashed:?}"
+    );
+    let first_run = rig.entries();
+    let outcome = |entries: &[Value]| {
+        entries
+            .iter()
+            .filter(|e| e["event"]["kind"] == "outcome")
+            .map(|e| e["event"]["outcome"]["result"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        outcome(&first_run),
+        [json!("published")],
+        "recorded, not marked"
+    );
+    assert_eq!(rig.store.unfinished().await.unwrap().len(), 1);
+
+    // The restart: the same store and log, now able to mark triggers done.
+    rig.store.fail_finishing.store(false, Ordering::SeqCst);
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        until("the trigger is done", || rig.store.is_done(&receipt)).await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+
+    let all = log_is_sound(&rig.audit_path);
+    assert_eq!(
+        all[..first_run.len()],
+        first_run[..],
+        "the first run's entries stand"
+    );
+    let rerun = &all[first_run.len()..];
+    assert_eq!(
+        outcome(rerun),
+        [json!("skipped")],
+        "the re-run's steps are all written"
+    );
+    let kinds: Vec<&str> = rerun
+        .iter()
+        .filter_map(|e| e["event"]["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["cycle_started", "state_read", "decision", "outcome"],
+        "the arrival was recorded once, by the first run"
+    );
+    let received = format!("{receipt}/received");
+    assert_eq!(
+        all.iter()
+            .filter(|e| e["step"] == received.as_str())
+            .count(),
+        1
+    );
+    assert_eq!(rig.api.count("publish A"), 1, "published once");
+}
+
+#[tokio::test]
+async fn a_deferred_trigger_is_fed_again_when_due_and_a_later_deferral_waits_for_its_own_instant() {
+    // Saturday 4 April 2026, 12:00 in London: no business hours until Monday 07:00.
+    let rig = Rig::new("2026-04-04T11:00:00Z");
+    rig.api.set(
+        "A",
+        Held {
+            version: 1,
+            ..Held::default()
+        },
+    );
+    let monday_7 = at("2026-04-06T06:00:00Z");
+    let tuesday_7 = at("2026-04-07T06:00:00Z");
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let first = rig.accept("a-1", "A").await;
+        until("the trigger is deferred", || {
+            rig.store.last_mark(&first).is_some()
+        })
+        .await;
+        let deferred = rig.store.last_mark(&first).unwrap();
+        assert_eq!(
+            (deferred.status, deferred.due_at),
+            (TriggerStatus::Pending, Some(monday_7))
+        );
+        rig.clock.set(monday_7);
+        until("Monday's publish", || rig.store.is_done(&first)).await;
+        assert_eq!(rig.api.count("publish A"), 1);
+
+        // Monday 21:00: the schedule is edited back to a draft and a trigger comes.
+        rig.clock.set(at("2026-04-06T20:00:00Z"));
+        rig.api.set(
+            "A",
+            Held {
+                version: 5,
+                ..Held::default()
+            },
+        );
+        let second = rig.accept("a-2", "A").await;
+        until("the second trigger is deferred", || {
+            rig.store.last_mark(&second).is_some()
+        })
+        .await;
+        let deferred = rig.store.last_mark(&second).unwrap();
+        assert_eq!(
+            deferred.due_at,
+            Some(tuesday_7),
+            "not Monday's instant, long past"
+        );
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let received = rig
+        .entries()
+        .iter()
+        .filter(|e| e["event"]["kind"] == "trigger_received")
+        .count();
+    assert_eq!(received, 3, "two arrivals and one re-evaluation");
+    log_is_sound(&rig.audit_path);
+}
+
+/// A recorder whose disk fills up when a decision comes.
+struct FullDisk;
+
+impl EventRecorder<()> for FullDisk {
+    type Error = &'static str;
+
+    async fn record_batch(&self, batch: Batch<()>) -> Result<(), &'static str> {
+        let decides = batch
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Decision { .. }));
+        if decides { Err("disk full") } else { Ok(()) }
+    }
+}
+
+#[tokio::test]
+async fn the_driver_stops_when_a_step_cannot_be_recorded_and_acts_on_nothing_unrecorded() {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.set(
+        "A",
+        Held {
+            version: 1,
+            ..Held::default()
+        },
+    );
+    let policy = publish_guard::compile(RULES).unwrap().policy;
+    let trigger = Trigger {
+        delivery_id: Some("a-1".into()),
+        source: "servicenow".into(),
+        event: None,
+        received_at: rig.clock.now(),
+    };
+    let mut driver = Driver::new(
+        &rig.api,
+        &rig.clock,
+        &FullDisk,
+        SeededRandom::new(1),
+        RunnerConfig::default(),
+    );
+    let ran = driver
+        .run_triggers(&policy, vec![(schedule("A"), trigger)])
+        .await;
+    assert_eq!(ran, Err("disk full"));
+    assert_eq!(
+        rig.api.calls(),
+        ["read A"],
+        "the unrecorded publish was not made"
+    );
+}
