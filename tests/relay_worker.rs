@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 const RULES: &str = include_str!("fixtures/relay/worker.rules");
+const FROZEN_RULES: &str = include_str!("fixtures/relay/frozen.rules");
 /// The longest any condition below may take to come true (real time; the clock is the test's).
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Monday 30 March 2026, 10:00 in London: business hours.
@@ -246,6 +247,7 @@ struct Rig {
     store: Arc<ObservedStore>,
     audit_path: PathBuf,
     rules: Arc<Rules>,
+    rules_path: PathBuf,
     wake: Arc<Notify>,
     stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
@@ -271,6 +273,7 @@ impl Rig {
             store: Arc::new(store),
             audit_path: dir.path().join("audit.jsonl"),
             rules: Arc::new(Rules::load(&rules_path).unwrap()),
+            rules_path,
             wake: Arc::new(Notify::new()),
             stop: watch::Sender::new(false),
             _dir: dir,
@@ -674,4 +677,71 @@ async fn the_driver_stops_when_a_step_cannot_be_recorded_and_acts_on_nothing_unr
         ["read A"],
         "the unrecorded publish was not made"
     );
+}
+
+#[tokio::test]
+async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_next_takes_the_reload()
+{
+    let rig = Rig::new(MONDAY_10);
+    let publishing = Held {
+        publishing: true,
+        version: 4,
+        ..Held::default()
+    };
+    rig.api.set("A", publishing);
+    rig.api.set(
+        "B",
+        Held {
+            version: 1,
+            ..Held::default()
+        },
+    );
+    let started_with = rig.rules.current().version.clone();
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let a = rig.accept("a-1", "A").await;
+        until("A backs off", || !rig.events("wait", "A").is_empty()).await;
+        std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
+        let frozen = rig.rules.reload().unwrap();
+        // The other publish ends; A's cycle reads again under the policy it started with.
+        rig.api.set(
+            "A",
+            Held {
+                version: 4,
+                ..Held::default()
+            },
+        );
+        rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(5));
+        until("A is done", || rig.store.is_done(&a)).await;
+        let b = rig.accept("b-1", "B").await;
+        until("B is done", || rig.store.is_done(&b)).await;
+        rig.stop.send_replace(true);
+        frozen
+    };
+    let (worked, frozen) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let decided = |id| -> Vec<(Value, Value)> {
+        rig.events("decision", id)
+            .iter()
+            .map(|d| {
+                (
+                    d["event"]["action"].clone(),
+                    d["event"]["policy_version"].clone(),
+                )
+            })
+            .collect()
+    };
+    let old = json!(started_with);
+    assert_eq!(
+        decided("A"),
+        [
+            (json!("backoff"), old.clone()),
+            (json!("publish"), old.clone()),
+            (json!("done"), old)
+        ]
+    );
+    assert_eq!(decided("B"), [(json!("skip"), json!(frozen))]);
+    assert_eq!(rig.api.count("publish A"), 1);
+    assert_eq!(rig.api.count("publish B"), 0);
+    log_is_sound(&rig.audit_path);
 }
