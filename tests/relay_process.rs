@@ -227,8 +227,12 @@ async fn sighup_with_a_broken_file_keeps_the_policy_and_with_a_good_one_the_next
     })
     .await;
     assert!(readyz(&served).await.contains(&serve_version));
-    let log = served.stderr();
-    assert!(log.contains("the running policy stays"), "{log}");
+    // The log says so too (its line is written just after the count).
+    let log = eventually("the rejection logged", || async {
+        let log = served.stderr();
+        log.contains("the running policy stays").then_some(log)
+    })
+    .await;
     assert!(log.contains("unknown fact `schedule.colour`"), "{log}");
     // The old policy still decides: the draft is published.
     let (status, _) = send_signed(&http, &served, "servicenow", "before", &body("s-1"))

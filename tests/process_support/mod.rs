@@ -31,6 +31,8 @@ const LISTENING: &str = "publish-guard relay listening on http://";
 /// A running `publish-guard` process; killed when dropped.
 pub struct Served {
     child: Option<Child>,
+    /// The thread copying its stderr; done once the process has exited.
+    reader: Option<std::thread::JoinHandle<()>>,
     pid: u32,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -55,7 +57,7 @@ impl Served {
         let pipe = child.stderr.take().unwrap();
         let kept = Arc::clone(&stderr);
         // Drains stderr for the process's whole life, so it never blocks on a full pipe.
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
                 let mut text = kept.lock().unwrap_or_else(PoisonError::into_inner);
@@ -66,6 +68,7 @@ impl Served {
         });
         let mut served = Served {
             child: Some(child),
+            reader: Some(reader),
             pid,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr,
@@ -113,6 +116,14 @@ impl Served {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+        self.drain();
+    }
+
+    /// Wait for the last of stderr once the process has exited.
+    fn drain(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
     }
 
     /// Wait (bounded) for it to exit by itself.
@@ -129,6 +140,7 @@ impl Served {
             panic!("it did not exit:\n{}", self.stderr());
         }
         let (_, status) = waiter.join().unwrap();
+        self.drain();
         status.unwrap()
     }
 }
