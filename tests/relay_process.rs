@@ -32,6 +32,8 @@ event = "/event"
 "#;
 
 const WEEK: Date = Date::constant(2026, 3, 30);
+/// The storms spread over this many draft schedules, `s-0`, `s-1`, ...
+const SCHEDULES: usize = 4;
 
 fn body(schedule_id: &str) -> String {
     json!({"week": WEEK.to_string(), "schedule_id": schedule_id, "event": "case.updated"})
@@ -88,7 +90,6 @@ async fn a_relay_killed_while_publishes_are_processing_does_not_publish_them_aga
 async fn kill_mid_storm_then_restart(processing: SignedDuration) {
     const STORM: usize = 400;
     const KILL_AFTER: usize = 150;
-    const SCHEDULES: usize = 4;
     let double = double(processing).await;
     for s in 0..SCHEDULES {
         double.add_schedule(&schedule(WEEK, &format!("s-{s}")), false, 1);
@@ -195,8 +196,9 @@ async fn kill_mid_storm_then_restart(processing: SignedDuration) {
     }
 }
 
+/// The schedule the `n`-th webhook of a storm is about.
 fn schedule_of(n: usize) -> String {
-    format!("s-{}", n % 4)
+    format!("s-{}", n % SCHEDULES)
 }
 
 fn receipt_of(json: Result<Value, reqwest::Error>) -> Option<String> {
@@ -291,8 +293,8 @@ async fn a_relay_stopped_while_publishes_are_processing_carries_them_on_after_a_
 async fn stop_with_sigterm_then_restart(processing: SignedDuration) {
     const SENT: usize = 60;
     let double = double(processing).await;
-    for id in ["s-0", "s-1", "s-2", "s-3"] {
-        double.add_schedule(&schedule(WEEK, id), false, 1);
+    for s in 0..SCHEDULES {
+        double.add_schedule(&schedule(WEEK, &format!("s-{s}")), false, 1);
     }
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();
