@@ -506,6 +506,25 @@ async fn serve_demo_prints_commands_that_work_and_shows_the_decision() {
         show.contains("decision") && show.contains("rule=ready"),
         "{show}"
     );
+
+    // And the printed reload command reloads.
+    let start = printed.find("curl -sS -X POST http").unwrap();
+    let command = printed[start..].lines().next().unwrap();
+    let words = shell_words(command, &[]);
+    let url = words.iter().find(|w| w.ends_with("/admin/reload")).unwrap();
+    let authorization = words
+        .iter()
+        .find(|w| w.starts_with("authorization:"))
+        .unwrap();
+    let (name, value) = authorization.split_once(':').unwrap();
+    let answer = http
+        .post(url)
+        .header(name, value.trim())
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["reloaded"], true, "{answer}");
     served.signal("TERM");
     assert!(served.wait_exit().success(), "{}", served.stderr());
 }
