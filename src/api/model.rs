@@ -492,10 +492,14 @@ impl Model {
     /// Counts a call against `client`'s window; past the limit, refuses it unserved.
     pub fn admit(&mut self, client: &str, now: Timestamp) -> Result<RateLimitInfo, Throttled> {
         let allowed = self.config.requests_per_minute;
-        let window = self.windows.entry(client.to_owned()).or_insert(Window {
-            start: now,
-            count: 0,
-        });
+        // Looked up before inserting: the client's name is copied once, not on every call.
+        let window = match self.windows.get_mut(client) {
+            Some(window) => window,
+            None => self.windows.entry(client.to_owned()).or_insert(Window {
+                start: now,
+                count: 0,
+            }),
+        };
         if now.duration_since(window.start) >= RATE_WINDOW || now < window.start {
             *window = Window {
                 start: now,

@@ -11,12 +11,13 @@ use crate::runner::{Command, Input, Runner, RunnerConfig, Trigger};
 use crate::sim::api::{SimApi, is_processing};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::generate::{Arrivals, arrivals};
-use crate::sim::record::{Recorder, TriggerInfo};
+use crate::sim::record::Recorder;
 use crate::sim::report::Report;
 use crate::sim::scenario::{PersonKind, Scenario};
 use jiff::Timestamp;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use rustc_hash::FxHashMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// How to run a scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +60,35 @@ enum Due {
     Settled { schedule: u32 },
 }
 
+/// Something due, in the queue: the earliest instant first, then the order of queueing.
+#[derive(Debug)]
+struct Queued {
+    at: Timestamp,
+    seq: u64,
+    due: Due,
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: `BinaryHeap` pops its greatest entry, and the earliest must come first.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
 /// One runner: all schedules' machines with coalescing, or one trigger's without.
 #[derive(Debug)]
 struct Worker {
@@ -72,11 +102,10 @@ struct Engine<'a> {
     scenario: &'a Scenario,
     policy: &'a Policy,
     refs: Vec<ScheduleRef>,
-    index: HashMap<ScheduleRef, u32>,
+    index: FxHashMap<ScheduleRef, u32>,
     api: SimApi,
     random: SeededRandom,
-    queue: BinaryHeap<Reverse<(Timestamp, u64)>>,
-    due: HashMap<u64, Due>,
+    queue: BinaryHeap<Queued>,
     next_seq: u64,
     workers: Vec<Option<Worker>>,
     free: Vec<u32>,
@@ -109,7 +138,6 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
         index,
         random: SeededRandom::new(scenario.seed),
         queue: BinaryHeap::new(),
-        due: HashMap::new(),
         next_seq: 0,
         workers: Vec::new(),
         free: Vec::new(),
@@ -144,15 +172,18 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
 impl Engine<'_> {
     fn schedule_due(&mut self, at: Timestamp, due: Due) {
         self.next_seq += 1;
-        self.queue.push(Reverse((at, self.next_seq)));
-        self.due.insert(self.next_seq, due);
+        self.queue.push(Queued {
+            at,
+            seq: self.next_seq,
+            due,
+        });
     }
 
     fn run(&mut self, arrivals: &Arrivals) {
         let mut next = 0;
         loop {
             let arrival = arrivals.list.get(next);
-            let queued = self.queue.peek().map(|Reverse((at, _))| *at);
+            let queued = self.queue.peek().map(|q| q.at);
             // Arrivals go first at equal instants: a burst already at the door is coalesced.
             let take_arrival = match (arrival, queued) {
                 (Some(a), Some(q)) => a.at <= q,
@@ -174,10 +205,8 @@ impl Engine<'_> {
                     self.arrive(arrivals, a);
                 }
                 next += 1;
-            } else if let Some(Reverse((_, seq))) = self.queue.pop()
-                && let Some(due) = self.due.remove(&seq)
-            {
-                self.fire(due);
+            } else if let Some(queued) = self.queue.pop() {
+                self.fire(queued.due);
             }
         }
     }
@@ -192,11 +221,13 @@ impl Engine<'_> {
             event: arrivals.event(a).map(str::to_string),
             received_at: self.now,
         };
-        let info = TriggerInfo {
-            label: arrivals.label(a),
-            tracked: a.delivery.is_some(),
-        };
-        self.recorder.arriving(worker, a.schedule, info, self.now);
+        self.recorder.arriving(
+            worker,
+            a.schedule,
+            a.delivery.is_some(),
+            || arrivals.label(a),
+            self.now,
+        );
         let Some(schedule) = self.refs.get(a.schedule as usize).cloned() else {
             return;
         };
@@ -210,7 +241,7 @@ impl Engine<'_> {
                 &mut self.commands,
             );
         }
-        self.carry_out(worker);
+        self.carry_out(worker, a.schedule);
     }
 
     /// With coalescing, the one runner; without, a fresh runner for each trigger, as
@@ -247,8 +278,7 @@ impl Engine<'_> {
                 if let Some(view) = self
                     .refs
                     .get(schedule as usize)
-                    .cloned()
-                    .and_then(|r| self.api.model().peek(&r, self.now))
+                    .and_then(|r| self.api.model().peek(r, self.now))
                 {
                     self.recorder
                         .settled(self.now, schedule, view.snapshot.version);
@@ -259,7 +289,7 @@ impl Engine<'_> {
                 schedule,
                 input,
             } => {
-                let Some(sref) = self.refs.get(schedule as usize).cloned() else {
+                let Some(sref) = self.refs.get(schedule as usize) else {
                     return;
                 };
                 if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
@@ -268,12 +298,12 @@ impl Engine<'_> {
                         self.now,
                         self.policy,
                         &mut self.random,
-                        &sref,
+                        sref,
                         input,
                         &mut self.commands,
                     );
                 }
-                self.carry_out(worker);
+                self.carry_out(worker, schedule);
             }
         }
     }
@@ -305,16 +335,18 @@ impl Engine<'_> {
         self.recorder.person(self.now, schedule, what);
     }
 
-    /// Carry out the commands a worker's runner just returned.
-    fn carry_out(&mut self, worker: u32) {
+    /// Carry out the commands a worker's runner just returned, when called about
+    /// `schedule` (the index of the schedule its commands name, checked by [`Self::locate`]).
+    fn carry_out(&mut self, worker: u32, schedule: u32) {
+        let hint = schedule;
         let latency = self.scenario.api.latency;
         let answer_at = self.now.saturating_add(latency).unwrap_or(self.now);
         let mut commands = std::mem::take(&mut self.commands);
         for command in commands.drain(..) {
             match command {
-                Command::Emit(event) => self.emit(worker, event),
+                Command::Emit(event) => self.emit(worker, hint, event),
                 Command::Read(sref) => {
-                    let Some(&schedule) = self.index.get(&sref) else {
+                    let Some(schedule) = self.locate(&sref, hint) else {
                         continue;
                     };
                     let result = self.api.read(self.now, &sref);
@@ -325,7 +357,7 @@ impl Engine<'_> {
                     version,
                     ..
                 } => {
-                    let Some(&schedule) = self.index.get(&sref) else {
+                    let Some(schedule) = self.locate(&sref, hint) else {
                         continue;
                     };
                     let result = self.api.publish(self.now, &sref, version);
@@ -344,7 +376,7 @@ impl Engine<'_> {
                     until,
                     ..
                 } => {
-                    let Some(&schedule) = self.index.get(&sref) else {
+                    let Some(schedule) = self.locate(&sref, hint) else {
                         continue;
                     };
                     let at = until.max(self.now);
@@ -356,9 +388,18 @@ impl Engine<'_> {
         self.release_if_done(worker);
     }
 
-    fn emit(&mut self, worker: u32, event: Event) {
-        let schedule = self.index.get(&event.schedule).copied().unwrap_or(0);
+    fn emit(&mut self, worker: u32, hint: u32, event: Event) {
+        let schedule = self.locate(&event.schedule, hint).unwrap_or(0);
         self.recorder.event(worker, schedule, event);
+    }
+
+    /// The index of `sref`: `hint` when that is it (a machine's commands name its own
+    /// schedule, so this is the rule), else a look-up.
+    fn locate(&self, sref: &ScheduleRef, hint: u32) -> Option<u32> {
+        if self.refs.get(hint as usize) == Some(sref) {
+            return Some(hint);
+        }
+        self.index.get(sref).copied()
     }
 
     /// Feed `input` to a worker's machine for `schedule` at `at`.

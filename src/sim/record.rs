@@ -5,16 +5,20 @@ use crate::event::{CycleCause, Event, EventKind, Outcome, WaitReason};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::report::{Mark, Percentiles, Row, Summary, clock, human};
 use jiff::{SignedDuration, Timestamp};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Which cycle: the worker (one runner, or one per trigger without coalescing), the
 /// schedule and the machine's cycle id.
 type CycleKey = (u32, u32, u64);
 
+/// The five text cells of a timeline row: trigger, decision, rule, call, answer.
+type Cells = [String; 5];
+
 /// What the recorder knows about a trigger when the runner names it.
 #[derive(Clone, Debug)]
 pub struct TriggerInfo {
-    /// The timeline's label for it.
+    /// The timeline's label for it; empty when neither the timeline nor `[expect]` shows it.
     pub label: String,
     /// Whether `[expect]` may ask about it (it has a delivery id in the scenario).
     pub tracked: bool,
@@ -33,7 +37,8 @@ pub struct Recorded {
     pub decided: BTreeSet<(String, String)>,
 }
 
-/// Everything a run records.
+/// Everything a run records. Without the timeline, no row text is ever built: a big run
+/// pays only for its totals.
 #[derive(Debug, Default)]
 pub struct Recorder {
     keep_timeline: bool,
@@ -46,16 +51,17 @@ pub struct Recorder {
     /// `(phase, rule)` of every rule that decided.
     pub decided: BTreeSet<(String, String)>,
     latencies: Vec<SignedDuration>,
+    // Small integer keys: a fast hash, not a DoS-resistant one (nothing here is external).
     /// Arrival instants of the triggers each cycle answers.
-    waiting_triggers: HashMap<CycleKey, Vec<Timestamp>>,
+    waiting_triggers: FxHashMap<CycleKey, Vec<Timestamp>>,
     /// Arrivals carried by a deferral to the cycle it starts.
-    deferred_triggers: HashMap<(u32, u32), Vec<Timestamp>>,
+    deferred_triggers: FxHashMap<(u32, u32), Vec<Timestamp>>,
     /// The tracked trigger that started a cycle, until the cycle's first decision.
-    deciding: HashMap<CycleKey, String>,
-    /// The timeline's label of each open cycle.
-    cycle_labels: HashMap<CycleKey, String>,
+    deciding: FxHashMap<CycleKey, String>,
+    /// The timeline's label of each open cycle (kept with the timeline only).
+    cycle_labels: FxHashMap<CycleKey, String>,
     /// The trigger named by the last `trigger_received` per worker and schedule.
-    last_trigger: HashMap<(u32, u32), (TriggerInfo, Timestamp)>,
+    last_trigger: FxHashMap<(u32, u32), (TriggerInfo, Timestamp)>,
 }
 
 impl Recorder {
@@ -67,9 +73,16 @@ impl Recorder {
         }
     }
 
-    fn row(&mut self, at: Timestamp, schedule: u32, mark: Mark, cells: [String; 5]) {
+    /// A row, its text built only when the timeline is kept.
+    fn row(
+        &mut self,
+        at: Timestamp,
+        schedule: u32,
+        mark: Mark,
+        cells: impl FnOnce(&Self) -> Cells,
+    ) {
         if self.keep_timeline {
-            let [trigger, decision, rule, call, answer] = cells;
+            let [trigger, decision, rule, call, answer] = cells(self);
             self.rows.push(Row {
                 at,
                 schedule,
@@ -92,40 +105,48 @@ impl Recorder {
 
     /// A person's action in the UI, and what it did.
     pub fn person(&mut self, at: Timestamp, schedule: u32, what: String) {
-        self.row(
-            at,
-            schedule,
-            Mark::Person,
+        self.row(at, schedule, Mark::Person, |_| {
             [
                 String::new(),
                 what,
                 String::new(),
                 String::new(),
                 String::new(),
-            ],
-        );
+            ]
+        });
     }
 
     /// An update operation finished: the schedule is published.
     pub fn settled(&mut self, at: Timestamp, schedule: u32, version: i64) {
-        self.row(
-            at,
-            schedule,
-            Mark::Published,
+        self.row(at, schedule, Mark::Published, |_| {
             [
                 String::new(),
                 String::new(),
                 String::new(),
                 "operation complete".into(),
                 format!("published v{version}"),
-            ],
-        );
+            ]
+        });
     }
 
     /// A trigger is about to be handed to worker `worker`: its `trigger_received` event
-    /// comes next and is labelled with this.
-    pub fn arriving(&mut self, worker: u32, schedule: u32, info: TriggerInfo, at: Timestamp) {
-        self.last_trigger.insert((worker, schedule), (info, at));
+    /// comes next and is labelled with `label`, which is asked for only when something
+    /// will show it (the timeline, or `[expect]` for a tracked trigger).
+    pub fn arriving(
+        &mut self,
+        worker: u32,
+        schedule: u32,
+        tracked: bool,
+        label: impl FnOnce() -> String,
+        at: Timestamp,
+    ) {
+        let label = if self.keep_timeline || tracked {
+            label()
+        } else {
+            String::new()
+        };
+        self.last_trigger
+            .insert((worker, schedule), (TriggerInfo { label, tracked }, at));
     }
 
     /// One of the runner's events, from worker `worker` about schedule `schedule`.
@@ -141,40 +162,33 @@ impl Recorder {
                 ..
             } => {
                 self.summary.triggers += 1;
-                let label = self
-                    .last_trigger
-                    .get(&(worker, schedule))
-                    .map_or_else(String::new, |(i, _)| i.label.clone());
-                let what = match name {
-                    Some(name) => format!("{label} {source}/{name}"),
-                    None => format!("{label} {source}"),
-                };
-                let decision = if duplicate {
-                    "arrived (duplicate)"
-                } else {
-                    "arrived"
-                };
-                self.row(
-                    at,
-                    schedule,
-                    Mark::Trigger,
+                self.row(at, schedule, Mark::Trigger, |r| {
+                    let label = r
+                        .last_trigger
+                        .get(&(worker, schedule))
+                        .map_or("", |(i, _)| i.label.as_str());
+                    let what = match name {
+                        Some(name) => format!("{label} {source}/{name}"),
+                        None => format!("{label} {source}"),
+                    };
+                    let decision = if duplicate {
+                        "arrived (duplicate)"
+                    } else {
+                        "arrived"
+                    };
                     [
                         what,
                         decision.into(),
                         String::new(),
                         String::new(),
                         String::new(),
-                    ],
-                );
+                    ]
+                });
             }
             EventKind::TriggerCoalesced { into_cycle, .. } => {
                 self.summary.coalesced += 1;
                 if let Some((info, arrived)) = self.last_trigger.get(&(worker, schedule)) {
-                    let (info, arrived) = (info.clone(), *arrived);
-                    self.waiting_triggers
-                        .entry(key(into_cycle))
-                        .or_default()
-                        .push(arrived);
+                    let arrived = *arrived;
                     if info.tracked {
                         self.outcomes
                             .entry(info.label.clone())
@@ -184,6 +198,10 @@ impl Recorder {
                                 rule: String::new(),
                             });
                     }
+                    self.waiting_triggers
+                        .entry(key(into_cycle))
+                        .or_default()
+                        .push(arrived);
                 }
                 if let Some(last) = self.rows.last_mut().filter(|r| r.mark == Mark::Trigger) {
                     last.decision = format!("coalesced into cycle {into_cycle}");
@@ -224,7 +242,9 @@ impl Recorder {
                         format!("deferred (cycle {deferred_cycle})")
                     }
                 };
-                self.cycle_labels.insert(key(cycle), label);
+                if self.keep_timeline {
+                    self.cycle_labels.insert(key(cycle), label);
+                }
             }
             EventKind::StateRead {
                 status,
@@ -235,25 +255,32 @@ impl Recorder {
                 ..
             } => {
                 self.call("read");
-                let (mark, answer) = match (status, version) {
-                    (Some(s @ 200..=299), Some(v)) => (Mark::Read, format!("{s} {state} v{v}")),
-                    (Some(s), _) => (self.status_mark(s), s.to_string()),
-                    (None, _) => {
+                let mark = match status {
+                    Some(200..=299) if version.is_some() => Mark::Read,
+                    Some(s) => self.status_mark(s),
+                    None => {
                         self.summary.server_errors += 1;
-                        (Mark::ServerError, error.unwrap_or_default())
+                        Mark::ServerError
                     }
                 };
-                let call = match purpose {
-                    crate::event::ReadPurpose::Evaluate => "read",
-                    crate::event::ReadPurpose::Follow => "read (follow)",
-                };
-                let label = self.cycle_label(key(cycle));
-                self.row(
-                    at,
-                    schedule,
-                    mark,
-                    [label, String::new(), String::new(), call.into(), answer],
-                );
+                self.row(at, schedule, mark, |r| {
+                    let answer = match (status, version) {
+                        (Some(s @ 200..=299), Some(v)) => format!("{s} {state} v{v}"),
+                        (Some(s), _) => s.to_string(),
+                        (None, _) => error.unwrap_or_default(),
+                    };
+                    let call = match purpose {
+                        crate::event::ReadPurpose::Evaluate => "read",
+                        crate::event::ReadPurpose::Follow => "read (follow)",
+                    };
+                    [
+                        r.cycle_label(key(cycle)),
+                        String::new(),
+                        String::new(),
+                        call.into(),
+                        answer,
+                    ]
+                });
             }
             EventKind::Decision {
                 phase,
@@ -274,14 +301,7 @@ impl Recorder {
                 }
                 let mark = match action.as_str() {
                     "publish" => Mark::Publish,
-                    "skip" => {
-                        *self
-                            .summary
-                            .skips
-                            .entry(detail.clone().unwrap_or_default())
-                            .or_default() += 1;
-                        Mark::Skip
-                    }
+                    "skip" => Mark::Skip,
                     "backoff" => Mark::Backoff,
                     "defer" => {
                         self.summary.deferrals += 1;
@@ -290,25 +310,35 @@ impl Recorder {
                     "fail" => Mark::Failure,
                     _ => Mark::Decision,
                 };
-                let text = match &detail {
-                    Some(d) if action == "skip" || action == "fail" => format!("{action} \"{d}\""),
-                    Some(d) if action == "defer" => format!("defer until {}", short(d)),
-                    Some(d) => format!("{action} {d}"),
-                    None => action.clone(),
-                };
-                let text = if phase == "response" {
-                    format!("on response: {text}")
-                } else {
-                    text
-                };
-                self.decided.insert((phase, rule.clone()));
-                let label = self.cycle_label(key(cycle));
-                self.row(
-                    at,
-                    schedule,
-                    mark,
-                    [label, text, rule, String::new(), String::new()],
-                );
+                self.row(at, schedule, mark, |r| {
+                    let text = match &detail {
+                        Some(d) if action == "skip" || action == "fail" => {
+                            format!("{action} \"{d}\"")
+                        }
+                        Some(d) if action == "defer" => format!("defer until {}", short(d)),
+                        Some(d) => format!("{action} {d}"),
+                        None => action.clone(),
+                    };
+                    let text = if phase == "response" {
+                        format!("on response: {text}")
+                    } else {
+                        text
+                    };
+                    [
+                        r.cycle_label(key(cycle)),
+                        text,
+                        rule.clone(),
+                        String::new(),
+                        String::new(),
+                    ]
+                });
+                if mark == Mark::Skip {
+                    count(
+                        &mut self.summary.skips,
+                        detail.as_deref().unwrap_or_default(),
+                    );
+                }
+                self.decided.insert((phase, rule));
             }
             EventKind::PublishCall {
                 version,
@@ -320,38 +350,36 @@ impl Recorder {
                 ..
             } => {
                 self.call("publish");
-                let (mark, answer) = match (status, operation) {
-                    (Some(s @ 200..=299), Some(op)) => {
+                let mark = match (status, operation) {
+                    (Some(200..=299), Some(_)) => {
                         self.summary.publishes += 1;
-                        let id = operation_id.unwrap_or_default();
-                        (Mark::Accepted, format!("{s} {op:?} {id}"))
+                        Mark::Accepted
                     }
-                    (Some(s), _) => {
-                        let mark = self.status_mark(s);
-                        let answer = match retry_after {
-                            Some(after) => format!("{s} retry after {}", human(after)),
-                            None => s.to_string(),
-                        };
-                        (mark, answer)
-                    }
+                    (Some(s), _) => self.status_mark(s),
                     (None, _) => {
                         self.summary.server_errors += 1;
-                        (Mark::ServerError, error.unwrap_or_default())
+                        Mark::ServerError
                     }
                 };
-                let label = self.cycle_label(key(cycle));
-                self.row(
-                    at,
-                    schedule,
-                    mark,
+                self.row(at, schedule, mark, |r| {
+                    let answer = match (status, operation) {
+                        (Some(s @ 200..=299), Some(op)) => {
+                            format!("{s} {op:?} {}", operation_id.unwrap_or_default())
+                        }
+                        (Some(s), _) => match retry_after {
+                            Some(after) => format!("{s} retry after {}", human(after)),
+                            None => s.to_string(),
+                        },
+                        (None, _) => error.unwrap_or_default(),
+                    };
                     [
-                        label,
+                        r.cycle_label(key(cycle)),
                         String::new(),
                         String::new(),
                         format!("publish v{version}"),
                         answer,
-                    ],
-                );
+                    ]
+                });
             }
             EventKind::Wait {
                 reason,
@@ -361,68 +389,82 @@ impl Recorder {
                 ..
             } => {
                 self.summary.waiting += delay.duration;
-                let text = match reason {
-                    WaitReason::Backoff => {
-                        self.summary.backoffs += 1;
-                        let by = if delay.retry_after.is_some() {
-                            "retry-after".to_string()
-                        } else {
-                            profile.unwrap_or_default()
-                        };
-                        format!("wait {} ({by})", human(delay.duration))
-                    }
-                    WaitReason::Follow => format!("wait {} (follow)", human(delay.duration)),
-                    WaitReason::Defer => format!("wait until {}", clock(until)),
-                };
-                let label = self.cycle_label(key(cycle));
-                self.row(
-                    at,
-                    schedule,
-                    Mark::Decision,
-                    [label, text, String::new(), String::new(), String::new()],
-                );
+                if reason == WaitReason::Backoff {
+                    self.summary.backoffs += 1;
+                }
+                self.row(at, schedule, Mark::Decision, |r| {
+                    let text = match reason {
+                        WaitReason::Backoff => {
+                            let by = if delay.retry_after.is_some() {
+                                "retry-after".to_string()
+                            } else {
+                                profile.unwrap_or_default()
+                            };
+                            format!("wait {} ({by})", human(delay.duration))
+                        }
+                        WaitReason::Follow => format!("wait {} (follow)", human(delay.duration)),
+                        WaitReason::Defer => format!("wait until {}", clock(until)),
+                    };
+                    [
+                        r.cycle_label(key(cycle)),
+                        text,
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]
+                });
             }
             EventKind::Outcome { outcome, .. } => {
                 let waiting = self
                     .waiting_triggers
                     .remove(&key(cycle))
                     .unwrap_or_default();
-                let (mark, text) = match &outcome {
-                    Outcome::Published { version } => {
+                let mark = match &outcome {
+                    Outcome::Published { .. } => {
                         self.latencies
                             .extend(waiting.iter().map(|t| at.duration_since(*t)));
-                        (Mark::Decision, format!("= published v{version}"))
+                        Mark::Decision
                     }
-                    Outcome::Skipped { .. } => (Mark::Decision, "= skipped".to_string()),
-                    Outcome::Deferred { until } => {
+                    Outcome::Deferred { .. } => {
                         self.deferred_triggers
                             .entry((worker, schedule))
                             .or_default()
                             .extend(waiting);
-                        (Mark::Decision, format!("= deferred to {}", clock(*until)))
+                        Mark::Decision
                     }
-                    Outcome::Done => (Mark::Decision, "= done".to_string()),
-                    Outcome::DryRun { action } => (Mark::Decision, format!("= dry run: {action}")),
-                    Outcome::Failed { reason } => {
+                    Outcome::Failed { .. } => {
                         self.summary.failures += 1;
-                        (Mark::Failure, format!("= failed: {reason}"))
+                        Mark::Failure
+                    }
+                    Outcome::Skipped { .. } | Outcome::Done | Outcome::DryRun { .. } => {
+                        Mark::Decision
                     }
                 };
-                let label = self.cycle_label(key(cycle));
+                self.row(at, schedule, mark, |r| {
+                    let text = match outcome {
+                        Outcome::Published { version } => format!("= published v{version}"),
+                        Outcome::Skipped { .. } => "= skipped".to_string(),
+                        Outcome::Deferred { until } => format!("= deferred to {}", clock(until)),
+                        Outcome::Done => "= done".to_string(),
+                        Outcome::DryRun { action } => format!("= dry run: {action}"),
+                        Outcome::Failed { reason } => format!("= failed: {reason}"),
+                    };
+                    [
+                        r.cycle_label(key(cycle)),
+                        text,
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]
+                });
                 self.cycle_labels.remove(&key(cycle));
                 self.deciding.remove(&key(cycle));
-                self.row(
-                    at,
-                    schedule,
-                    mark,
-                    [label, text, String::new(), String::new(), String::new()],
-                );
             }
         }
     }
 
     fn call(&mut self, kind: &str) {
-        *self.summary.api_calls.entry(kind.to_string()).or_default() += 1;
+        count(&mut self.summary.api_calls, kind);
     }
 
     fn status_mark(&mut self, status: u16) -> Mark {
@@ -451,6 +493,16 @@ impl Recorder {
             summary: self.summary,
             outcomes: self.outcomes,
             decided: self.decided,
+        }
+    }
+}
+
+/// One more under `name`, allocating the name only the first time it is counted.
+fn count(totals: &mut BTreeMap<String, u64>, name: &str) {
+    match totals.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            totals.insert(name.to_owned(), 1);
         }
     }
 }
