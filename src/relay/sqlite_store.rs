@@ -6,6 +6,10 @@
 //! `synchronous=FULL`: in WAL mode this syncs the log at every commit, so an acknowledged
 //! webhook survives power loss and OS crashes, not only a killed process (`NORMAL` may lose
 //! the last commits then). Group commit makes that one fsync per batch, not per webhook.
+//!
+//! Reads go to a second, read-only connection on their own thread: WAL lets it read the last
+//! commit while the writer writes, so a worker reading a large backlog never holds up the
+//! commit a `202` is waiting for.
 
 use super::store::{
     Acceptance, NewTrigger, Progress, Receipt, StoreError, StoreFuture, StoreStats, StoredTrigger,
@@ -60,11 +64,15 @@ const TRIGGER_COLUMNS: &str = "receipt, received_at, source, delivery_id, body_h
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// One operation for the writer: run inside the open transaction, or told why it cannot be.
 type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) -> Completion + Send>;
+/// One query for the reader, which answers its caller itself.
+type Read = Box<dyn FnOnce(&Connection) + Send>;
 
-/// The SQLite store. Dropping it lets the writer finish what is queued, then stops it.
+/// The SQLite store. Dropping it lets the writer and the reader finish what is queued, then
+/// stops them.
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: GroupCommit<Job>,
+    reader: GroupCommit<Read>,
     commits: Arc<AtomicU64>,
 }
 
@@ -75,7 +83,7 @@ fn db(error: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Open (or create) the store at `path` and start its writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let connection = Connection::open(path).map_err(db)?;
+        let connection = connect(path)?;
         let mode: String = connection
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(db)?;
@@ -88,17 +96,30 @@ impl SqliteStore {
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(db)?;
         connection.execute_batch(SCHEMA).map_err(db)?;
+        // Opened once the schema exists; it can only read.
+        let reading = connect(path)?;
+        reading
+            .pragma_update(None, "query_only", true)
+            .map_err(db)?;
         let commits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&commits);
         let writer = GroupCommit::start("store-writer", QUEUE, MAX_BATCH, move |batch| {
             commit_batch(&connection, batch, &counter);
         })
         .map_err(|e| StoreError::Database(format!("cannot start the writer: {e}")))?;
-        Ok(Self { writer, commits })
+        let reader =
+            GroupCommit::start("store-reader", QUEUE, MAX_BATCH, move |batch: Vec<Read>| {
+                for read in batch {
+                    read(&reading);
+                }
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start the reader: {e}")))?;
+        Ok(Self {
+            writer,
+            reader,
+            commits,
+        })
     }
 
     /// How many transactions the writer has committed (fewer than operations under load).
@@ -128,6 +149,35 @@ impl SqliteStore {
             answer.await.map_err(|_| StoreError::Closed)?
         })
     }
+
+    /// Run `query` on the reader's connection: it sees every commit made before it starts.
+    fn read<T, F>(&self, query: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let read: Read = Box::new(move |connection| {
+            // The caller may have gone away; nothing was changed.
+            let _ = reply.send(query(connection));
+        });
+        Box::pin(async move {
+            self.reader
+                .submit(read)
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+}
+
+/// A connection to `path` that waits out another's lock instead of failing at once.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(db)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(db)?;
+    Ok(connection)
 }
 
 /// Run one job inside a savepoint, so a failed job leaves nothing behind in the batch.
@@ -360,7 +410,7 @@ impl TriggerStore for SqliteStore {
 
     fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
         let receipt = receipt.to_owned();
-        self.submit(move |connection| {
+        self.read(move |connection| {
             Ok(select_triggers(connection, "receipt = ?1", [receipt])?
                 .into_iter()
                 .next())
@@ -368,9 +418,7 @@ impl TriggerStore for SqliteStore {
     }
 
     fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.submit(|connection| {
-            select_triggers(connection, "status IN ('pending', 'running')", [])
-        })
+        self.read(|connection| select_triggers(connection, "status IN ('pending', 'running')", []))
     }
 
     fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
@@ -402,6 +450,54 @@ impl TriggerStore for SqliteStore {
     }
 
     fn stats(&self) -> StoreFuture<'_, StoreStats> {
-        self.submit(stats)
+        self.read(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger(delivery_id: &str) -> NewTrigger {
+        NewTrigger {
+            source: "servicenow".into(),
+            delivery_id: delivery_id.into(),
+            body_hash: "0".repeat(64),
+            schedule: "bu-1/2026-10-19/s-1".into(),
+            event: "case.created".into(),
+            received_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    /// Reads do not queue behind writes: with another connection holding the write lock (so
+    /// the writer could not begin a transaction), every read still answers at once, from the
+    /// last commit.
+    #[tokio::test]
+    async fn reads_answer_while_the_database_is_locked_for_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let Acceptance::Accepted(first) = store.accept(trigger("d1")).await.unwrap() else {
+            panic!("d1 is new");
+        };
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        other
+            .execute(
+                "INSERT INTO triggers (receipt, source, delivery_id, body_hash, schedule, event, \
+                 received_at, status) SELECT 'uncommitted', source, 'd2', body_hash, schedule, \
+                 event, received_at, status FROM triggers",
+                [],
+            )
+            .unwrap();
+
+        let stats = store.stats().await.unwrap();
+        assert_eq!(stats.pending, 1, "the uncommitted row is not seen");
+        let unfinished = store.unfinished().await.unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].receipt, first);
+        assert_eq!(store.get(&first.id).await.unwrap().unwrap().receipt, first);
+        assert_eq!(store.get("uncommitted").await.unwrap(), None);
+        other.execute_batch("ROLLBACK").unwrap();
     }
 }
