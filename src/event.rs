@@ -8,17 +8,17 @@ use crate::backoff::Delay;
 use jiff::{SignedDuration, Timestamp};
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// One step of the runner, with where and when it happened.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Event {
     /// The runner's clock when the step happened.
     pub at: Timestamp,
-    /// The schedule concerned.
-    pub schedule: ScheduleRef,
-    /// The policy's version (hex SHA-256 of its source).
-    pub policy_version: String,
+    /// The schedule concerned (shared: a machine's events all name the one it holds).
+    pub schedule: Arc<ScheduleRef>,
+    /// The policy's version (hex SHA-256 of its source), shared by the events it decided.
+    pub policy_version: Arc<str>,
     /// The publish cycle the step belongs to, once one has started.
     pub cycle: Option<u64>,
     /// What happened.

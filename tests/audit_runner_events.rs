@@ -15,8 +15,9 @@ fn event(minute: i64, cycle: Option<u64>, kind: EventKind) -> Event {
             business_unit: "bu-1".into(),
             week: "2026-03-23".parse().unwrap(),
             schedule_id: "s-1".into(),
-        },
-        policy_version: "9f2c".repeat(16),
+        }
+        .into(),
+        policy_version: "9f2c".repeat(16).into(),
         cycle,
         kind,
     }

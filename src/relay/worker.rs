@@ -140,7 +140,7 @@ impl Book {
         let mut answered = Vec::new();
         for event in &batch.events {
             let Some(cycle) = event.cycle else { continue };
-            let key = (event.schedule.clone(), cycle);
+            let key = (ScheduleRef::clone(&event.schedule), cycle);
             match &event.kind {
                 EventKind::CycleStarted {
                     cause: CycleCause::Trigger { trigger },

@@ -85,7 +85,8 @@ impl<P: Clone> Pins<P> {
     fn follow(&mut self, event: &Event, current: &impl Fn() -> P) {
         match event.kind {
             EventKind::CycleStarted { .. } => {
-                self.by_schedule.insert(event.schedule.clone(), current());
+                self.by_schedule
+                    .insert(ScheduleRef::clone(&event.schedule), current());
             }
             EventKind::Outcome { .. } => {
                 self.by_schedule.remove(&event.schedule);

@@ -16,6 +16,7 @@ use crate::runner::random::RandomSource;
 use crate::runner::{CallResult, Command, Input, RunnerConfig, TimerId, Trigger};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// What one call into a machine may use and where its commands go.
 pub struct Step<'a> {
@@ -31,6 +32,8 @@ pub struct Step<'a> {
     pub config: &'a RunnerConfig,
     /// Commands for the driver, in order.
     pub out: &'a mut Vec<Command>,
+    /// The policy's version as events name it (one shared copy, not one per event).
+    pub policy_version: Arc<str>,
 }
 
 /// Following an update when the policy declares no backoff profile at all.
@@ -120,7 +123,7 @@ struct Deferral {
 /// The state of one schedule in this process.
 #[derive(Clone, Debug)]
 pub struct ScheduleMachine {
-    schedule: ScheduleRef,
+    schedule: Arc<ScheduleRef>,
     cycle: Option<Cycle>,
     pending: Option<Pending>,
     deferral: Option<Deferral>,
@@ -133,7 +136,7 @@ impl ScheduleMachine {
     /// A machine with nothing in flight.
     pub fn new(schedule: ScheduleRef) -> Self {
         ScheduleMachine {
-            schedule,
+            schedule: Arc::new(schedule),
             cycle: None,
             pending: None,
             deferral: None,
@@ -251,7 +254,8 @@ impl ScheduleMachine {
     fn read(&mut self, step: &mut Step<'_>, purpose: ReadPurpose) {
         if let Some(c) = &mut self.cycle {
             c.stage = Stage::Reading(purpose);
-            step.out.push(Command::Read(self.schedule.clone()));
+            step.out
+                .push(Command::Read(ScheduleRef::clone(&self.schedule)));
         }
     }
 
@@ -467,7 +471,7 @@ impl ScheduleMachine {
             key: key.clone(),
         };
         step.out.push(Command::Publish {
-            schedule: self.schedule.clone(),
+            schedule: ScheduleRef::clone(&self.schedule),
             version,
             idempotency_key: key,
         });
@@ -604,7 +608,7 @@ impl ScheduleMachine {
             },
         );
         step.out.push(Command::WaitUntil {
-            schedule: self.schedule.clone(),
+            schedule: ScheduleRef::clone(&self.schedule),
             timer,
             until,
             reason,
@@ -649,7 +653,7 @@ impl ScheduleMachine {
             },
         );
         step.out.push(Command::WaitUntil {
-            schedule: self.schedule.clone(),
+            schedule: ScheduleRef::clone(&self.schedule),
             timer,
             until,
             reason: WaitReason::Defer,
@@ -695,8 +699,8 @@ impl ScheduleMachine {
     fn emit(&self, step: &mut Step<'_>, cycle: Option<u64>, kind: EventKind) {
         step.out.push(Command::Emit(Event {
             at: step.now,
-            schedule: self.schedule.clone(),
-            policy_version: step.policy.version.clone(),
+            schedule: Arc::clone(&self.schedule),
+            policy_version: Arc::clone(&step.policy_version),
             cycle,
             kind,
         }));

@@ -23,6 +23,7 @@ use jiff::{SignedDuration, Timestamp};
 use machine::{ScheduleMachine, Step};
 use random::RandomSource;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Something asking for a schedule to be published.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -131,6 +132,8 @@ pub struct Runner {
     deliveries: DeliveryLog,
     budget: RetryBudget,
     next_trigger: u64,
+    /// The version events name: one shared copy while the policy stays the same.
+    policy_version: Arc<str>,
 }
 
 impl Runner {
@@ -141,6 +144,7 @@ impl Runner {
             budget: RetryBudget::new(config.budget),
             machines: HashMap::new(),
             next_trigger: 0,
+            policy_version: Arc::from(""),
             config,
         }
     }
@@ -161,6 +165,7 @@ impl Runner {
             .delivery_id
             .as_deref()
             .is_some_and(|id| self.deliveries.seen(id, now));
+        let policy_version = self.policy_version(policy);
         let machine = self
             .machines
             .entry(schedule)
@@ -172,6 +177,7 @@ impl Runner {
             budget: &mut self.budget,
             config: &self.config,
             out,
+            policy_version,
         };
         machine.trigger(&mut step, seq, trigger, duplicate);
         seq
@@ -188,6 +194,7 @@ impl Runner {
         input: Input,
         out: &mut Vec<Command>,
     ) {
+        let policy_version = self.policy_version(policy);
         let Some(machine) = self.machines.get_mut(schedule) else {
             return;
         };
@@ -198,8 +205,17 @@ impl Runner {
             budget: &mut self.budget,
             config: &self.config,
             out,
+            policy_version,
         };
         machine.input(&mut step, input);
+    }
+
+    /// The shared copy of `policy`'s version, made anew only when the policy changed.
+    fn policy_version(&mut self, policy: &Policy) -> Arc<str> {
+        if *self.policy_version != *policy.version {
+            self.policy_version = Arc::from(policy.version.as_str());
+        }
+        Arc::clone(&self.policy_version)
     }
 
     /// Whether no cycle is in flight for any schedule (deferrals may still be armed).

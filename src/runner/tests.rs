@@ -758,9 +758,44 @@ fn events_carry_the_policy_version_and_the_schedule() {
     h.feed(Input::StateRead(snapshot(true, 1)));
     for c in &h.commands {
         if let Command::Emit(e) = c {
-            assert_eq!(e.policy_version, "test-version");
-            assert_eq!(e.schedule, schedule());
+            assert_eq!(&*e.policy_version, "test-version");
+            assert_eq!(*e.schedule, schedule());
         }
+    }
+}
+
+#[test]
+fn events_share_one_copy_of_the_version_until_the_policy_changes() {
+    // A million events must not mean a million copies of the same strings; a reloaded
+    // policy must still be named by the events it decides.
+    let emitted = |commands: &[Command]| -> Vec<Event> {
+        commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Emit(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut h = Harness::reference();
+    h.trigger(None);
+    let before = emitted(&h.commands);
+    h.policy.version = "reloaded".into();
+    h.feed(Input::StateRead(snapshot(true, 1)));
+    let all = emitted(&h.commands);
+    let after = all.get(before.len()..).unwrap_or_default();
+    let (Some(first), Some(later)) = (before.first(), after.first()) else {
+        panic!("events before and after the reload: {all:?}");
+    };
+    assert!(before.len() >= 2 && after.len() >= 2);
+    for e in &before {
+        assert!(Arc::ptr_eq(&e.policy_version, &first.policy_version));
+        assert!(Arc::ptr_eq(&e.schedule, &first.schedule));
+    }
+    for e in after {
+        assert_eq!(&*e.policy_version, "reloaded");
+        assert!(Arc::ptr_eq(&e.policy_version, &later.policy_version));
+        assert!(Arc::ptr_eq(&e.schedule, &first.schedule));
     }
 }
 
