@@ -75,9 +75,6 @@ async fn a_relay_killed_mid_storm_carries_on_every_accepted_trigger_after_a_rest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "relay worker bug: a restarted relay does not know of the publish its predecessor \
-            left Processing; it reads `draft`, publishes again, meets 409s until its rechecks \
-            run out, and records the accepted triggers as failed"]
 async fn a_relay_killed_while_publishes_are_processing_does_not_publish_them_again() {
     // A publish stays Processing for 3 s: the kill lands during it, the restart too.
     kill_mid_storm_then_restart(SignedDuration::from_secs(3)).await;
@@ -282,8 +279,6 @@ async fn sigterm_exits_zero_with_a_verifiable_log_and_nothing_accepted_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "relay worker bug: a relay restarted after SIGTERM does not know of the publish it \
-            left Processing (see the kill -9 test of the same kind)"]
 async fn a_relay_stopped_while_publishes_are_processing_carries_them_on_after_a_restart() {
     stop_with_sigterm_then_restart(SignedDuration::from_secs(3)).await;
 }

@@ -2,8 +2,9 @@
 //! the test moves: one schedule's long backoff holds up no other schedule, triggers that
 //! arrive while a publish is processing coalesce into it, the decision to publish is on
 //! disk before the publish call goes out, a crash between recording a cycle and marking its
-//! triggers done re-runs them without losing or repeating a step, and deferred triggers
-//! are fed again when due.
+//! triggers done re-runs them without losing or repeating a step, a restart while our
+//! publish is processing follows it rather than publishing again, a reload leaves a cycle in
+//! flight under its policy, and deferred triggers are fed again when due.
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
@@ -32,7 +33,6 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
@@ -62,8 +62,19 @@ struct Held {
     published: bool,
     publishing: bool,
     version: i64,
-    /// When the last accepted publish shows published.
+    /// When the publish in flight completes.
     completes_at: Option<Timestamp>,
+}
+
+impl Held {
+    /// Complete the publish in flight once its time has come.
+    fn settle(&mut self, now: Timestamp) {
+        if self.completes_at.is_some_and(|t| t <= now) {
+            self.completes_at = None;
+            self.published = true;
+            self.version += 1;
+        }
+    }
 }
 
 /// Called as each publish call arrives, before it takes effect.
@@ -93,6 +104,17 @@ impl ScriptedApi {
         self.state.borrow_mut().schedules.insert(id.into(), held);
     }
 
+    /// An unpublished schedule at `version`.
+    fn draft(&self, id: &str, version: i64) {
+        self.set(
+            id,
+            Held {
+                version,
+                ..Held::default()
+            },
+        );
+    }
+
     fn calls(&self) -> Vec<String> {
         self.state.borrow().calls.clone()
     }
@@ -103,25 +125,27 @@ impl ScriptedApi {
 }
 
 impl ScheduleApi for ScriptedApi {
+    /// Like Genesys: a read cannot tell that a publish is running; the version moves on
+    /// when it completes.
     async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError> {
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();
         state.calls.push(format!("read {}", schedule.schedule_id));
         let held = state
             .schedules
-            .get(&schedule.schedule_id)
-            .cloned()
-            .unwrap_or_default();
-        let done = held.completes_at.is_some_and(|t| t <= now);
+            .entry(schedule.schedule_id.clone())
+            .or_default();
+        held.settle(now);
         Ok(answer(ScheduleSnapshot {
-            published: held.published || done,
+            published: held.published,
             version: held.version,
             modified_at: None,
             modified_by: None,
-            publishing: held.publishing || (held.completes_at.is_some() && !done),
+            publishing: held.publishing,
         }))
     }
 
+    /// Like Genesys: a publish while one is running answers 409.
     async fn publish(
         &self,
         schedule: &ScheduleRef,
@@ -133,25 +157,37 @@ impl ScheduleApi for ScriptedApi {
         }
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();
-        state
-            .calls
-            .push(format!("publish {}", schedule.schedule_id));
         let processing = state.processing;
         let held = state
             .schedules
             .entry(schedule.schedule_id.clone())
             .or_default();
-        assert_eq!(held.version, version, "the write asserts the version read");
-        held.version += 1;
+        held.settle(now);
+        if held.completes_at.is_some() || held.version != version {
+            state
+                .calls
+                .push(format!("conflict {}", schedule.schedule_id));
+            return Ok(Answer {
+                status: 409,
+                retry_after: None,
+                rate_limit: None,
+                body: None,
+            });
+        }
         held.completes_at = now.checked_add(processing).ok();
-        let status = if processing.is_zero() {
-            OperationStatus::Complete
-        } else {
+        held.settle(now);
+        let status = if held.completes_at.is_some() {
             OperationStatus::Processing
+        } else {
+            OperationStatus::Complete
         };
+        let operation_id = format!("op-{}", held.version);
+        state
+            .calls
+            .push(format!("publish {}", schedule.schedule_id));
         Ok(answer(PublishAccepted {
             status,
-            operation_id: format!("op-{}", held.version),
+            operation_id,
         }))
     }
 
@@ -173,11 +209,17 @@ fn answer<T>(body: T) -> Answer<T> {
     }
 }
 
-/// The SQLite store, keeping every progress mark it records, and able to fail marking a
-/// trigger finished as a process that dies at that moment would.
+/// Which progress marks a simulated crash falls on.
+type Moment = fn(&Progress) -> bool;
+
+/// The SQLite store, keeping every progress mark it records, and able to fail chosen marks
+/// as a process that dies at that moment would.
 struct ObservedStore {
     inner: SqliteStore,
-    fail_finishing: AtomicBool,
+    /// Which marks fail, as if the process died as it made them.
+    dies_at: Mutex<Option<Moment>>,
+    /// Which marks are committed, and then the process dies.
+    dies_after: Mutex<Option<Moment>>,
     marks: Mutex<Vec<(String, Progress)>>,
 }
 
@@ -209,13 +251,21 @@ impl TriggerStore for ObservedStore {
     fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
         let receipt = receipt.to_owned();
         Box::pin(async move {
-            if progress.status.is_finished() && self.fail_finishing.load(Ordering::SeqCst) {
+            let dies = *self.dies_at.lock().unwrap();
+            if dies.is_some_and(|dies| dies(&progress)) {
                 return Err(StoreError::Database(
                     "injected: the process died here".into(),
                 ));
             }
             self.inner.record(&receipt, progress.clone()).await?;
+            let dies = *self.dies_after.lock().unwrap();
+            let died = dies.is_some_and(|dies| dies(&progress));
             self.marks.lock().unwrap().push((receipt, progress));
+            if died {
+                return Err(StoreError::Database(
+                    "injected: the process died here".into(),
+                ));
+            }
             Ok(())
         })
     }
@@ -261,7 +311,8 @@ impl Rig {
         std::fs::write(&rules_path, RULES).unwrap();
         let store = ObservedStore {
             inner: SqliteStore::open(&dir.path().join("relay.db")).unwrap(),
-            fail_finishing: AtomicBool::new(false),
+            dies_at: Mutex::new(None),
+            dies_after: Mutex::new(None),
             marks: Mutex::new(Vec::new()),
         };
         Rig {
@@ -313,6 +364,14 @@ impl Rig {
         };
         self.wake.notify_one();
         receipt.id
+    }
+
+    /// The rules that decided about this schedule, in order.
+    fn rules_decided(&self, schedule_id: &str) -> Vec<Value> {
+        self.events("decision", schedule_id)
+            .iter()
+            .map(|d| d["event"]["rule"].clone())
+            .collect()
     }
 
     /// Every audit entry on disk now (a line being written is not yet one).
@@ -369,13 +428,7 @@ async fn a_schedule_in_a_long_backoff_does_not_hold_up_another() {
         ..Held::default()
     };
     rig.api.set("A", publishing);
-    rig.api.set(
-        "B",
-        Held {
-            version: 1,
-            ..Held::default()
-        },
-    );
+    rig.api.draft("B", 1);
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
@@ -406,13 +459,7 @@ async fn a_schedule_in_a_long_backoff_does_not_hold_up_another() {
 #[tokio::test]
 async fn triggers_that_arrive_while_a_publish_is_processing_coalesce_into_it() {
     let rig = Rig::new(MONDAY_10);
-    rig.api.set(
-        "A",
-        Held {
-            version: 1,
-            ..Held::default()
-        },
-    );
+    rig.api.draft("A", 1);
     rig.api.state.borrow_mut().processing = SignedDuration::from_mins(3);
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
@@ -461,13 +508,7 @@ async fn triggers_that_arrive_while_a_publish_is_processing_coalesce_into_it() {
 #[tokio::test]
 async fn the_decision_to_publish_is_on_disk_before_the_publish_call() {
     let rig = Rig::new(MONDAY_10);
-    rig.api.set(
-        "A",
-        Held {
-            version: 1,
-            ..Held::default()
-        },
-    );
+    rig.api.draft("A", 1);
     let seen: Rc<RefCell<Vec<bool>>> = Rc::default();
     let (path, record) = (rig.audit_path.clone(), Rc::clone(&seen));
     rig.api.state.borrow_mut().on_publish = Some(Box::new(move |schedule| {
@@ -497,14 +538,8 @@ async fn the_decision_to_publish_is_on_disk_before_the_publish_call() {
 #[tokio::test]
 async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_repeating_a_step() {
     let rig = Rig::new(MONDAY_10);
-    rig.api.set(
-        "A",
-        Held {
-            version: 1,
-            ..Held::default()
-        },
-    );
-    rig.store.fail_finishing.store(true, Ordering::SeqCst);
+    rig.api.draft("A", 1);
+    *rig.store.dies_at.lock().unwrap() = Some(|p| p.status.is_finished());
     let receipt = rig.accept("a-1", "A").await;
     let crashed = run_worker(rig.api.clone(), rig.parts()).await;
     assert!(
@@ -527,7 +562,7 @@ async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_rep
     assert_eq!(rig.store.unfinished().await.unwrap().len(), 1);
 
     // The restart: the same store and log, now able to mark triggers done.
-    rig.store.fail_finishing.store(false, Ordering::SeqCst);
+    *rig.store.dies_at.lock().unwrap() = None;
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
         until("the trigger is done", || rig.store.is_done(&receipt)).await;
@@ -571,13 +606,7 @@ async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_rep
 async fn a_deferred_trigger_is_fed_again_when_due_and_a_later_deferral_waits_for_its_own_instant() {
     // Saturday 4 April 2026, 12:00 in London: no business hours until Monday 07:00.
     let rig = Rig::new("2026-04-04T11:00:00Z");
-    rig.api.set(
-        "A",
-        Held {
-            version: 1,
-            ..Held::default()
-        },
-    );
+    rig.api.draft("A", 1);
     let monday_7 = at("2026-04-06T06:00:00Z");
     let tuesday_7 = at("2026-04-07T06:00:00Z");
     let worker = run_worker(rig.api.clone(), rig.parts());
@@ -598,13 +627,7 @@ async fn a_deferred_trigger_is_fed_again_when_due_and_a_later_deferral_waits_for
 
         // Monday 21:00: the schedule is edited back to a draft and a trigger comes.
         rig.clock.set(at("2026-04-06T20:00:00Z"));
-        rig.api.set(
-            "A",
-            Held {
-                version: 5,
-                ..Held::default()
-            },
-        );
+        rig.api.draft("A", 5);
         let second = rig.accept("a-2", "A").await;
         until("the second trigger is deferred", || {
             rig.store.last_mark(&second).is_some()
@@ -647,13 +670,7 @@ impl EventRecorder<()> for FullDisk {
 #[tokio::test]
 async fn the_driver_stops_when_a_step_cannot_be_recorded_and_acts_on_nothing_unrecorded() {
     let rig = Rig::new(MONDAY_10);
-    rig.api.set(
-        "A",
-        Held {
-            version: 1,
-            ..Held::default()
-        },
-    );
+    rig.api.draft("A", 1);
     let policy = publish_guard::compile(RULES).unwrap().policy;
     let trigger = Trigger {
         delivery_id: Some("a-1".into()),
@@ -689,13 +706,7 @@ async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_nex
         ..Held::default()
     };
     rig.api.set("A", publishing);
-    rig.api.set(
-        "B",
-        Held {
-            version: 1,
-            ..Held::default()
-        },
-    );
+    rig.api.draft("B", 1);
     let started_with = rig.rules.current().version.clone();
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
@@ -704,13 +715,7 @@ async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_nex
         std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
         let frozen = rig.rules.reload().unwrap();
         // The other publish ends; A's cycle reads again under the policy it started with.
-        rig.api.set(
-            "A",
-            Held {
-                version: 4,
-                ..Held::default()
-            },
-        );
+        rig.api.draft("A", 4);
         rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(5));
         until("A is done", || rig.store.is_done(&a)).await;
         let b = rig.accept("b-1", "B").await;
@@ -743,5 +748,177 @@ async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_nex
     assert_eq!(decided("B"), [(json!("skip"), json!(frozen))]);
     assert_eq!(rig.api.count("publish A"), 1);
     assert_eq!(rig.api.count("publish B"), 0);
+    log_is_sound(&rig.audit_path);
+}
+
+#[tokio::test]
+async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publishing_again() {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.draft("A", 1);
+    rig.api.state.borrow_mut().processing = SignedDuration::from_mins(3);
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let a = rig.accept("a-1", "A").await;
+        until("the trigger notes the accepted write", || {
+            rig.store.last_mark(&a).is_some()
+        })
+        .await;
+        rig.stop.send_replace(true);
+        a
+    };
+    let (worked, a) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let noted = rig.store.last_mark(&a).unwrap();
+    assert_eq!(noted.status, TriggerStatus::Pending);
+    assert!(noted.progress.unwrap().contains(r#""accepted":true"#));
+
+    // The restart, a minute on: the publish still runs and the read shows a draft.
+    rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(1));
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        until("A backs off while our write runs", || {
+            rig.events("wait", "A").len() == 2
+        })
+        .await;
+        rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(6));
+        until("the trigger is done", || rig.store.is_done(&a)).await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    assert_eq!(rig.api.count("publish A"), 1);
+    assert_eq!(rig.api.count("conflict A"), 0, "no 409");
+    let decided: Vec<Value> = rig.rules_decided("A");
+    assert_eq!(
+        decided,
+        [
+            json!("ready"),
+            json!("ok"),
+            json!("in_progress"),
+            json!("published")
+        ]
+    );
+    log_is_sound(&rig.audit_path);
+}
+
+/// Our publish (10 minutes of processing) goes out, and the process dies as it notes the
+/// accepted answer; the relay restarts `after` minutes (and 10 seconds) later. Returns the 409s met and the
+/// rules that decided, in order.
+async fn crash_before_the_answer_is_noted_then_restart(after: i64) -> (usize, Vec<Value>) {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.draft("A", 1);
+    rig.api.state.borrow_mut().processing = SignedDuration::from_mins(10);
+    *rig.store.dies_at.lock().unwrap() = Some(|p| {
+        p.progress
+            .as_deref()
+            .is_some_and(|note| note.contains(r#""accepted":true"#))
+    });
+    let receipt = rig.accept("a-1", "A").await;
+    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
+    assert_eq!(rig.api.count("publish A"), 1);
+    let noted = rig.store.last_mark(&receipt).unwrap().progress.unwrap();
+    assert!(noted.contains(r#""accepted":false"#), "{noted}");
+
+    *rig.store.dies_at.lock().unwrap() = None;
+    let restart = SignedDuration::from_mins(after) + SignedDuration::from_secs(10);
+    rig.clock.set(at(MONDAY_10) + restart);
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        until("A backs off behind the publish that is running", || {
+            rig.events("decision", "A")
+                .iter()
+                .any(|d| d["event"]["rule"] == "in_progress")
+        })
+        .await;
+        rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(30));
+        until("the trigger is done", || rig.store.is_done(&receipt)).await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    assert_eq!(rig.api.count("publish A"), 1, "published once");
+    log_is_sound(&rig.audit_path);
+    let rules = rig.rules_decided("A");
+    (rig.api.count("conflict A"), rules)
+}
+
+#[tokio::test]
+async fn a_restart_soon_after_a_publish_whose_answer_was_lost_takes_it_for_running() {
+    let (conflicts, rules) = crash_before_the_answer_is_noted_then_restart(0).await;
+    assert_eq!(conflicts, 0);
+    assert_eq!(
+        rules,
+        [
+            json!("ready"),
+            json!("ok"),
+            json!("in_progress"),
+            json!("published")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_restart_after_the_grace_writes_again_and_one_409_shows_the_publish_running() {
+    let (conflicts, rules) = crash_before_the_answer_is_noted_then_restart(3).await;
+    assert_eq!(conflicts, 1, "one 409, not a storm of them");
+    assert_eq!(
+        rules,
+        [
+            json!("ready"),
+            json!("ok"),
+            json!("ready"),
+            json!("conflict"),
+            json!("in_progress"),
+            json!("published")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_publish_decided_but_never_sent_before_a_crash_is_sent_once_its_grace_is_over() {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.draft("A", 1);
+    // The decision's note is committed, then the process dies before the call goes out.
+    *rig.store.dies_after.lock().unwrap() = Some(|p| {
+        p.progress
+            .as_deref()
+            .is_some_and(|note| note.contains(r#""accepted":false"#))
+    });
+    let receipt = rig.accept("a-1", "A").await;
+    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
+    assert_eq!(rig.api.count("publish A"), 0, "nothing went out");
+
+    *rig.store.dies_after.lock().unwrap() = None;
+    rig.clock.set(at(MONDAY_10) + SignedDuration::from_secs(10));
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        until("A backs off behind the write that may be running", || {
+            rig.events("decision", "A")
+                .iter()
+                .any(|d| d["event"]["rule"] == "in_progress")
+        })
+        .await;
+        assert_eq!(rig.api.count("publish A"), 0, "not within the grace");
+        // The backoff (5 minutes) outlasts the grace: the next read decides afresh.
+        rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(6));
+        until("the trigger is done", || rig.store.is_done(&receipt)).await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    assert_eq!(rig.api.count("publish A"), 1);
+    assert_eq!(rig.api.count("conflict A"), 0);
+    let rules: Vec<Value> = rig.rules_decided("A");
+    assert_eq!(
+        rules,
+        [
+            json!("ready"),
+            json!("in_progress"),
+            json!("ready"),
+            json!("ok")
+        ]
+    );
     log_is_sound(&rig.audit_path);
 }

@@ -16,13 +16,13 @@ use super::metrics::Metrics;
 use super::rules::Rules;
 use super::store::{Progress, StoredTrigger, TriggerStatus, TriggerStore};
 use crate::api::clock::Clock;
-use crate::api::{ScheduleApi, ScheduleRef};
+use crate::api::{OperationStatus, ScheduleApi, ScheduleRef};
 use crate::audit::writer::AuditWriter;
 use crate::event::{Batch, CycleCause, Event, EventKind, EventRecorder, Outcome};
 use crate::policy::Policy;
 use crate::runner::driver::Driver;
 use crate::runner::random::SeededRandom;
-use crate::runner::{RunnerConfig, Trigger};
+use crate::runner::{EarlierWrite, RunnerConfig, Trigger};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use std::cell::{Cell, RefCell};
@@ -87,9 +87,15 @@ pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<()
     let config = parts.config.clone();
     let mut driver =
         Driver::new(&api, &*parts.clock, &recorder, random, config).stop_on_close(true);
+    let unfinished = parts.store.unfinished().await?;
+    for note in unfinished.iter().filter_map(|t| t.progress.as_deref()) {
+        if let Ok(PublishingNote { publishing }) = serde_json::from_str(note) {
+            driver.resume_publish(publishing);
+        }
+    }
     let rules = &parts.rules;
     let driving = driver.run(|| rules.current(), rx);
-    let feeding = feed(&api, &parts, &book, tx);
+    let feeding = feed(&api, &parts, &book, unfinished, tx);
     tokio::pin!(driving, feeding);
     tokio::select! {
         // While the feeder runs, the driver ends only on an error.
@@ -133,11 +139,14 @@ impl Book {
             .is_some_and(|t| t.progress.as_deref() != Some(DEFERRED))
     }
 
-    /// Follow the batch's triggers into their cycles; returns the triggers answered by the
-    /// cycles that ended, and the progress to record for each.
-    fn answer(&mut self, batch: &Batch<String>) -> Vec<(StoredTrigger, Progress)> {
+    /// Follow the batch's triggers into their cycles; returns the progress to record, in
+    /// the order of the events.
+    fn answer(&mut self, batch: &Batch<String>) -> Vec<Mark> {
         self.by_seq.extend(batch.fed.iter().cloned());
-        let mut answered = Vec::new();
+        let mut marks = Vec::new();
+        // The version each cycle last read: a decision to publish writes at it (the read
+        // and the decision come from one input, so from one batch).
+        let mut read: HashMap<(ScheduleRef, u64), i64> = HashMap::new();
         for event in &batch.events {
             let Some(cycle) = event.cycle else { continue };
             let key = (ScheduleRef::clone(&event.schedule), cycle);
@@ -153,19 +162,97 @@ impl Book {
                         self.cycles.entry(key).or_default().push(receipt);
                     }
                 }
+                EventKind::StateRead {
+                    version: Some(version),
+                    ..
+                } => {
+                    read.insert(key, *version);
+                }
+                // Noted before the call goes out, and again once it is accepted.
+                EventKind::Decision { phase, action, .. }
+                    if phase == "trigger" && action == "publish" =>
+                {
+                    if let Some(version) = read.get(&key) {
+                        self.note(&key, event, *version, false, &mut marks);
+                    }
+                }
+                EventKind::PublishCall {
+                    version,
+                    status: Some(200..=299),
+                    operation: Some(OperationStatus::Processing | OperationStatus::Complete),
+                    ..
+                } => self.note(&key, event, *version, true, &mut marks),
                 EventKind::Outcome { outcome, .. } => {
                     let receipts = self.cycles.remove(&key).unwrap_or_default();
                     for receipt in receipts {
-                        if let Some(stored) = self.fed.remove(&receipt) {
-                            answered.push((stored, progress_after(outcome)));
-                        }
+                        let Some(mut stored) = self.fed.remove(&receipt) else {
+                            continue;
+                        };
+                        let progress = progress_after(outcome);
+                        let again = (progress.status == TriggerStatus::Pending).then(|| {
+                            stored.progress.clone_from(&progress.progress);
+                            stored.due_at = progress.due_at;
+                            stored
+                        });
+                        marks.push(Mark {
+                            receipt,
+                            progress,
+                            again,
+                        });
                     }
                 }
                 _ => {}
             }
         }
-        answered
+        marks
     }
+
+    /// Note our write at `version` (`event` decided or accepted it) on each trigger of the
+    /// cycle `key`.
+    fn note(
+        &self,
+        key: &(ScheduleRef, u64),
+        event: &Event,
+        version: i64,
+        accepted: bool,
+        marks: &mut Vec<Mark>,
+    ) {
+        let note = PublishingNote {
+            publishing: EarlierWrite {
+                schedule: ScheduleRef::clone(&event.schedule),
+                version,
+                since: event.at,
+                accepted,
+            },
+        };
+        let progress = Progress {
+            status: TriggerStatus::Pending,
+            progress: serde_json::to_string(&note).ok(),
+            due_at: None,
+        };
+        let receipts = self.cycles.get(key).map(Vec::as_slice).unwrap_or_default();
+        marks.extend(receipts.iter().map(|receipt| Mark {
+            receipt: receipt.clone(),
+            progress: progress.clone(),
+            again: None,
+        }));
+    }
+}
+
+/// A trigger's progress to record.
+struct Mark {
+    receipt: String,
+    progress: Progress,
+    /// The trigger, when its cycle ended and it is to be fed again when due.
+    again: Option<StoredTrigger>,
+}
+
+/// The progress note of a trigger whose cycle decided to publish: after a restart the runner
+/// is told of that write, so it follows it rather than write again (a read cannot always
+/// tell that a publish is running).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PublishingNote {
+    publishing: EarlierWrite,
 }
 
 /// Where a trigger stands once a cycle that answers it has ended.
@@ -189,24 +276,27 @@ fn progress_after(outcome: &Outcome) -> Progress {
     }
 }
 
-/// Feed the driver until `stop` turns true: at start everything unfinished, then each
-/// trigger accepted since, and each waiting one once it is due.
+/// Feed the driver until `stop` turns true: first the triggers `unfinished` at start, then
+/// each trigger accepted since, and each waiting one once it is due.
 async fn feed<A: ScheduleApi>(
     api: &A,
     parts: &WorkerParts,
     book: &RefCell<Book>,
+    unfinished: Vec<StoredTrigger>,
     driver: mpsc::Sender<Feed>,
 ) -> Result<(), WorkerError> {
     let mut stop = parts.stop.clone();
+    let mut first = Some(unfinished);
     // The last trigger taken from the store; `None` until the first is.
     let mut cursor: Option<String> = None;
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        let fresh = match &cursor {
-            None => parts.store.unfinished().await?,
-            Some(after) => parts.store.unfinished_after(after).await?,
+        let fresh = match (first.take(), &cursor) {
+            (Some(unfinished), _) => unfinished,
+            (None, None) => parts.store.unfinished().await?,
+            (None, Some(after)) => parts.store.unfinished_after(after).await?,
         };
         if let Some(last) = fresh.last() {
             cursor = Some(last.receipt.id.clone());
@@ -422,26 +512,18 @@ impl EventRecorder<String> for AuditRecorder<'_> {
             written?;
         }
         count(&self.parts.metrics, &batch.events);
-        let answered = self.book.borrow_mut().answer(&batch);
+        let marks = self.book.borrow_mut().answer(&batch);
         let store = &self.parts.store;
-        let marks = answered
+        // Submitted in order, so a cycle's publish note never lands after its outcome.
+        let records = marks
             .iter()
-            .map(|(stored, progress)| store.record(&stored.receipt.id, progress.clone()));
-        for marked in futures_util::future::join_all(marks).await {
-            marked?;
+            .map(|mark| store.record(&mark.receipt, mark.progress.clone()));
+        for recorded in futures_util::future::join_all(records).await {
+            recorded?;
         }
-        let mut deferred = answered
-            .into_iter()
-            .filter_map(|(mut stored, progress)| {
-                (progress.status == TriggerStatus::Pending).then(|| {
-                    stored.progress = progress.progress;
-                    stored.due_at = progress.due_at;
-                    stored
-                })
-            })
-            .peekable();
-        if deferred.peek().is_some() {
-            self.book.borrow_mut().waiting.extend(deferred);
+        let mut again = marks.into_iter().filter_map(|mark| mark.again).peekable();
+        if again.peek().is_some() {
+            self.book.borrow_mut().waiting.extend(again);
             // The feeder may be asleep until a later instant.
             self.parts.wake.notify_one();
         }

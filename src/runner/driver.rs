@@ -12,7 +12,7 @@ use crate::api::{ScheduleApi, ScheduleRef};
 use crate::event::{Batch, Event, EventKind, EventRecorder, WaitReason};
 use crate::policy::Policy;
 use crate::runner::random::RandomSource;
-use crate::runner::{CallFailure, Command, Input, Runner, RunnerConfig, Trigger};
+use crate::runner::{CallFailure, Command, EarlierWrite, Input, Runner, RunnerConfig, Trigger};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use std::collections::HashMap;
@@ -286,6 +286,11 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
         }
         drop(tx);
         self.run(|| policy, rx).await
+    }
+
+    /// Tell the runner of a write an earlier process made (see [`Runner::resume_publish`]).
+    pub fn resume_publish(&mut self, write: EarlierWrite) {
+        self.runner.resume_publish(write);
     }
 
     /// Whether no cycle is in flight.

@@ -120,6 +120,35 @@ struct Deferral {
     basis: Basis,
 }
 
+/// How long a write of ours that may have gone out before a restart (decided, its answer
+/// never recorded) is taken for running, before the same write is tried again.
+const UNCONFIRMED_GRACE: SignedDuration = SignedDuration::from_secs(30);
+
+/// Our write that no read has shown published yet. A later cycle (in a later process too,
+/// see [`ScheduleMachine::resume_publish`]) takes the schedule for publishing until a read
+/// shows it published, or the follow timeout (the grace, for a write not known accepted)
+/// has passed since the write: a read cannot always tell (Genesys' cannot), and writing
+/// again meets 409s.
+#[derive(Clone, Copy, Debug)]
+struct OurPublish {
+    version: i64,
+    since: Timestamp,
+    /// An answer accepted it (else it may or may not have gone out).
+    accepted: bool,
+}
+
+impl OurPublish {
+    /// Whether it is still taken for running at `now`.
+    fn running(&self, now: Timestamp, follow_timeout: SignedDuration) -> bool {
+        let bound = if self.accepted {
+            follow_timeout
+        } else {
+            UNCONFIRMED_GRACE
+        };
+        now.duration_since(self.since) < bound
+    }
+}
+
 /// The state of one schedule in this process.
 #[derive(Clone, Debug)]
 pub struct ScheduleMachine {
@@ -128,6 +157,10 @@ pub struct ScheduleMachine {
     pending: Option<Pending>,
     deferral: Option<Deferral>,
     last_publish: Option<(Timestamp, i64)>,
+    ours: Option<OurPublish>,
+    /// A write of ours that may have gone out before a restart: if the same write meets a
+    /// 409, that publish is ours and running.
+    suspect: Option<OurPublish>,
     next_cycle: u64,
     next_timer: u64,
 }
@@ -141,6 +174,8 @@ impl ScheduleMachine {
             pending: None,
             deferral: None,
             last_publish: None,
+            ours: None,
+            suspect: None,
             next_cycle: 0,
             next_timer: 0,
         }
@@ -149,6 +184,25 @@ impl ScheduleMachine {
     /// Whether no cycle is in flight (a deferral may be armed).
     pub fn is_idle(&self) -> bool {
         self.cycle.is_none()
+    }
+
+    /// A write of ours at `version`, decided at `since` by an earlier process, was
+    /// `accepted`, or may have gone out with its answer lost. The next cycles take the
+    /// schedule for publishing (one that may have gone out, for a short grace) rather than
+    /// write again; after that, if the same write meets a 409, it is taken for ours and
+    /// followed (one 409 rather than a storm of them).
+    pub fn resume_publish(&mut self, version: i64, since: Timestamp, accepted: bool) {
+        let write = OurPublish {
+            version,
+            since,
+            accepted,
+        };
+        if self.ours.is_none_or(|o| o.since <= since) {
+            self.ours = Some(write);
+        }
+        if !accepted && self.suspect.is_none_or(|o| o.since <= since) {
+            self.suspect = Some(write);
+        }
     }
 
     /// A trigger arrived: start a cycle, or fold it into the one further evaluation.
@@ -230,6 +284,9 @@ impl ScheduleMachine {
         coalesced: u32,
         cause: CycleCause,
     ) {
+        let timeout = step.config.follow_timeout;
+        self.ours = self.ours.filter(|o| o.running(step.now, timeout));
+        let ours = self.ours;
         self.cycle = Some(Cycle {
             id,
             basis,
@@ -237,13 +294,13 @@ impl ScheduleMachine {
             coalesced,
             stage: Stage::Reading(ReadPurpose::Evaluate),
             snapshot: None,
-            operation: None,
-            published_from: None,
+            operation: ours.map(|_| OperationStatus::Processing),
+            published_from: ours.map(|o| o.version),
             attempt: 0,
             retries: 0,
             rechecks: 0,
             follows: 0,
-            following_since: None,
+            following_since: ours.map(|o| o.since),
             last_wait: None,
             profile: None,
         });
@@ -279,6 +336,14 @@ impl ScheduleMachine {
             },
             Err(failure) => (None, Some(failure.0), None),
         };
+        if let (Some(ours), Some(s)) = (self.ours, &snapshot)
+            && s.published
+            && s.version > ours.version
+        {
+            self.ours = None;
+            self.suspect = None;
+        }
+        self.expire_unconfirmed(step);
         let Some(cycle) = &mut self.cycle else { return };
         let state = ScheduleState::derive(snapshot.as_ref(), cycle.operation);
         let id = cycle.id;
@@ -313,6 +378,28 @@ impl ScheduleMachine {
         }
     }
 
+    /// A write that may have gone out, taken for running past its grace, is not any more:
+    /// the cycle that took it evaluates the schedule as it reads (and a 409 to the same
+    /// write shows it running after all).
+    fn expire_unconfirmed(&mut self, step: &Step<'_>) {
+        let timeout = step.config.follow_timeout;
+        let Some(earlier) = self
+            .ours
+            .filter(|o| !o.accepted && !o.running(step.now, timeout))
+        else {
+            return;
+        };
+        self.ours = None;
+        if let Some(cycle) = &mut self.cycle
+            && cycle.published_from == Some(earlier.version)
+            && cycle.following_since == Some(earlier.since)
+        {
+            cycle.operation = None;
+            cycle.published_from = None;
+            cycle.following_since = None;
+        }
+    }
+
     fn on_publish_answer(
         &mut self,
         step: &mut Step<'_>,
@@ -333,10 +420,32 @@ impl ScheduleMachine {
             }
             Err(failure) => (0, None, Some(failure.0), None),
         };
+        let suspect = self.suspect.take();
+        if status == 409
+            && let Some(earlier) = suspect.filter(|s| s.version == version)
+        {
+            cycle.operation = Some(OperationStatus::Processing);
+            cycle.published_from = Some(version);
+            cycle.following_since = Some(earlier.since);
+            self.ours = Some(OurPublish {
+                accepted: true,
+                ..earlier
+            });
+        }
         if let Some(a) = &accepted {
             step.budget.deposit(step.now);
             cycle.operation = Some(a.status);
             cycle.published_from = Some(version);
+            if matches!(
+                a.status,
+                OperationStatus::Processing | OperationStatus::Complete
+            ) {
+                self.ours = Some(OurPublish {
+                    version,
+                    since: step.now,
+                    accepted: true,
+                });
+            }
         }
         self.emit(
             step,

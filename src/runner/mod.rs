@@ -38,6 +38,20 @@ pub struct Trigger {
     pub received_at: Timestamp,
 }
 
+/// A write of ours that an earlier process decided and no read has shown published yet,
+/// as a service keeps it across a restart.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EarlierWrite {
+    /// Which schedule.
+    pub schedule: ScheduleRef,
+    /// The version the write asserted.
+    pub version: i64,
+    /// When it was decided, or accepted.
+    pub since: Timestamp,
+    /// Whether an answer accepted it (else it may or may not have gone out).
+    pub accepted: bool,
+}
+
 /// Settings of the runner (from `publish-guard.toml`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunnerConfig {
@@ -216,6 +230,15 @@ impl Runner {
             self.policy_version = Arc::from(policy.version.as_str());
         }
         Arc::clone(&self.policy_version)
+    }
+
+    /// Tell `write`'s schedule of a write an earlier process made (see
+    /// [`ScheduleMachine::resume_publish`]).
+    pub fn resume_publish(&mut self, write: EarlierWrite) {
+        self.machines
+            .entry(write.schedule)
+            .or_insert_with_key(|s| ScheduleMachine::new(s.clone()))
+            .resume_publish(write.version, write.since, write.accepted);
     }
 
     /// Whether no cycle is in flight for any schedule (deferrals may still be armed).
