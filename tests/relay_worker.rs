@@ -90,6 +90,8 @@ struct ApiState {
     processing: SignedDuration,
     /// Called as each publish call arrives, before it takes effect.
     on_publish: Option<PublishHook>,
+    /// Reads wait for this before they answer.
+    read_gate: Option<Rc<Notify>>,
 }
 
 /// An in-memory schedule API on the test's clock.
@@ -128,9 +130,16 @@ impl ScheduleApi for ScriptedApi {
     /// Like Genesys: a read cannot tell that a publish is running; the version moves on
     /// when it completes.
     async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError> {
+        let gate = {
+            let mut state = self.state.borrow_mut();
+            state.calls.push(format!("read {}", schedule.schedule_id));
+            state.read_gate.clone()
+        };
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();
-        state.calls.push(format!("read {}", schedule.schedule_id));
         let held = state
             .schedules
             .entry(schedule.schedule_id.clone())
@@ -920,5 +929,39 @@ async fn a_publish_decided_but_never_sent_before_a_crash_is_sent_once_its_grace_
             json!("ok")
         ]
     );
+    log_is_sound(&rig.audit_path);
+}
+
+#[tokio::test]
+async fn a_publish_decided_while_stopping_still_goes_out_and_its_answer_is_noted() {
+    let rig = Rig::new(MONDAY_10);
+    rig.api.draft("A", 1);
+    let gate = Rc::new(Notify::new());
+    rig.api.state.borrow_mut().read_gate = Some(Rc::clone(&gate));
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let a = rig.accept("a-1", "A").await;
+        until("the read is in flight", || rig.api.count("read A") == 1).await;
+        rig.stop.send_replace(true);
+        // The read answers once the stop is under way; it decides to publish.
+        tokio::task::yield_now().await;
+        gate.notify_one();
+        a
+    };
+    let (worked, a) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    assert_eq!(
+        rig.api.count("publish A"),
+        1,
+        "the decided publish went out"
+    );
+    assert_eq!(rig.api.count("read A"), 1, "nothing was read after it");
+    let noted = rig.store.last_mark(&a).unwrap();
+    assert_eq!(
+        noted.status,
+        TriggerStatus::Pending,
+        "carried on at the next start"
+    );
+    assert!(noted.progress.unwrap().contains(r#""accepted":true"#));
     log_is_sound(&rig.audit_path);
 }

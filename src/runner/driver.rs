@@ -125,8 +125,9 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
     }
 
     /// Whether, once the trigger channel closes, to stop as soon as the calls in flight
-    /// have answered and their steps are recorded, leaving waits and later steps undone (a
-    /// service shutting down, whose store carries its triggers on after a restart).
+    /// (and any publish already decided) have answered and their steps are recorded, leaving
+    /// waits and later reads undone (a service shutting down, whose store carries its
+    /// triggers on after a restart).
     pub fn stop_on_close(mut self, stop: bool) -> Self {
         self.stop_on_close = stop;
         self
@@ -193,8 +194,10 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
             if !events.is_empty() || !fed.is_empty() {
                 self.recorder.record_batch(Batch { fed, events }).await?;
             }
-            if !stopping {
-                for action in actions {
+            // A publish decided and recorded still goes out while stopping, so a restart
+            // knows its answer rather than guess whether it went out.
+            for action in actions {
+                if !stopping || matches!(action, Command::Publish { .. }) {
                     self.act(&mut pending, action);
                 }
             }
