@@ -4,7 +4,9 @@
 //! it and one schedule's backoff never holds up another's. The driver records each step in
 //! the audit log before it makes the calls the step decided; once a cycle's outcome is on
 //! disk, the triggers it answered are marked in the store. A trigger not marked is carried
-//! on after a restart.
+//! on after a restart; a write its cycle decided is noted on it (before the call goes out,
+//! and again once accepted), so the restarted runner follows that write rather than publish
+//! again.
 //!
 //! Step ids: `{receipt}/received` for a trigger's arrival (the one step a restart records
 //! again, so the log keeps the first), `run-{n}/{k}` for every other step, where `n` is the
