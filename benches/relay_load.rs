@@ -44,6 +44,9 @@ use tokio::runtime::Runtime;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SOURCE: &str = "servicenow";
 const RULES: &str = include_str!("../tests/fixtures/relay/serve.rules");
+/// The write-ahead log stays below this while checkpoints keep up (without them it grows by
+/// every page of every commit).
+const MAX_LOG_BYTES: u64 = 64 << 20;
 /// The longest the storm's triggers may take to be processed once accepted.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -72,6 +75,10 @@ struct Options {
     /// How long the API double's publish stays Processing in the storm, in seconds.
     #[arg(long, default_value_t = 5)]
     processing_secs: i64,
+    /// Log as `serve --log-json` does (JSON lines at `info`, one per webhook), into a temp
+    /// file; without it no log is written.
+    #[arg(long)]
+    logs: bool,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -452,6 +459,7 @@ fn load_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options, phase: P
     let backlog = relay_rt
         .block_on(rig.store.stats())
         .unwrap_or_else(|e| panic!("{e}"));
+    let log = log_bytes(&rig.db_path);
     let label = match phase {
         Phase::Rate => format!("rate {:.0}/s offered", options.rate),
         _ => format!("closed, {} in flight", options.concurrency),
@@ -473,9 +481,19 @@ fn load_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options, phase: P
         commits,
     );
     println!(
-        "  the worker had {} triggers still to process when the load ended",
-        backlog.pending + backlog.running
+        "  the worker had {} triggers still to process when the load ended; the store's log \
+         (WAL) was {:.1} MB",
+        backlog.pending + backlog.running,
+        log as f64 / 1e6
     );
+    assert!(log < MAX_LOG_BYTES, "the log is checkpointed as it grows");
+}
+
+/// The size of the store's write-ahead log.
+fn log_bytes(db_path: &Path) -> u64 {
+    let mut wal = db_path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |m| m.len())
 }
 
 /// Run the storm: one webhook starts a publish; while it is Processing, the storm arrives.
@@ -549,6 +567,17 @@ fn storm_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options) {
 
 fn main() {
     let options = Options::parse();
+    // Kept until the end: the log file lives in it.
+    let log_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    if options.logs {
+        let file = std::fs::File::create(log_dir.path().join("relay.log"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::sync::Mutex::new(file))
+            .json()
+            .init();
+    }
     let relay_rt = runtime("relay");
     let load_rt = runtime("load");
     for phase in &options.phases {
