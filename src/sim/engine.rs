@@ -7,7 +7,7 @@ use crate::api::ScheduleRef;
 use crate::event::Event;
 use crate::policy::Policy;
 use crate::runner::random::SeededRandom;
-use crate::runner::{Command, Input, Runner, RunnerConfig, Trigger};
+use crate::runner::{Command, Input, Runner, RunnerConfig, TimerId, Trigger};
 use crate::sim::api::{SimApi, is_processing};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::generate::{Arrivals, arrivals};
@@ -54,10 +54,38 @@ enum Due {
     Input {
         worker: u32,
         schedule: u32,
-        input: Input,
+        input: Delivery,
     },
     /// An accepted update finishes processing (for the timeline only).
     Settled { schedule: u32 },
+}
+
+/// What reaches a machine, kept small: the queue may hold a timer for every deferred
+/// trigger of a night, and an answer (rarely many in flight) is several times a timer's size.
+#[derive(Clone, Debug, PartialEq)]
+enum Delivery {
+    /// A wait ran out.
+    Timer(TimerId),
+    /// A call answered.
+    Answer(Box<Input>),
+}
+
+impl From<Input> for Delivery {
+    fn from(input: Input) -> Self {
+        match input {
+            Input::TimerFired(timer) => Delivery::Timer(timer),
+            answer => Delivery::Answer(Box::new(answer)),
+        }
+    }
+}
+
+impl From<Delivery> for Input {
+    fn from(delivery: Delivery) -> Self {
+        match delivery {
+            Delivery::Timer(timer) => Input::TimerFired(timer),
+            Delivery::Answer(answer) => *answer,
+        }
+    }
 }
 
 /// Something due, in the queue: the earliest instant first, then the order of queueing.
@@ -299,7 +327,7 @@ impl Engine<'_> {
                         self.policy,
                         &mut self.random,
                         sref,
-                        input,
+                        input.into(),
                         &mut self.commands,
                     );
                 }
@@ -410,7 +438,7 @@ impl Engine<'_> {
         let due = Due::Input {
             worker,
             schedule,
-            input,
+            input: input.into(),
         };
         self.schedule_due(at, due);
     }
@@ -428,5 +456,18 @@ impl Engine<'_> {
             *slot = None;
             self.free.push(worker);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_entry_stays_small() {
+        // The queue can hold a timer for every trigger deferred overnight: hundreds of
+        // thousands in a million-trigger run, so each entry's size is peak memory.
+        let size = std::mem::size_of::<Queued>();
+        assert!(size <= 64, "a queue entry takes {size} bytes");
     }
 }
