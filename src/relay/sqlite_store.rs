@@ -423,7 +423,7 @@ impl TriggerStore for SqliteStore {
 
     fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
         let after = after.to_owned();
-        self.submit(move |connection| {
+        self.read(move |connection| {
             let seq: Option<i64> = connection
                 .prepare_cached("SELECT seq FROM triggers WHERE receipt = ?1")
                 .and_then(|mut query| query.query_row([&after], |row| row.get(0)).optional())
@@ -498,6 +498,7 @@ mod tests {
         assert_eq!(unfinished[0].receipt, first);
         assert_eq!(store.get(&first.id).await.unwrap().unwrap().receipt, first);
         assert_eq!(store.get("uncommitted").await.unwrap(), None);
+        assert_eq!(store.unfinished_after(&first.id).await.unwrap(), vec![]);
         other.execute_batch("ROLLBACK").unwrap();
     }
 }
