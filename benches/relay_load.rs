@@ -523,12 +523,7 @@ fn storm_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options) {
     load_rt.block_on(rig.settled());
     let settled = began.elapsed();
     let publishes = rig.double.calls(CallKind::Update);
-    let conflicts = rig
-        .double
-        .call_log()
-        .iter()
-        .filter(|c| c.status == Some(409))
-        .count();
+    let conflicts = rig.double.conflicts();
     let commits = rig.store.commits();
     let syncs = rig.audit.syncs();
     let Rig {

@@ -250,6 +250,16 @@ impl ApiDouble {
             .count()
     }
 
+    /// How many calls answered `409 Conflict`.
+    pub fn conflicts(&self) -> usize {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.status == Some(409))
+            .count()
+    }
+
     /// Every call so far, in arrival order.
     pub fn call_log(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
