@@ -12,7 +12,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
     group.sample_size(20);
     group.bench_function("parse a 1,000-rule file", |b| {
-        b.iter(|| publish_guard::parser::parse(black_box(&source)))
+        b.iter(|| publish_guard::language::parser::parse(black_box(&source)))
     });
     group.bench_function("parse + check a 1,000-rule file", |b| {
         b.iter(|| publish_guard::compile(black_box(&source)))

@@ -4,9 +4,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use publish_guard::ast::PhaseKind;
-use publish_guard::evaluator::evaluate;
-use publish_guard::facts_file::load_facts;
+use publish_guard::evaluation::evaluator::evaluate;
+use publish_guard::language::ast::PhaseKind;
+use publish_guard::policy::facts_file::load_facts;
 use std::hint::black_box;
 
 #[path = "support/generated.rs"]

@@ -6,7 +6,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use jiff::civil::date;
 use publish_guard::api::{Answer, OperationStatus, PublishAccepted, ScheduleRef, ScheduleSnapshot};
-use publish_guard::runner::random::SeededRandom;
+use publish_guard::effects::random::SeededRandom;
 use publish_guard::runner::{Command, Input, Runner, RunnerConfig, Trigger};
 use std::hint::black_box;
 

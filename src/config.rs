@@ -5,9 +5,9 @@
 //! the line, unknown keys are rejected, and the checks serde cannot express point at the
 //! key they concern.
 
+use crate::language::span::LineCol;
 use crate::runner::RunnerConfig;
 use crate::runner::budget::BudgetConfig;
-use crate::span::LineCol;
 use jiff::SignedDuration;
 use std::path::{Path, PathBuf};
 use toml::Spanned;

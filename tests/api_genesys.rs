@@ -4,11 +4,11 @@ mod api_support;
 
 use api_support::{double, genesys, genesys_config, genesys_with, schedule};
 use jiff::SignedDuration;
-use publish_guard::api::clock::ManualClock;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::model::ModelConfig;
 use publish_guard::api::secret::Secret;
 use publish_guard::api::{ApiError, OperationStatus, ScheduleApi};
+use publish_guard::effects::clock::ManualClock;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -352,7 +352,7 @@ fn the_client_futures_are_send() {
         "id",
         Secret::new("secret"),
     );
-    let clock = publish_guard::api::clock::ManualClock::new(api_support::start());
+    let clock = publish_guard::effects::clock::ManualClock::new(api_support::start());
     let client = genesys_with(config, &clock);
     let sched = schedule();
     send(&client.read(&sched));

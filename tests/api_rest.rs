@@ -4,10 +4,10 @@ mod api_support;
 
 use api_support::{double, schedule};
 use jiff::SignedDuration;
-use publish_guard::api::clock::ManualClock;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::rest::{RestClient, RestConfig};
 use publish_guard::api::{ApiError, OperationStatus, ScheduleApi};
+use publish_guard::effects::clock::ManualClock;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
 use publish_guard::audit::log::{AuditLog, AuditOptions};
 use publish_guard::audit::show::{ShowFilter, show};
-use publish_guard::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose};
+use publish_guard::runner::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose};
 
 fn event(minute: i64, cycle: Option<u64>, kind: EventKind) -> Event {
     Event {

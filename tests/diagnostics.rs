@@ -2,7 +2,7 @@
 
 mod common;
 
-use publish_guard::diagnostic::{Code, Diagnostic, render_all};
+use publish_guard::language::diagnostic::{Code, Diagnostic, render_all};
 use std::path::Path;
 
 const FIXTURES: &str = "tests/fixtures/diagnostics";
@@ -50,7 +50,7 @@ fn facts_diagnostics_of(source: &str) -> Vec<Diagnostic> {
         Ok(checked) => checked.policy,
         Err(d) => panic!("{}", render_all(&d, "design.rules", &design)),
     };
-    publish_guard::facts_file::load_facts(source, &policy)
+    publish_guard::policy::facts_file::load_facts(source, &policy)
         .err()
         .unwrap_or_default()
 }

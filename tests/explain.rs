@@ -2,9 +2,9 @@
 
 mod common;
 
-use publish_guard::ast::PhaseKind;
-use publish_guard::explain::explain;
-use publish_guard::facts_file::load_facts;
+use publish_guard::evaluation::explain::explain;
+use publish_guard::language::ast::PhaseKind;
+use publish_guard::policy::facts_file::load_facts;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/explain");
 
@@ -137,7 +137,8 @@ fn explanation_agrees_with_the_evaluator() {
         "autumn_defer_window.facts.toml",
     ] {
         let facts = load_facts(&read(name), &policy).unwrap();
-        let decision = publish_guard::evaluator::evaluate(&policy, PhaseKind::Trigger, &facts);
+        let decision =
+            publish_guard::evaluation::evaluator::evaluate(&policy, PhaseKind::Trigger, &facts);
         let explanation = explain(&policy, PhaseKind::Trigger, &facts);
         assert_eq!(explanation.decision.rule, decision.rule, "{name}");
         assert_eq!(explanation.decision.span, decision.span, "{name}");

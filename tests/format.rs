@@ -3,7 +3,7 @@
 mod common;
 
 use common::parse_valid;
-use publish_guard::format::{format, format_source};
+use publish_guard::language::format::{format, format_source};
 
 #[test]
 fn design_example_formats_canonically() {
@@ -535,7 +535,7 @@ proptest::proptest! {
 }
 
 fn check_never_panics(source: &str) {
-    match publish_guard::parser::parse(source) {
+    match publish_guard::language::parser::parse(source) {
         Ok(_) => {
             parse_valid(source);
         }

@@ -4,10 +4,10 @@
 mod common;
 
 use jiff::{SignedDuration, Timestamp};
-use publish_guard::ast::PhaseKind;
-use publish_guard::evaluator::evaluate;
-use publish_guard::facts::{Facts, Value};
-use publish_guard::schema::{FactId, SCHEDULE_STATES};
+use publish_guard::evaluation::evaluator::evaluate;
+use publish_guard::language::ast::PhaseKind;
+use publish_guard::policy::facts::{Facts, Value};
+use publish_guard::policy::schema::{FactId, SCHEDULE_STATES};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

@@ -3,13 +3,13 @@
 mod common;
 
 use common::parse_valid;
-use publish_guard::ast::{
+use publish_guard::language::ast::{
     Action, DaySpec, ExprKind, FactPath, Item, OffsetSign, OperandKind, Phase, PhaseKind, Weekday,
 };
-use publish_guard::diagnostic::Code;
-use publish_guard::parser::parse;
+use publish_guard::language::diagnostic::Code;
+use publish_guard::language::parser::parse;
 
-fn phase(file: &publish_guard::ast::File, kind: PhaseKind) -> &Phase {
+fn phase(file: &publish_guard::language::ast::File, kind: PhaseKind) -> &Phase {
     file.items
         .iter()
         .find_map(|item| match item {
@@ -147,7 +147,7 @@ fn render_errors(cases: &[&str]) -> String {
         let diagnostics = parse(source).expect_err(source);
         out.push_str(&format!("{source}\n"));
         for d in diagnostics {
-            let at = publish_guard::span::LineCol::of(source, d.span.start);
+            let at = publish_guard::language::span::LineCol::of(source, d.span.start);
             out.push_str(&format!(
                 "  {} at {at} `{}`: {}\n",
                 d.code.as_str(),
@@ -158,7 +158,7 @@ fn render_errors(cases: &[&str]) -> String {
                 out.push_str(&format!("    help: {help}\n"));
             }
             for (span, note) in d.notes {
-                let at = publish_guard::span::LineCol::of(source, span.start);
+                let at = publish_guard::language::span::LineCol::of(source, span.start);
                 out.push_str(&format!("    note at {at}: {note}\n"));
             }
         }
@@ -229,8 +229,8 @@ fn nested(depth: usize) -> String {
 
 #[test]
 fn sixty_four_parentheses_parse_and_sixty_five_do_not() {
-    parse_valid(&nested(publish_guard::parser::MAX_DEPTH));
-    let source = nested(publish_guard::parser::MAX_DEPTH + 1);
+    parse_valid(&nested(publish_guard::language::parser::MAX_DEPTH));
+    let source = nested(publish_guard::language::parser::MAX_DEPTH + 1);
     let diagnostics = parse(&source).expect_err("too deep");
     assert_eq!(diagnostics[0].code, Code::TooDeep);
     assert_eq!(diagnostics[0].span.start, source.find('(').unwrap() + 64);
@@ -286,11 +286,11 @@ fn empty_and_comment_only_files_parse() {
 
 mod constructs {
     use super::common::parse_valid;
-    use publish_guard::ast::{
+    use publish_guard::language::ast::{
         Action, BackoffSetting, CmpOp, DaySpec, DurationLit, DurationUnit, Expr, ExprKind,
         FactPath, Item, Jitter, OffsetSign, Operand, OperandKind, TimeOfDay, Weekday,
     };
-    use publish_guard::span::{Span, Spanned};
+    use publish_guard::language::span::{Span, Spanned};
 
     fn at<T>(node: T) -> Spanned<T> {
         Spanned::new(node, Span::default())

@@ -2,7 +2,7 @@
 //! bad requests (each with its status and problem, none stored), and repeated deliveries.
 
 use jiff::{SignedDuration, Timestamp};
-use publish_guard::api::clock::ManualClock;
+use publish_guard::effects::clock::ManualClock;
 use publish_guard::relay::intake::{Intake, Source, SourceAuth};
 use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::sqlite_store::SqliteStore;

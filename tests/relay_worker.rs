@@ -8,7 +8,6 @@
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use publish_guard::api::clock::{Clock, ManualClock};
 use publish_guard::api::{
     Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
 };
@@ -16,7 +15,8 @@ use publish_guard::audit::checkpoint::checkpoints_path;
 use publish_guard::audit::log::{AuditLog, AuditOptions};
 use publish_guard::audit::verify::verify;
 use publish_guard::audit::writer::AuditWriter;
-use publish_guard::event::{Batch, EventKind, EventRecorder};
+use publish_guard::effects::clock::{Clock, ManualClock};
+use publish_guard::effects::random::SeededRandom;
 use publish_guard::relay::metrics::Metrics;
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::sqlite_store::SqliteStore;
@@ -26,7 +26,7 @@ use publish_guard::relay::store::{
 };
 use publish_guard::relay::worker::{WorkerError, WorkerParts, run_worker};
 use publish_guard::runner::driver::Driver;
-use publish_guard::runner::random::SeededRandom;
+use publish_guard::runner::event::{Batch, EventKind, EventRecorder};
 use publish_guard::runner::{RunnerConfig, Trigger};
 use serde_json::{Value, json};
 use std::cell::RefCell;

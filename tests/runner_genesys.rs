@@ -9,7 +9,7 @@ use api_support::{genesys_config, schedule};
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
-use publish_guard::event::{CycleCause, EventKind, Outcome};
+use publish_guard::runner::event::{CycleCause, EventKind, Outcome};
 use runner_support::{HookSink, Rig};
 use std::collections::BTreeSet;
 use std::sync::Arc;

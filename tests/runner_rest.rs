@@ -8,7 +8,7 @@ mod runner_support;
 use jiff::SignedDuration;
 use publish_guard::api::double::{CallKind, Fault};
 use publish_guard::api::rest::{RestClient, RestConfig};
-use publish_guard::event::{EventKind, Outcome};
+use publish_guard::runner::event::{EventKind, Outcome};
 use runner_support::{HookSink, Rig};
 use std::sync::Arc;
 use std::time::Duration;

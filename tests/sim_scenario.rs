@@ -1,9 +1,9 @@
 //! The scenario loader: a valid file loads into the model; a bad one gives diagnostics
 //! that name the line and say what is wrong.
 
+use publish_guard::language::span::LineCol;
 use publish_guard::sim::generate::arrivals;
 use publish_guard::sim::scenario::{GeneratorKind, PersonKind, Target, parse};
-use publish_guard::span::LineCol;
 use std::path::Path;
 
 const VALID: &str = r#"

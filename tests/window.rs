@@ -3,8 +3,8 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use publish_guard::ast::{TimeOfDay, Weekday};
-use publish_guard::window::{WeeklyRange, Window};
+use publish_guard::language::ast::{TimeOfDay, Weekday};
+use publish_guard::policy::window::{WeeklyRange, Window};
 
 fn hm(h: u16, m: u16) -> TimeOfDay {
     TimeOfDay(h * 60 + m)

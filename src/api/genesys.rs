@@ -1,7 +1,6 @@
 //! The Genesys Cloud client: the schedule read, the week's list, and the publish sequence
 //! (upload URL, gzip upload, update), with OAuth, a rate limiter and a timeout on each call.
 
-use crate::api::clock::Clock;
 use crate::api::http::{self, Caller, RawAnswer};
 use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, SharedLimiter};
 use crate::api::region::Endpoints;
@@ -11,6 +10,7 @@ use crate::api::upload::gzip_publish_body;
 use crate::api::{
     Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
 };
+use crate::effects::clock::Clock;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use reqwest::Url;

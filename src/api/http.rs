@@ -1,9 +1,9 @@
 //! What every HTTP client here shares: sending with errors mapped to [`ApiError`], and
 //! reading the headers the runner acts on into an [`Answer`].
 
-use crate::api::clock::Clock;
 use crate::api::limiter::{RateLimiter, SharedLimiter};
 use crate::api::{Answer, ApiError, RateLimitInfo};
+use crate::effects::clock::Clock;
 use axum::body::Bytes;
 use jiff::SignedDuration;
 use reqwest::Url;

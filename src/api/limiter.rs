@@ -6,7 +6,7 @@
 //! the server's limit, or after a 429, it holds every call until the server's window resets.
 
 use crate::api::RateLimitInfo;
-use crate::api::clock::Clock;
+use crate::effects::clock::Clock;
 use jiff::{SignedDuration, Timestamp};
 use std::sync::{Arc, Mutex, PoisonError};
 

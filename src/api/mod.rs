@@ -3,7 +3,6 @@
 //! Everything vendor-specific (Genesys Cloud's upload-and-update flow, a site's own REST
 //! gateway) stays behind [`ScheduleApi`]; the runner only reads a schedule and publishes it.
 
-pub mod clock;
 pub mod double;
 pub mod genesys;
 pub(crate) mod http;

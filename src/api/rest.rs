@@ -5,7 +5,6 @@
 //! Path templates name the schedule with `{businessUnitId}`, `{weekDate}` and
 //! `{scheduleId}`; each value is percent-encoded into its path segment.
 
-use crate::api::clock::Clock;
 use crate::api::http::{self, Caller, RawAnswer};
 use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, SharedLimiter};
 use crate::api::model::PublishState;
@@ -13,6 +12,7 @@ use crate::api::secret::Secret;
 use crate::api::{
     Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
 };
+use crate::effects::clock::Clock;
 use jiff::civil::Date;
 use reqwest::Url;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! `publish-guard check`: report every diagnostic in some rules files.
 
 use super::{CliError, Outcome, read_text};
-use crate::diagnostic::{Diagnostic, Severity, render_all};
+use crate::language::diagnostic::{Diagnostic, Severity, render_all};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 

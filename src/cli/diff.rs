@@ -3,9 +3,9 @@
 
 use crate::cli::simulate::load_scenario;
 use crate::cli::{CliError, Outcome, read_text};
-use crate::diagnostic::render_all;
+use crate::language::diagnostic::render_all;
 use crate::policy::Policy;
-use crate::policy_diff::compare;
+use crate::policy::diff::compare;
 use crate::sim::engine::{RunOptions, run};
 use crate::sim::report::{Report, Total};
 use std::fmt::Write as _;

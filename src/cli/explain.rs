@@ -1,11 +1,11 @@
 //! `publish-guard explain`: show how a policy decides on a set of facts.
 
 use super::{CliError, Outcome, read_text};
-use crate::ast::PhaseKind;
 use crate::cli::check::Format;
-use crate::diagnostic::render_all;
-use crate::explain::explain;
-use crate::facts_file::load_facts;
+use crate::evaluation::explain::explain;
+use crate::language::ast::PhaseKind;
+use crate::language::diagnostic::render_all;
+use crate::policy::facts_file::load_facts;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 

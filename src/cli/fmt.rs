@@ -1,8 +1,8 @@
 //! `publish-guard fmt`: rewrite rules files in the canonical layout.
 
 use super::{CliError, Outcome, read_text};
-use crate::diagnostic::render_all;
-use crate::format::format_source;
+use crate::language::diagnostic::render_all;
+use crate::language::format::format_source;
 use clap::Args;
 use std::path::{Path, PathBuf};
 

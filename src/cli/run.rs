@@ -1,7 +1,6 @@
 //! `publish-guard run`: one publish cycle for one schedule, live, printing each step as it
 //! happens. `--dry-run` reads the state and shows the decision without writing.
 
-use crate::api::clock::SystemClock;
 use crate::api::genesys::{GenesysClient, GenesysConfig};
 use crate::api::region::Endpoints;
 use crate::api::rest::{RestClient, RestConfig};
@@ -9,11 +8,12 @@ use crate::api::secret::Secret;
 use crate::api::{ScheduleApi, ScheduleRef};
 use crate::cli::{CliError, Outcome, read_text};
 use crate::config::{Backend, Config, GenesysSection, env_value};
-use crate::diagnostic::render_all;
-use crate::event::{Event, EventKind, EventSink, PrintSink};
+use crate::effects::clock::SystemClock;
+use crate::effects::random::SeededRandom;
+use crate::language::diagnostic::render_all;
 use crate::policy::Policy;
 use crate::runner::driver::Driver;
-use crate::runner::random::SeededRandom;
+use crate::runner::event::{Event, EventKind, EventSink, PrintSink};
 use crate::runner::{RunnerConfig, Trigger};
 use jiff::Timestamp;
 use jiff::civil::Date;

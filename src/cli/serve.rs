@@ -2,12 +2,12 @@
 //! reloads the rules.
 
 use crate::api::ScheduleApi;
-use crate::api::clock::SystemClock;
 use crate::audit::log::{AuditLog, AuditOptions};
 use crate::audit::writer::AuditWriter;
 use crate::cli::run::{genesys_client, rest_client};
 use crate::cli::{CliError, Outcome};
 use crate::config::{Backend, Config, env_value};
+use crate::effects::clock::SystemClock;
 use crate::relay::config::{ServeSection, build_sources};
 use crate::relay::rules::Rules;
 use crate::relay::server::{Relay, RelaySettings};

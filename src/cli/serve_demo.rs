@@ -4,7 +4,6 @@
 //! without a Genesys org. It prints the commands that send it a signed webhook.
 
 use crate::api::ScheduleRef;
-use crate::api::clock::SystemClock;
 use crate::api::double::{ApiDouble, DoubleConfig};
 use crate::api::genesys::{GenesysClient, GenesysConfig};
 use crate::api::model::ModelConfig;
@@ -14,6 +13,7 @@ use crate::audit::log::{AuditLog, AuditOptions};
 use crate::audit::writer::AuditWriter;
 use crate::cli::serve::run_until_stopped;
 use crate::cli::{CliError, Outcome};
+use crate::effects::clock::SystemClock;
 use crate::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
 use crate::relay::mapping::{Field, Mapping};
 use crate::relay::rules::Rules;

@@ -2,7 +2,7 @@
 //! timeline and totals (or JSON), optionally drawing the timeline as SVG.
 
 use crate::cli::{CliError, Outcome, read_text};
-use crate::diagnostic::render_all;
+use crate::language::diagnostic::render_all;
 use crate::policy::Policy;
 use crate::sim::engine::{RunOptions, run};
 use crate::sim::scenario::{LoadError, Scenario, load};

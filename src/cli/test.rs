@@ -1,9 +1,9 @@
 //! `publish-guard test [PATH...]`: run every scenario under the paths, hold each against its
 //! expectations, and list the rules no scenario made decide.
 
-use crate::ast::PhaseKind;
 use crate::cli::simulate::{load_policy, load_scenario};
 use crate::cli::{CliError, Outcome};
+use crate::language::ast::PhaseKind;
 use crate::policy::Policy;
 use crate::sim::engine::{RunOptions, run};
 use crate::sim::expect::{check, render};

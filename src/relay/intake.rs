@@ -8,8 +8,8 @@ use super::store::{Acceptance, NewTrigger, Receipt, TriggerStore};
 use super::webhook_auth::{
     BearerVerifier, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, SignatureVerifier, SignedHeaders,
 };
-use crate::api::clock::Clock;
 use crate::audit::canonical::sha256_hex;
+use crate::effects::clock::Clock;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};

@@ -2,7 +2,7 @@
 //! check leaves the running policy in place and the answer carries its diagnostics. The swap
 //! is one pointer store, so a cycle that started keeps the policy it started with.
 
-use crate::diagnostic::render_all;
+use crate::language::diagnostic::render_all;
 use crate::policy::Policy;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};

@@ -7,11 +7,11 @@
 //! (awaited), and only then makes the calls and arms the waits they asked for: a step is
 //! on record before anything it decided is done, and an error recording stops the driver.
 
-use crate::api::clock::Clock;
 use crate::api::{ScheduleApi, ScheduleRef};
-use crate::event::{Batch, Event, EventKind, EventRecorder, WaitReason};
+use crate::effects::clock::Clock;
+use crate::effects::random::RandomSource;
 use crate::policy::Policy;
-use crate::runner::random::RandomSource;
+use crate::runner::event::{Batch, Event, EventKind, EventRecorder, WaitReason};
 use crate::runner::{CallFailure, Command, EarlierWrite, Input, Runner, RunnerConfig, Trigger};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};

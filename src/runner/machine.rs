@@ -3,16 +3,16 @@
 //! [`Step`], so the live driver and the simulator run exactly this code.
 
 use crate::api::{OperationStatus, ScheduleRef, ScheduleSnapshot};
-use crate::ast::{Jitter, PhaseKind};
-use crate::backoff::{BackoffProfile, Delay};
-use crate::decision::Verdict;
-use crate::evaluator::evaluate;
-use crate::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose, WaitReason};
-use crate::facts::Facts;
+use crate::effects::random::RandomSource;
+use crate::evaluation::evaluator::evaluate;
+use crate::language::ast::{Jitter, PhaseKind};
 use crate::policy::Policy;
+use crate::policy::backoff::{BackoffProfile, Delay};
+use crate::policy::decision::Verdict;
+use crate::policy::facts::Facts;
 use crate::runner::budget::RetryBudget;
+use crate::runner::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose, WaitReason};
 use crate::runner::facts::{FactSources, ScheduleState, add_response, trigger_facts};
-use crate::runner::random::RandomSource;
 use crate::runner::{CallResult, Command, Input, RunnerConfig, TimerId, Trigger};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};

@@ -4,24 +4,24 @@
 //! arrived, a read or a write answered, a timer fired) and returns [`Command`]s (read, publish,
 //! wait until, emit this event). The [`Runner`] holds one machine per schedule plus what they
 //! share (the delivery-id log and the retry budget). The live [`driver`] carries the commands
-//! out with tokio, a [`crate::api::ScheduleApi`] client and a [`clock::Clock`]; the simulator
+//! out with tokio, a [`crate::api::ScheduleApi`] client and a [`crate::effects::clock::Clock`]; the simulator
 //! carries out the same commands on a virtual clock.
 
 pub mod budget;
 pub mod dedup;
 pub mod driver;
+pub mod event;
 pub mod facts;
 pub mod machine;
-pub mod random;
 
 use crate::api::{Answer, ApiError, PublishAccepted, ScheduleRef, ScheduleSnapshot};
-use crate::event::{Event, WaitReason};
+use crate::effects::random::RandomSource;
 use crate::policy::Policy;
+use crate::runner::event::{Event, WaitReason};
 use budget::{BudgetConfig, RetryBudget};
 use dedup::DeliveryLog;
 use jiff::{SignedDuration, Timestamp};
 use machine::{ScheduleMachine, Step};
-use random::RandomSource;
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -2,17 +2,17 @@
 //! they depend on the evaluator only, not on the parser).
 
 use super::budget::BudgetConfig;
-use super::random::SeededRandom;
 use super::*;
 use crate::api::{OperationStatus, PublishAccepted};
-use crate::ast::{CmpOp, Jitter};
-use crate::backoff::BackoffProfile;
-use crate::event::{CycleCause, EventKind, Outcome, ReadPurpose};
-use crate::facts::{Value, fact_id};
+use crate::effects::random::SeededRandom;
+use crate::language::ast::{CmpOp, Jitter};
+use crate::language::span::Span;
+use crate::policy::backoff::BackoffProfile;
+use crate::policy::facts::{Value, fact_id};
 use crate::policy::{
     BackoffId, CompiledAction, CompiledRule, Cond, CondKind, PhaseRules, Term, TermAction,
 };
-use crate::span::Span;
+use crate::runner::event::{CycleCause, EventKind, Outcome, ReadPurpose};
 use jiff::civil::date;
 
 fn cond(kind: CondKind) -> Cond {
@@ -39,8 +39,8 @@ fn is(fact: &str, op: CmpOp, value: Value) -> CondKind {
     }
 }
 
-fn fact_id_dyn(name: &str) -> crate::schema::FactId {
-    crate::schema::FactId::lookup(name).unwrap_or(fact_id("now"))
+fn fact_id_dyn(name: &str) -> crate::policy::schema::FactId {
+    crate::policy::schema::FactId::lookup(name).unwrap_or(fact_id("now"))
 }
 
 const STATE_PUBLISHED: u8 = 2;

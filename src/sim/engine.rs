@@ -4,9 +4,9 @@
 //! always give the same run.
 
 use crate::api::ScheduleRef;
-use crate::event::Event;
+use crate::effects::random::SeededRandom;
 use crate::policy::Policy;
-use crate::runner::random::SeededRandom;
+use crate::runner::event::Event;
 use crate::runner::{Command, Input, Runner, RunnerConfig, TimerId, Trigger};
 use crate::sim::api::{SimApi, is_processing};
 use crate::sim::expect::TriggerOutcome;

@@ -1,8 +1,8 @@
 //! Expectations a scenario carries (`[expect]`), and how a run is held against them.
 
-use crate::diagnostic::{Code, Diagnostic};
+use crate::language::diagnostic::{Code, Diagnostic};
+use crate::language::span::Span;
 use crate::sim::report::{Summary, Total};
-use crate::span::Span;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -1,7 +1,7 @@
 //! Turning the runner's events (and the simulator's own happenings: a person's actions, an
 //! operation finishing) into timeline rows, totals, per-trigger outcomes and rule coverage.
 
-use crate::event::{CycleCause, Event, EventKind, Outcome, WaitReason};
+use crate::runner::event::{CycleCause, Event, EventKind, Outcome, WaitReason};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::report::{Mark, Percentiles, Row, Summary, clock, human};
 use jiff::{SignedDuration, Timestamp};
@@ -270,8 +270,8 @@ impl Recorder {
                         (None, _) => error.unwrap_or_default(),
                     };
                     let call = match purpose {
-                        crate::event::ReadPurpose::Evaluate => "read",
-                        crate::event::ReadPurpose::Follow => "read (follow)",
+                        crate::runner::event::ReadPurpose::Evaluate => "read",
+                        crate::runner::event::ReadPurpose::Follow => "read (follow)",
                     };
                     [
                         r.cycle_label(key(cycle)),

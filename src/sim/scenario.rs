@@ -2,9 +2,9 @@
 //! behaves, which rules decide, and what the run should show. Loaded from TOML into a
 //! validated [`Scenario`], or into diagnostics that point at the offending line.
 
-use crate::diagnostic::{Code, Diagnostic};
+use crate::language::diagnostic::{Code, Diagnostic};
+use crate::language::span::Span;
 use crate::sim::expect::Expectations;
-use crate::span::Span;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};

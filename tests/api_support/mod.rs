@@ -5,11 +5,11 @@
 use jiff::Timestamp;
 use jiff::civil::date;
 use publish_guard::api::ScheduleRef;
-use publish_guard::api::clock::ManualClock;
 use publish_guard::api::double::{ApiDouble, DoubleConfig};
 use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
 use publish_guard::api::region::Endpoints;
 use publish_guard::api::secret::Secret;
+use publish_guard::effects::clock::ManualClock;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,9 +3,9 @@
 // Each test crate uses only some of these.
 #![allow(dead_code)]
 
-use publish_guard::ast;
-use publish_guard::format::format;
-use publish_guard::parser::parse;
+use publish_guard::language::ast;
+use publish_guard::language::format::format;
+use publish_guard::language::parser::parse;
 use publish_guard::policy::Policy;
 
 /// Parse a source that must be valid, and check the formatter on it: the formatted text

@@ -6,14 +6,14 @@
 
 use crate::api_support::{schedule, start};
 use jiff::{SignedDuration, Timestamp};
-use publish_guard::api::clock::{Clock, ManualClock, Sleep};
 use publish_guard::api::double::{ApiDouble, DoubleConfig};
 use publish_guard::api::model::ModelConfig;
 use publish_guard::api::{ScheduleApi, ScheduleRef};
-use publish_guard::event::{Event, EventKind, EventSink, MemorySink, Outcome, WaitReason};
+use publish_guard::effects::clock::{Clock, ManualClock, Sleep};
+use publish_guard::effects::random::SeededRandom;
 use publish_guard::policy::Policy;
 use publish_guard::runner::driver::Driver;
-use publish_guard::runner::random::SeededRandom;
+use publish_guard::runner::event::{Event, EventKind, EventSink, MemorySink, Outcome, WaitReason};
 use publish_guard::runner::{RunnerConfig, Trigger};
 use std::future::Future;
 use std::pin::pin;

@@ -2,7 +2,7 @@
 //! routes (and a plain REST gateway's), with switchable faults and a log of every call.
 //!
 //! Time comes from the [`Clock`] in [`DoubleConfig`]: share one
-//! [`ManualClock`](crate::api::clock::ManualClock) between the test, the double and the code
+//! [`ManualClock`](crate::effects::clock::ManualClock) between the test, the double and the code
 //! under test, and a publish that "takes 30 s" completes when the test moves the clock.
 
 mod conn;
@@ -11,9 +11,9 @@ mod routes;
 
 pub use fault::{Fault, FaultEffect};
 
-use crate::api::clock::{Clock, SystemClock};
 use crate::api::model::{Model, ModelConfig, Operation, Refusal, ScheduleView};
 use crate::api::{ScheduleRef, ScheduleSnapshot};
+use crate::effects::clock::{Clock, SystemClock};
 use conn::{CuttableListener, Cutter};
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;

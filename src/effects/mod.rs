@@ -1,0 +1,6 @@
+//! What the pure layers take from the outside world as parameters rather than reaching for
+//! it: the clock and the source of randomness. Production, the simulator and the tests each
+//! pass their own.
+
+pub mod clock;
+pub mod random;

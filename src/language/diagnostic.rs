@@ -1,0 +1,383 @@
+//! Diagnostics: what is wrong with a rules or facts file, where, and how to fix it.
+
+use crate::language::span::{LineCol, Span};
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The file does not check.
+    Error,
+    /// The file checks, but probably not as meant.
+    Warning,
+}
+
+/// A stable diagnostic code. The number never changes meaning once shipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// P001: the text does not follow the grammar.
+    Syntax,
+    /// P002: `and` and `or` mixed without parentheses.
+    MixedAndOr,
+    /// P003: a number, time, duration or string that cannot be read.
+    BadLiteral,
+    /// P004: nesting deeper than the parser allows.
+    TooDeep,
+    /// E101: a fact name the schema does not know.
+    UnknownFact,
+    /// E102: a word that is not a value of the fact's enum.
+    UnknownEnumValue,
+    /// E103: two sides of a comparison (or an operand and its use) of different types.
+    TypeMismatch,
+    /// E104: a window that is not declared.
+    UndefinedWindow,
+    /// E105: a backoff profile that is not declared.
+    UndefinedBackoff,
+    /// E106: two rules of one phase with the same name.
+    DuplicateRule,
+    /// E107: not an IANA time-zone name.
+    InvalidTimezone,
+    /// E108: a trigger source that `sources` does not declare.
+    UnknownSource,
+    /// E109: a phase without `otherwise`.
+    MissingOtherwise,
+    /// E110: a declaration made twice (policy, timezone, sources, window, backoff, phase).
+    DuplicateDeclaration,
+    /// E111: a required declaration (`policy`, `on trigger`, `on response`) is missing.
+    MissingDeclaration,
+    /// E112: a fact used in a phase where it has no value (`response.*` in `on trigger`).
+    FactNotInPhase,
+    /// E113: an action that means nothing in this phase (`done` in `on trigger`).
+    ActionNotInPhase,
+    /// E114: a backoff profile that cannot work (no delay, factor below 1, zero attempts).
+    InvalidBackoff,
+    /// E115: a window line that cannot work (an empty time range).
+    InvalidWindow,
+    /// E116: an operand used as a condition that is not a boolean.
+    NotACondition,
+    /// E117: a facts-file key or value that does not fit the schema.
+    BadFact,
+    /// E118: an integer range whose low end is above its high end, so nothing is in it.
+    EmptyRange,
+    /// S301: a scenario-file key or value that does not fit (simulation scenarios).
+    BadScenario,
+    /// W201: a rule that can never fire because an earlier rule always decides first.
+    ShadowedRule,
+    /// W202: a backoff profile whose cap is below its initial delay.
+    CapBelowInitial,
+    /// W203: a window, backoff profile or source declared but never used.
+    Unused,
+    /// W204: `defer until FACT + d` where FACT may be absent when the rule decides.
+    DeferMayFail,
+}
+
+impl Code {
+    /// Every code, for docs and tests.
+    pub const ALL: &'static [Code] = &[
+        Code::Syntax,
+        Code::MixedAndOr,
+        Code::BadLiteral,
+        Code::TooDeep,
+        Code::UnknownFact,
+        Code::UnknownEnumValue,
+        Code::TypeMismatch,
+        Code::UndefinedWindow,
+        Code::UndefinedBackoff,
+        Code::DuplicateRule,
+        Code::InvalidTimezone,
+        Code::UnknownSource,
+        Code::MissingOtherwise,
+        Code::DuplicateDeclaration,
+        Code::MissingDeclaration,
+        Code::FactNotInPhase,
+        Code::ActionNotInPhase,
+        Code::InvalidBackoff,
+        Code::InvalidWindow,
+        Code::NotACondition,
+        Code::BadFact,
+        Code::EmptyRange,
+        Code::BadScenario,
+        Code::ShadowedRule,
+        Code::CapBelowInitial,
+        Code::Unused,
+        Code::DeferMayFail,
+    ];
+
+    /// The code as printed, e.g. `E101`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "P001",
+            Code::MixedAndOr => "P002",
+            Code::BadLiteral => "P003",
+            Code::TooDeep => "P004",
+            Code::UnknownFact => "E101",
+            Code::UnknownEnumValue => "E102",
+            Code::TypeMismatch => "E103",
+            Code::UndefinedWindow => "E104",
+            Code::UndefinedBackoff => "E105",
+            Code::DuplicateRule => "E106",
+            Code::InvalidTimezone => "E107",
+            Code::UnknownSource => "E108",
+            Code::MissingOtherwise => "E109",
+            Code::DuplicateDeclaration => "E110",
+            Code::MissingDeclaration => "E111",
+            Code::FactNotInPhase => "E112",
+            Code::ActionNotInPhase => "E113",
+            Code::InvalidBackoff => "E114",
+            Code::InvalidWindow => "E115",
+            Code::NotACondition => "E116",
+            Code::BadFact => "E117",
+            Code::EmptyRange => "E118",
+            Code::BadScenario => "S301",
+            Code::ShadowedRule => "W201",
+            Code::CapBelowInitial => "W202",
+            Code::Unused => "W203",
+            Code::DeferMayFail => "W204",
+        }
+    }
+
+    /// Warnings are the `W` codes; everything else is an error.
+    pub fn severity(self) -> Severity {
+        match self {
+            Code::ShadowedRule | Code::CapBelowInitial | Code::Unused | Code::DeferMayFail => {
+                Severity::Warning
+            }
+            _ => Severity::Error,
+        }
+    }
+}
+
+/// One finding, with where it is and what to do about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    /// The stable code.
+    pub code: Code,
+    /// One sentence in plain words.
+    pub message: String,
+    /// The offending text.
+    pub span: Span,
+    /// A suggestion, e.g. "did you mean `schedule.state`?".
+    pub help: Option<String>,
+    /// Further places worth showing (e.g. the earlier rule that shadows this one).
+    pub notes: Vec<(Span, String)>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with no help or notes.
+    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            message: message.into(),
+            span,
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Add a help line.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Add a note pointing at another place.
+    pub fn with_note(mut self, span: Span, note: impl Into<String>) -> Self {
+        self.notes.push((span, note.into()));
+        self
+    }
+
+    /// Error or warning, from the code.
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+}
+
+/// One diagnostic as JSON tools read it (`check --format json`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct JsonDiagnostic {
+    /// The stable code, e.g. `E101`.
+    pub code: &'static str,
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// The message.
+    pub message: String,
+    /// The file name as given to the renderer.
+    pub file: String,
+    /// 1-based line of the start of the offending text.
+    pub line: usize,
+    /// 1-based column (in characters) of its start.
+    pub column: usize,
+    /// Where the offending text ends (exclusive).
+    pub end: LineCol,
+    /// The suggestion, if any.
+    pub help: Option<String>,
+    /// The further places, each with its message.
+    pub notes: Vec<JsonNote>,
+}
+
+/// A note of a [`JsonDiagnostic`]: a message and the place it points at.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct JsonNote {
+    /// What the place has to do with the diagnostic.
+    pub message: String,
+    /// 1-based line of the start.
+    pub line: usize,
+    /// 1-based column of the start.
+    pub column: usize,
+    /// Where it ends (exclusive).
+    pub end: LineCol,
+}
+
+impl Diagnostic {
+    /// The diagnostic as a person reads it: header, location, the source line with the
+    /// offending text underlined, help, then each note with its own location. No colours,
+    /// so the output is the same on every terminal and in snapshots.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        let severity = match self.severity() {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut out = format!("{severity}[{}]: {}\n", self.code.as_str(), self.message);
+        let last_line = std::iter::once(self.span)
+            .chain(self.notes.iter().map(|(span, _)| *span))
+            .map(|span| LineCol::of(source, span.start).line)
+            .max()
+            .unwrap_or(1);
+        let gutter = last_line.to_string().len();
+        snippet(&mut out, file, source, self.span, gutter);
+        if let Some(help) = &self.help {
+            out.push_str(&format!(
+                "{:gutter$} |\n{:gutter$} = help: {help}\n",
+                "", ""
+            ));
+        }
+        for (span, note) in &self.notes {
+            out.push_str(&format!("note: {note}\n"));
+            snippet(&mut out, file, source, *span, gutter);
+        }
+        out
+    }
+
+    /// The diagnostic as a JSON record, positions resolved against `source`.
+    pub fn to_json(&self, file: &str, source: &str) -> JsonDiagnostic {
+        let start = LineCol::of(source, self.span.start);
+        JsonDiagnostic {
+            code: self.code.as_str(),
+            severity: self.severity(),
+            message: self.message.clone(),
+            file: file.to_string(),
+            line: start.line,
+            column: start.column,
+            end: LineCol::of(source, self.span.end),
+            help: self.help.clone(),
+            notes: self
+                .notes
+                .iter()
+                .map(|(span, message)| {
+                    let start = LineCol::of(source, span.start);
+                    JsonNote {
+                        message: message.clone(),
+                        line: start.line,
+                        column: start.column,
+                        end: LineCol::of(source, span.end),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every diagnostic rendered for a person, separated by blank lines.
+pub fn render_all(diagnostics: &[Diagnostic], file: &str, source: &str) -> String {
+    diagnostics
+        .iter()
+        .map(|d| d.render(file, source))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// ` --> file:line:col`, the source line, and carets under the span (its first line only).
+fn snippet(out: &mut String, file: &str, source: &str, span: Span, gutter: usize) {
+    let start = LineCol::of(source, span.start);
+    let line_text = source
+        .lines()
+        .nth(start.line - 1)
+        .unwrap_or("")
+        .replace('\t', " ");
+    let line_chars = line_text.chars().count();
+    let end = LineCol::of(source, span.end);
+    let end_column = if end.line == start.line {
+        end.column
+    } else {
+        line_chars + 1
+    };
+    let width = end_column.saturating_sub(start.column).max(1);
+    let pad = start.column - 1;
+    out.push_str(&format!("{:gutter$}--> {file}:{start}\n", ""));
+    out.push_str(&format!("{:gutter$} |\n", ""));
+    out.push_str(&format!("{:>gutter$} | {line_text}\n", start.line));
+    out.push_str(&format!(
+        "{:gutter$} | {:pad$}{}\n",
+        "",
+        "",
+        "^".repeat(width)
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = "on trigger {\n  rule after_hours when trigger.source == servicenow\n                    and now not in business_hours then publish\n}\n";
+
+    #[test]
+    fn a_span_over_several_lines_is_underlined_to_the_end_of_its_first_line() {
+        let start = SOURCE.find("trigger.source").unwrap_or(0);
+        let end = SOURCE.find(" then").unwrap_or(0);
+        let d = Diagnostic::new(Code::TypeMismatch, Span::new(start, end), "a message");
+        insta::assert_snapshot!(d.render("x.rules", SOURCE), @r"
+        error[E103]: a message
+         --> x.rules:2:25
+          |
+        2 |   rule after_hours when trigger.source == servicenow
+          |                         ^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+        ");
+    }
+
+    #[test]
+    fn an_empty_span_gets_one_caret_and_notes_share_the_gutter() {
+        let d = Diagnostic::new(Code::MissingOtherwise, Span::new(3, 3), "empty")
+            .with_help("some help")
+            .with_note(Span::new(SOURCE.len() - 2, SOURCE.len() - 1), "the end");
+        insta::assert_snapshot!(d.render("x.rules", SOURCE), @r"
+        error[E109]: empty
+         --> x.rules:1:4
+          |
+        1 | on trigger {
+          |    ^
+          |
+          = help: some help
+        note: the end
+         --> x.rules:4:1
+          |
+        4 | }
+          | ^
+        ");
+    }
+
+    #[test]
+    fn json_positions_are_one_based_and_the_end_is_exclusive() {
+        let start = SOURCE.find("servicenow").unwrap_or(0);
+        let d = Diagnostic::new(Code::UnknownSource, Span::new(start, start + 10), "m");
+        let json = d.to_json("x.rules", SOURCE);
+        assert_eq!((json.line, json.column), (2, 43));
+        assert_eq!(
+            json.end,
+            LineCol {
+                line: 2,
+                column: 53
+            }
+        );
+        assert_eq!(json.severity, Severity::Error);
+    }
+}

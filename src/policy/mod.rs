@@ -1,0 +1,20 @@
+//! The policy: the fact schema and fact values, windows, backoff profiles and decisions, the
+//! checker that turns a syntax tree into a validated [`Policy`], and the analyses over it
+//! (shadowing, the fact space, the difference between two policies).
+
+pub mod backoff;
+pub mod checker;
+mod compiled;
+pub mod decision;
+pub mod diff;
+pub mod fact_space;
+pub mod facts;
+pub mod facts_file;
+pub mod schema;
+pub mod shadowing;
+pub mod window;
+
+pub use compiled::{
+    BackoffId, CompiledAction, CompiledRule, Cond, CondKind, PhaseRules, Policy, Term, TermAction,
+    WindowId,
+};
