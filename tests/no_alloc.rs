@@ -1,6 +1,7 @@
 //! `evaluate` allocates nothing: a counting global allocator watches this thread while it
 //! decides every kind of verdict the reference policy can give, windows and deferrals included.
 
+#[path = "suite/common/mod.rs"]
 mod common;
 
 use jiff::{SignedDuration, Timestamp};

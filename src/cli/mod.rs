@@ -9,6 +9,7 @@ pub mod fmt;
 pub mod run;
 pub mod serve;
 pub mod serve_demo;
+mod serve_loop;
 pub mod simulate;
 pub mod test;
 

@@ -1,16 +1,16 @@
 //! `publish-guard serve --config FILE`: the relay service, until SIGTERM or ctrl-c; SIGHUP
 //! reloads the rules.
 
-use crate::api::ScheduleApi;
 use crate::audit::log::{AuditLog, AuditOptions};
 use crate::audit::writer::AuditWriter;
 use crate::cli::run::{genesys_client, rest_client};
+use crate::cli::serve_loop::run_until_stopped;
 use crate::cli::{CliError, Outcome};
+use crate::config::relay::{ServeSection, build_sources};
 use crate::config::{Backend, Config, env_value};
 use crate::effects::clock::SystemClock;
-use crate::relay::config::{ServeSection, build_sources};
 use crate::relay::rules::Rules;
-use crate::relay::server::{Relay, RelaySettings};
+use crate::relay::server::RelaySettings;
 use crate::relay::sqlite_store::SqliteStore;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,35 +99,6 @@ pub(crate) fn settings(
         body_limit: serve.body_limit,
         clock: Arc::new(SystemClock),
     })
-}
-
-/// Serve; reload on SIGHUP; stop gracefully on SIGTERM or ctrl-c.
-pub(crate) async fn run_until_stopped<A: ScheduleApi + Send + 'static>(
-    settings: RelaySettings,
-    client: A,
-    listener: tokio::net::TcpListener,
-) -> Result<Outcome, CliError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| usage(&e))?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| usage(&e))?;
-    let relay = Relay::start(settings, move || client, listener)
-        .await
-        .map_err(|e| usage(&e))?;
-    eprintln!("publish-guard relay listening on http://{}", relay.addr());
-    loop {
-        tokio::select! {
-            _ = hangup.recv() => {
-                // Logged and counted by the relay; a bad file leaves the old policy.
-                let _ = relay.reload();
-            }
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    tracing::info!("stopping: intake closed, recording the calls in flight");
-    relay.shutdown().await.map_err(|e| usage(&e))?;
-    Ok(Outcome::Ok)
 }
 
 /// Structured logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -11,7 +11,7 @@ use crate::api::region::Endpoints;
 use crate::api::secret::Secret;
 use crate::audit::log::{AuditLog, AuditOptions};
 use crate::audit::writer::AuditWriter;
-use crate::cli::serve::run_until_stopped;
+use crate::cli::serve_loop::run_until_stopped;
 use crate::cli::{CliError, Outcome};
 use crate::effects::clock::SystemClock;
 use crate::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};

@@ -1,7 +1,6 @@
 //! The relay service's building blocks: webhook authentication, problem-details rejections and
 //! the durable store of accepted triggers.
 
-pub mod config;
 pub mod intake;
 pub mod mapping;
 pub mod metrics;

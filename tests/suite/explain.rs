@@ -1,6 +1,6 @@
 //! `explain` on real rules and facts files, pinned as the person reading it sees it.
 
-mod common;
+use crate::common;
 
 use publish_guard::evaluation::explain::explain;
 use publish_guard::language::ast::PhaseKind;

@@ -2,7 +2,7 @@
 
 #[test]
 fn readme_fact_table_matches_the_schema() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let begin = "<!-- facts:begin -->\n";
     let start = readme.find(begin).map(|i| i + begin.len());
     let end = readme.find("<!-- facts:end -->");

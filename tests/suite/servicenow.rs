@@ -6,15 +6,13 @@
 //! generateMac HMAC the relay verifies, and the real binary with the default ServiceNow
 //! mapping maps its body to the week's newest schedule.
 
-mod process_support;
-
+use crate::process_support::{
+    SECRET, Setup, audit_entries, audit_verifies, double, schedule, send_signed, settled,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{KeyInit, Mac};
 use jiff::{SignedDuration, Timestamp, ToSpan};
-use process_support::{
-    SECRET, Setup, audit_entries, audit_verifies, double, schedule, send_signed, settled,
-};
 use publish_guard::api::double::CallKind;
 use publish_guard::relay::webhook_auth::{
     AuthError, SignatureVerifier, SignedHeaders, WebhookSecret,
@@ -22,9 +20,9 @@ use publish_guard::relay::webhook_auth::{
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-const SCRIPT: &str = include_str!("../examples/servicenow/publish-guard-webhook.js");
-const REQUEST: &str = include_str!("fixtures/servicenow-request.json");
-const SERVE_RULES: &str = include_str!("fixtures/relay/serve.rules");
+const SCRIPT: &str = include_str!("../../examples/servicenow/publish-guard-webhook.js");
+const REQUEST: &str = include_str!("../fixtures/servicenow-request.json");
+const SERVE_RULES: &str = include_str!("../fixtures/relay/serve.rules");
 
 struct Recorded {
     id: String,

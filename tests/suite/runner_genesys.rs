@@ -1,16 +1,14 @@
 //! Acceptance tests of the runner over real HTTP: the live driver, the Genesys client and
 //! the API double on loopback, all on one clock that the test moves (no real sleeping).
 
-mod api_support;
-mod common;
-mod runner_support;
+use crate::runner_support;
 
-use api_support::{genesys_config, schedule};
+use crate::api_support::{genesys_config, schedule};
+use crate::runner_support::{HookSink, Rig};
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
 use publish_guard::runner::event::{CycleCause, EventKind, Outcome};
-use runner_support::{HookSink, Rig};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

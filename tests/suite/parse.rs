@@ -1,8 +1,8 @@
 //! The parser: the DESIGN example, every construct, and error diagnostics.
 
-mod common;
+use crate::common;
 
-use common::parse_valid;
+use crate::common::parse_valid;
 use publish_guard::language::ast::{
     Action, DaySpec, ExprKind, FactPath, Item, OffsetSign, OperandKind, Phase, PhaseKind, Weekday,
 };
@@ -21,7 +21,7 @@ fn phase(file: &publish_guard::language::ast::File, kind: PhaseKind) -> &Phase {
 
 #[test]
 fn design_example_parses_as_written() {
-    let source = include_str!("fixtures/syntax/design.rules");
+    let source = include_str!("../fixtures/syntax/design.rules");
     let file = parse_valid(source);
     assert_eq!(file.items.len(), 7);
     assert_eq!(file.comments.len(), 1);
@@ -74,7 +74,7 @@ fn design_example_parses_as_written() {
 
 #[test]
 fn spans_point_at_the_text_they_cover() {
-    let source = include_str!("fixtures/syntax/design.rules");
+    let source = include_str!("../fixtures/syntax/design.rules");
     let file = parse_valid(source);
     let trigger = phase(&file, PhaseKind::Trigger);
     let rule = &trigger.rules[3];

@@ -2,10 +2,10 @@
 //! the audit log live, the admin token) and one `[[sources]]` table per webhook sender (how it
 //! authenticates, how its JSON maps to a trigger). Secrets appear only as env-var names.
 
-use super::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
-use super::mapping::{Field, Mapping};
-use super::webhook_auth::{BearerVerifier, SignatureVerifier, WebhookSecret};
-use crate::config::{ConfigError, env_value};
+use super::{ConfigError, env_value};
+use crate::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
+use crate::relay::mapping::{Field, Mapping};
+use crate::relay::webhook_auth::{BearerVerifier, SignatureVerifier, WebhookSecret};
 use jiff::SignedDuration;
 use std::collections::HashMap;
 use std::net::SocketAddr;

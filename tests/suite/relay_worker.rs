@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
-const RULES: &str = include_str!("fixtures/relay/worker.rules");
-const FROZEN_RULES: &str = include_str!("fixtures/relay/frozen.rules");
+const RULES: &str = include_str!("../fixtures/relay/worker.rules");
+const FROZEN_RULES: &str = include_str!("../fixtures/relay/frozen.rules");
 /// The longest any condition below may take to come true (real time; the clock is the test's).
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Monday 30 March 2026, 10:00 in London: business hours.

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 /// The DESIGN.md reference policy, compiled.
 pub fn reference_policy() -> Policy {
-    crate::common::compile_valid(include_str!("../fixtures/runner/reference.rules"))
+    crate::common::compile_valid(include_str!("../../fixtures/runner/reference.rules"))
 }
 
 /// The API double holding one schedule, on a clock the test owns, and the policy.

@@ -1,6 +1,6 @@
 //! Diagnostics as a person sees them: one small bad file per code, rendered and pinned.
 
-mod common;
+use crate::common;
 
 use publish_guard::language::diagnostic::{Code, Diagnostic, render_all};
 use std::path::Path;

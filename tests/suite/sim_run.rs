@@ -1,7 +1,7 @@
 //! The simulator end to end: shipped scenarios pass under `test`, a wrong expectation fails
 //! readably, reports are pinned, runs are deterministic, and the SVG is well-formed.
 
-mod common;
+use crate::common;
 
 use publish_guard::cli::test::report;
 use publish_guard::sim::engine::{RunOptions, RunResult, run};

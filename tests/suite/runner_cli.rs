@@ -1,9 +1,7 @@
 //! `publish-guard run` end to end: the binary, a configuration file and the API double on
 //! loopback (on the real clock: these runs never wait).
 
-mod api_support;
-
-use api_support::schedule;
+use crate::api_support::schedule;
 use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -22,7 +20,7 @@ async fn double_with(published: bool) -> ApiDouble {
 
 /// A configuration pointing at `double`, with the reference rules beside it.
 fn write_config(dir: &Path, double: &ApiDouble, extra: &str) -> PathBuf {
-    let rules = include_str!("fixtures/runner/reference.rules");
+    let rules = include_str!("../fixtures/runner/reference.rules");
     let written = std::fs::write(dir.join("policy.rules"), rules);
     assert!(written.is_ok(), "{written:?}");
     let config = format!(

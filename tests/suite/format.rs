@@ -1,19 +1,17 @@
 //! The formatter: canonical layout snapshots, comments kept, idempotence, round trips.
 
-mod common;
-
-use common::parse_valid;
+use crate::common::parse_valid;
 use publish_guard::language::format::{format, format_source};
 
 #[test]
 fn design_example_formats_canonically() {
-    let file = parse_valid(include_str!("fixtures/syntax/design.rules"));
+    let file = parse_valid(include_str!("../fixtures/syntax/design.rules"));
     insta::assert_snapshot!(format(&file));
 }
 
 #[test]
 fn messy_input_is_laid_out_and_keeps_every_comment() {
-    let source = include_str!("fixtures/syntax/messy.rules");
+    let source = include_str!("../fixtures/syntax/messy.rules");
     let file = parse_valid(source);
     let formatted = format(&file);
     for comment in &file.comments {
@@ -40,15 +38,15 @@ fn an_empty_file_formats_to_nothing() {
 const SHIPPED: [(&str, &str); 3] = [
     (
         "rules/default.rules",
-        include_str!("../rules/default.rules"),
+        include_str!("../../rules/default.rules"),
     ),
     (
         "rules/examples/naive.rules",
-        include_str!("../rules/examples/naive.rules"),
+        include_str!("../../rules/examples/naive.rules"),
     ),
     (
         "rules/examples/follow-the-sun.rules",
-        include_str!("../rules/examples/follow-the-sun.rules"),
+        include_str!("../../rules/examples/follow-the-sun.rules"),
     ),
 ];
 
@@ -64,7 +62,7 @@ fn shipped_rules_files_are_canonical() {
 /// The shipped rules files, and the DESIGN example as written, check without a warning.
 #[test]
 fn shipped_rules_files_check_cleanly() {
-    let design = ("DESIGN.md", include_str!("fixtures/syntax/design.rules"));
+    let design = ("DESIGN.md", include_str!("../fixtures/syntax/design.rules"));
     for (path, source) in SHIPPED.into_iter().chain([design]) {
         match publish_guard::compile(source) {
             Ok(checked) => assert!(
@@ -79,8 +77,8 @@ fn shipped_rules_files_check_cleanly() {
 
 #[test]
 fn the_default_rules_are_the_design_example_with_comments() {
-    let design = parse_valid(include_str!("fixtures/syntax/design.rules"));
-    let default = parse_valid(include_str!("../rules/default.rules"));
+    let design = parse_valid(include_str!("../fixtures/syntax/design.rules"));
+    let default = parse_valid(include_str!("../../rules/default.rules"));
     assert_eq!(design.items, default.items);
 }
 

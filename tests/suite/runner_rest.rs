@@ -1,15 +1,14 @@
 //! The runner over the plain REST backend: the same behaviour on the double's gateway
 //! routes (a status read answering a state, a publish call).
 
-mod api_support;
-mod common;
-mod runner_support;
+use crate::api_support;
+use crate::runner_support;
 
+use crate::runner_support::{HookSink, Rig};
 use jiff::SignedDuration;
 use publish_guard::api::double::{CallKind, Fault};
 use publish_guard::api::rest::{RestClient, RestConfig};
 use publish_guard::runner::event::{EventKind, Outcome};
-use runner_support::{HookSink, Rig};
 use std::sync::Arc;
 use std::time::Duration;
 

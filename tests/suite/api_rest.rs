@@ -1,8 +1,6 @@
 //! The plain REST backend against the double's gateway routes, over real HTTP on loopback.
 
-mod api_support;
-
-use api_support::{double, schedule};
+use crate::api_support::{double, schedule};
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::rest::{RestClient, RestConfig};

@@ -1,8 +1,8 @@
 //! The Genesys client against the double, over real HTTP on loopback.
 
-mod api_support;
+use crate::api_support;
 
-use api_support::{double, genesys, genesys_config, genesys_with, schedule};
+use crate::api_support::{double, genesys, genesys_config, genesys_with, schedule};
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::model::ModelConfig;

@@ -4,23 +4,23 @@
 //! keeps the old policy, with a good one the next cycle decides under the new version;
 //! SIGTERM exits 0 with a verifiable audit log; `serve --demo` prints commands that work.
 
-mod process_support;
+use crate::process_support;
 
-use jiff::SignedDuration;
-use jiff::civil::Date;
-use process_support::{
+use crate::process_support::{
     Served, Setup, audit_entries, audit_verifies, double, eventually, metric, metrics, schedule,
     send_signed, settled, signed,
 };
+use jiff::SignedDuration;
+use jiff::civil::Date;
 use publish_guard::api::double::{ApiDouble, CallKind};
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
-const SERVE_RULES: &str = include_str!("fixtures/relay/serve.rules");
-const FROZEN_RULES: &str = include_str!("fixtures/relay/frozen.rules");
-const BROKEN_RULES: &str = include_str!("fixtures/relay/broken.rules");
+const SERVE_RULES: &str = include_str!("../fixtures/relay/serve.rules");
+const FROZEN_RULES: &str = include_str!("../fixtures/relay/frozen.rules");
+const BROKEN_RULES: &str = include_str!("../fixtures/relay/broken.rules");
 
 /// A source reading the schedule from the body, so each webhook names its schedule.
 const SOURCES: &str = r#"[[sources]]

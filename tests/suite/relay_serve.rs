@@ -4,9 +4,7 @@
 //! verifies; a broken rules file is refused with its diagnostics, a good one decides the
 //! next cycle.
 
-mod api_support;
-
-use api_support::genesys_config;
+use crate::api_support::genesys_config;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use publish_guard::api::ScheduleRef;
@@ -38,9 +36,9 @@ const STORM: usize = 1000;
 /// The longest any condition below may take to come true.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-const SERVE_RULES: &str = include_str!("fixtures/relay/serve.rules");
-const FROZEN_RULES: &str = include_str!("fixtures/relay/frozen.rules");
-const BROKEN_RULES: &str = include_str!("fixtures/relay/broken.rules");
+const SERVE_RULES: &str = include_str!("../fixtures/relay/serve.rules");
+const FROZEN_RULES: &str = include_str!("../fixtures/relay/frozen.rules");
+const BROKEN_RULES: &str = include_str!("../fixtures/relay/broken.rules");
 
 fn schedule(id: &str) -> ScheduleRef {
     ScheduleRef {

@@ -1,9 +1,7 @@
 //! The double's routes as a raw HTTP client sees them: the shapes, headers and checks the
 //! clients rely on, and the call log.
 
-mod api_support;
-
-use api_support::{double, schedule};
+use crate::api_support::{double, schedule};
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::model::{MSG_ALREADY_PUBLISHING, ModelConfig};
 use publish_guard::api::upload::gzip_publish_body;

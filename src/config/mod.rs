@@ -5,6 +5,8 @@
 //! the line, unknown keys are rejected, and the checks serde cannot express point at the
 //! key they concern.
 
+pub mod relay;
+
 use crate::language::span::LineCol;
 use crate::runner::RunnerConfig;
 use crate::runner::budget::BudgetConfig;
@@ -44,10 +46,10 @@ pub struct Config {
     pub runner: RunnerSection,
     /// The relay service (`serve`).
     #[serde(default)]
-    pub serve: crate::relay::config::ServeSection,
+    pub serve: relay::ServeSection,
     /// The relay's webhook senders.
     #[serde(default)]
-    pub sources: Vec<crate::relay::config::SourceSection>,
+    pub sources: Vec<relay::SourceSection>,
 }
 
 /// `[genesys]`: a region, or explicit base URLs; the OAuth client by env-var names.
@@ -328,7 +330,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_loads() {
-        let text = include_str!("../examples/publish-guard.toml");
+        let text = include_str!("../../examples/publish-guard.toml");
         let config = parse(text);
         assert!(config.is_ok(), "{config:?}");
         if let Ok(c) = config {
@@ -342,7 +344,7 @@ mod tests {
 
     #[test]
     fn the_shipped_relay_example_loads_with_its_sources() {
-        let config = parse(include_str!("../examples/relay.toml"));
+        let config = parse(include_str!("../../examples/relay.toml"));
         assert!(config.is_ok(), "{config:?}");
         if let Ok(c) = config {
             assert_eq!(c.serve.listen.port(), 8080);
