@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for rules in ["rules/examples/naive.rules", "rules/default.rules"] {
         let source = std::fs::read_to_string(rules)?;
         let policy = publish_guard::compile(&source)
-            .map_err(|d| format!("{rules}: {} diagnostic(s)", d.len()))?
+            .map_err(|e| format!("{rules}: {} diagnostic(s)", e.diagnostics().len()))?
             .policy;
         for coalesce in [false, true] {
             scenario.runner.coalesce = coalesce;

@@ -1,24 +1,100 @@
-//! publish-guard: a policy engine that decides whether to publish, skip or back off
-//! when something asks to publish a Genesys Cloud WFM schedule.
+//! publish-guard: a policy engine that decides whether to publish, skip, back off or defer
+//! when something asks to publish a Genesys Cloud WFM schedule, and runs those decisions
+//! against the API.
+//!
+//! Compile a rules file once, then decide for any facts: evaluation is a pure function (no
+//! clock, no I/O), so `now` is a fact like any other.
+//!
+//! ```
+//! use publish_guard::{Facts, PhaseKind, Verdict, compile, evaluate, explain};
+//!
+//! let source = r#"
+//! policy "embedded"
+//! timezone "Europe/London"
+//! sources servicenow
+//!
+//! on trigger {
+//!   rule published when schedule.state == published then skip "already published"
+//!   rule ready     when schedule.state == draft     then publish
+//!   otherwise skip "no rule matched"
+//! }
+//!
+//! on response {
+//!   rule ok when response.status in 200..299 then done
+//!   otherwise fail "unexpected response"
+//! }
+//! "#;
+//! let policy = compile(source)?.policy;
+//!
+//! let mut facts = Facts::new();
+//! facts
+//!     .set_by_name("now", "2026-03-03T09:30:00Z".parse::<jiff::Timestamp>()?)?
+//!     .set_by_name("trigger.source", "servicenow")?
+//!     .set_by_name("schedule.state", "draft")?;
+//!
+//! let decision = evaluate(&policy, PhaseKind::Trigger, &facts);
+//! assert!(matches!(decision.verdict, Verdict::Publish));
+//! assert_eq!(decision.rule, "ready");
+//! println!("{}", explain(&policy, PhaseKind::Trigger, &facts).render_human(source));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//!
+//! The modules follow the layers of the design, each using only those above it:
+//!
+//! - [`language`] — the rules language as text: syntax tree, parser, formatter, spans,
+//!   diagnostics, "did you mean".
+//! - [`policy`] — what the text means: the fact schema and fact values, windows, backoff,
+//!   decisions, the checker (and [`compile`]), shadowing, the fact space, policy diffs.
+//! - [`evaluation`] — the pure evaluator and `explain`.
+//! - [`effects`] — the clock and the randomness the layers below take as parameters.
+//! - [`runner`] — the sans-IO state machine per schedule, its events and its live driver.
+//! - [`api`] — the [`ScheduleApi`] trait, the one model of Genesys' API, its HTTP double, and
+//!   the Genesys and REST clients.
+//! - [`sim`] — the simulator: scenarios on a virtual clock through the very runner.
+//! - [`audit`] — the hash-chained, signed audit log.
+//! - [`relay`] — the webhook relay service: intake, store, worker, server.
+//! - [`config`] — `publish-guard.toml`.
+//! - [`cli`] — the `publish-guard` command, a thin layer over the rest.
+//!
+//! # Cargo features
+//!
+//! The default builds everything. With `default-features = false` only the language, the
+//! policy and evaluation build, with none of tokio, axum, reqwest, rusqlite or clap.
+//! `runner` adds the runner, the API model and the simulator; `genesys` the HTTP clients;
+//! `relay` the service, its store and the audit log; `cli` the command.
 
+#[cfg(feature = "runner")]
 pub mod api;
+#[cfg(feature = "relay")]
 pub mod audit;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod config;
 pub mod effects;
 pub mod evaluation;
-pub mod group_commit;
+#[cfg(feature = "relay")]
+mod group_commit;
 pub mod language;
 pub mod policy;
+#[cfg(feature = "relay")]
 pub mod relay;
+#[cfg(feature = "runner")]
 pub mod runner;
+#[cfg(feature = "runner")]
 pub mod sim;
 
-/// Parse and check a rules file: the validated policy and its warnings, or every
-/// diagnostic (errors and warnings) sorted by position.
-pub fn compile(
-    source: &str,
-) -> Result<policy::checker::Checked, Vec<language::diagnostic::Diagnostic>> {
-    let file = language::parser::parse(source)?;
-    policy::checker::check(&file, source)
-}
+#[cfg(feature = "runner")]
+pub use api::ScheduleApi;
+pub use evaluation::evaluator::evaluate;
+pub use evaluation::explain::{Explanation, explain};
+pub use language::ast::PhaseKind;
+pub use language::diagnostic::Diagnostic;
+pub use policy::Policy;
+pub use policy::compile::{CompileError, compile};
+pub use policy::decision::{Decision, Verdict};
+pub use policy::facts::{FactError, FactInput, Facts, Value};
+#[cfg(feature = "runner")]
+pub use runner::{Runner, RunnerConfig};

@@ -5,10 +5,9 @@
 mod common;
 
 use jiff::{SignedDuration, Timestamp};
+use publish_guard::Facts;
 use publish_guard::evaluation::evaluator::evaluate;
 use publish_guard::language::ast::PhaseKind;
-use publish_guard::policy::facts::{Facts, Value};
-use publish_guard::policy::schema::{FactId, SCHEDULE_STATES};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -57,25 +56,18 @@ fn allocations_in(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get)
 }
 
-fn id(name: &str) -> FactId {
-    FactId::lookup(name).unwrap()
-}
-
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
-}
-
-fn state(name: &str) -> Value {
-    Value::Enum(SCHEDULE_STATES.iter().position(|s| *s == name).unwrap() as u8)
 }
 
 /// A draft from ServiceNow at `now`, never published.
 fn facts(now: &str) -> Facts {
     let mut f = Facts::new();
-    f.set(id("now"), Some(Value::Instant(at(now))));
-    f.set(id("trigger.duplicate"), Some(Value::Bool(false)));
-    f.set(id("trigger.source"), Some(Value::Str("servicenow".into())));
-    f.set(id("schedule.state"), Some(state("draft")));
+    f.set_by_name("now", at(now))
+        .and_then(|f| f.set_by_name("trigger.duplicate", false))
+        .and_then(|f| f.set_by_name("trigger.source", "servicenow"))
+        .and_then(|f| f.set_by_name("schedule.state", "draft"))
+        .unwrap();
     f
 }
 
@@ -86,26 +78,26 @@ fn evaluate_allocates_nothing_for_any_verdict() {
 
     let publish = facts("2026-03-25T12:00:00Z");
     let mut duplicate = publish.clone();
-    duplicate.set(id("trigger.duplicate"), Some(Value::Bool(true)));
+    duplicate.set_by_name("trigger.duplicate", true).unwrap();
     let mut in_progress = publish.clone();
-    in_progress.set(id("schedule.state"), Some(state("publishing")));
+    in_progress
+        .set_by_name("schedule.state", "publishing")
+        .unwrap();
     // Saturday night: defer until Monday's opening, across the spring clock change.
     let after_hours = facts("2026-03-28T22:00:00Z");
     let mut debounce = publish.clone();
-    debounce.set(
-        id("last_publish.at"),
-        Some(Value::Instant(at("2026-03-25T11:55:00Z"))),
-    );
+    debounce
+        .set_by_name("last_publish.at", at("2026-03-25T11:55:00Z"))
+        .unwrap();
     let mut otherwise = publish.clone();
-    otherwise.set(id("schedule.state"), Some(state("unknown")));
+    otherwise.set_by_name("schedule.state", "unknown").unwrap();
     let mut throttled = publish.clone();
-    throttled.set(id("response.status"), Some(Value::Int(429)));
-    throttled.set(
-        id("response.retry_after"),
-        Some(Value::Duration(SignedDuration::from_secs(7))),
-    );
+    throttled.set_by_name("response.status", 429).unwrap();
+    throttled
+        .set_by_name("response.retry_after", SignedDuration::from_secs(7))
+        .unwrap();
     let mut unexpected = publish.clone();
-    unexpected.set(id("response.status"), Some(Value::Int(302)));
+    unexpected.set_by_name("response.status", 302).unwrap();
 
     let cases = [
         (PhaseKind::Trigger, &publish, "publish"),

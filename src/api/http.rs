@@ -4,7 +4,7 @@
 use crate::api::limiter::{RateLimiter, SharedLimiter};
 use crate::api::{Answer, ApiError, RateLimitInfo};
 use crate::effects::clock::Clock;
-use axum::body::Bytes;
+use bytes::Bytes;
 use jiff::SignedDuration;
 use reqwest::Url;
 use reqwest::header::HeaderMap;

@@ -3,14 +3,19 @@
 //! Everything vendor-specific (Genesys Cloud's upload-and-update flow, a site's own REST
 //! gateway) stays behind [`ScheduleApi`]; the runner only reads a schedule and publishes it.
 
+#[cfg(feature = "relay")]
 pub mod double;
+#[cfg(feature = "genesys")]
 pub mod genesys;
+#[cfg(feature = "genesys")]
 pub(crate) mod http;
 pub mod limiter;
 pub mod model;
 pub mod region;
+#[cfg(feature = "genesys")]
 pub mod rest;
 pub mod secret;
+#[cfg(feature = "genesys")]
 pub mod token;
 pub mod upload;
 

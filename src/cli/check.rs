@@ -37,7 +37,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, CliError> {
         let source = read_text(path)?;
         let diagnostics = match crate::compile(&source) {
             Ok(checked) => checked.warnings,
-            Err(diagnostics) => diagnostics,
+            Err(e) => e.into_diagnostics(),
         };
         failed |= fails(&diagnostics, args.deny_warnings);
         match args.format {

@@ -3,7 +3,6 @@
 
 use crate::cli::simulate::load_scenario;
 use crate::cli::{CliError, Outcome, read_text};
-use crate::language::diagnostic::render_all;
 use crate::policy::Policy;
 use crate::policy::diff::compare;
 use crate::sim::engine::{RunOptions, run};
@@ -28,7 +27,7 @@ fn load(path: &Path) -> Result<Result<(String, Policy), String>, CliError> {
     let source = read_text(path)?;
     Ok(match crate::compile(&source) {
         Ok(checked) => Ok((source, checked.policy)),
-        Err(d) => Err(render_all(&d, &path.display().to_string(), &source)),
+        Err(e) => Err(e.in_file(path.display().to_string()).to_string()),
     })
 }
 

@@ -50,8 +50,8 @@ pub fn run(args: &ExplainArgs) -> Result<Outcome, CliError> {
     let rules = read_text(&args.rules)?;
     let policy = match crate::compile(&rules) {
         Ok(checked) => checked.policy,
-        Err(diagnostics) => {
-            print!("{}", render_all(&diagnostics, &rules_name, &rules));
+        Err(e) => {
+            print!("{}", e.in_file(rules_name));
             return Ok(Outcome::Failed);
         }
     };

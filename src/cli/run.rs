@@ -72,8 +72,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
             }
             checked.policy
         }
-        Err(diagnostics) => {
-            eprint!("{}", render_all(&diagnostics, &file, &source));
+        Err(e) => {
+            eprint!("{}", e.in_file(file));
             return Ok(Outcome::Failed);
         }
     };

@@ -56,7 +56,7 @@ pub fn load_policy(path: &Path) -> Result<Result<Policy, String>, CliError> {
     let source = read_text(path)?;
     Ok(crate::compile(&source)
         .map(|checked| checked.policy)
-        .map_err(|d| render_all(&d, &path.display().to_string(), &source)))
+        .map_err(|e| e.in_file(path.display().to_string()).to_string()))
 }
 
 /// Run `simulate`.

@@ -2,5 +2,6 @@
 //! it: the clock and the source of randomness. Production, the simulator and the tests each
 //! pass their own.
 
+#[cfg(feature = "runner")]
 pub mod clock;
 pub mod random;

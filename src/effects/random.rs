@@ -1,8 +1,11 @@
 //! Where jitter comes from: an injected source, seeded in tests and the simulator so every
 //! run is reproducible.
 
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
+#[cfg(feature = "runner")]
+use rand_chacha::{
+    ChaCha8Rng,
+    rand_core::{Rng, SeedableRng},
+};
 
 /// A source of uniform random numbers for backoff jitter.
 pub trait RandomSource {
@@ -11,9 +14,11 @@ pub trait RandomSource {
 }
 
 /// A ChaCha8 generator: seeded for reproducible runs, or from the OS for production.
+#[cfg(feature = "runner")]
 #[derive(Clone, Debug)]
 pub struct SeededRandom(ChaCha8Rng);
 
+#[cfg(feature = "runner")]
 impl SeededRandom {
     /// The same seed gives the same sequence, on every platform.
     pub fn new(seed: u64) -> Self {
@@ -26,6 +31,7 @@ impl SeededRandom {
     }
 }
 
+#[cfg(feature = "runner")]
 impl RandomSource for SeededRandom {
     fn unit(&mut self) -> f64 {
         // The top 53 bits fill an f64 mantissa exactly: uniform over [0, 1).
@@ -33,7 +39,7 @@ impl RandomSource for SeededRandom {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "runner"))]
 mod tests {
     use super::*;
 

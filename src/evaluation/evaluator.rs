@@ -23,9 +23,6 @@ pub const NO_NOW: &str = "cannot defer: the fact `now` is absent";
 pub const WINDOW_NEVER_OPENS: &str = "cannot defer: the window never opens";
 /// The reason a `defer until INSTANT` fails when the instant's fact is absent.
 pub const INSTANT_ABSENT: &str = "cannot defer: the instant it names is absent";
-/// The reason a rule fails when it names a window or backoff the policy does not hold
-/// (a policy built by hand; a checked policy never does this).
-pub const DANGLING_REFERENCE: &str = "the policy names a window or backoff it does not declare";
 
 /// Decide one phase: the first rule whose condition holds, else `otherwise`. Allocates nothing.
 pub fn evaluate<'p>(policy: &'p Policy, phase: PhaseKind, facts: &Facts) -> Decision<'p> {
@@ -112,9 +109,7 @@ impl<'a> Eval<'a> {
                 negated,
                 window,
             } => match term_value(term, facts) {
-                Some(Scalar::Instant(t)) => self
-                    .in_window(*window, t)
-                    .is_some_and(|inside| inside != *negated),
+                Some(Scalar::Instant(t)) => self.in_window(*window, t) != *negated,
                 _ => false,
             },
             CondKind::Exists(fact) => facts.get(*fact).is_some(),
@@ -122,9 +117,9 @@ impl<'a> Eval<'a> {
         }
     }
 
-    /// Whether window `id` is open at `t`; `None` when the policy has no such window.
-    fn in_window(&self, id: WindowId, t: Timestamp) -> Option<bool> {
-        let window = self.policy.windows.get(id.0)?;
+    /// Whether window `id` is open at `t`.
+    fn in_window(&self, id: WindowId, t: Timestamp) -> bool {
+        let window = self.policy.window(id);
         let local = match self.local.get() {
             Some((cached, at, local)) if cached == id && at == t => local,
             _ => {
@@ -133,7 +128,7 @@ impl<'a> Eval<'a> {
                 local
             }
         };
-        Some(window.contains_local(local))
+        window.contains_local(local)
     }
 }
 
@@ -148,35 +143,22 @@ pub(crate) fn decide<'p>(
     let verdict = match action {
         CompiledAction::Publish => Verdict::Publish,
         CompiledAction::Skip(reason) => Verdict::Skip { reason },
-        CompiledAction::Backoff(id) => match policy.backoffs.get(id.0) {
-            Some(profile) => Verdict::Backoff { profile },
-            None => Verdict::Fail {
-                reason: DANGLING_REFERENCE,
+        CompiledAction::Backoff(id) => Verdict::Backoff {
+            profile: policy.backoff(*id),
+        },
+        CompiledAction::BackoffRetryAfter(id) => Verdict::BackoffRetryAfter {
+            retry_after: facts.duration(RETRY_AFTER),
+            fallback: policy.backoff(*id),
+        },
+        CompiledAction::DeferUntilWindow(id) => match facts.instant(NOW) {
+            None => Verdict::Fail { reason: NO_NOW },
+            Some(now) => match policy.window(*id).next_open(now) {
+                Some(until) => Verdict::Defer { until },
+                None => Verdict::Fail {
+                    reason: WINDOW_NEVER_OPENS,
+                },
             },
         },
-        CompiledAction::BackoffRetryAfter(id) => match policy.backoffs.get(id.0) {
-            Some(fallback) => Verdict::BackoffRetryAfter {
-                retry_after: facts.duration(RETRY_AFTER),
-                fallback,
-            },
-            None => Verdict::Fail {
-                reason: DANGLING_REFERENCE,
-            },
-        },
-        CompiledAction::DeferUntilWindow(id) => {
-            match (policy.windows.get(id.0), facts.instant(NOW)) {
-                (None, _) => Verdict::Fail {
-                    reason: DANGLING_REFERENCE,
-                },
-                (Some(_), None) => Verdict::Fail { reason: NO_NOW },
-                (Some(window), Some(now)) => match window.next_open(now) {
-                    Some(until) => Verdict::Defer { until },
-                    None => Verdict::Fail {
-                        reason: WINDOW_NEVER_OPENS,
-                    },
-                },
-            }
-        }
         CompiledAction::DeferUntilInstant(at) => match offset(at.fact, at.offset, facts) {
             Some(until) => Verdict::Defer { until },
             None => Verdict::Fail {

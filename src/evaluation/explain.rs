@@ -250,8 +250,8 @@ fn read_cond(policy: &Policy, cond: &Cond, facts: &Facts, seen: &mut Vec<Seen>) 
         }
         CondKind::InWindow { term, window, .. } => {
             read_term(term, facts, seen);
-            let (Some(window), Some(t)) = (policy.windows.get(window.0), term_instant(term, facts))
-            else {
+            let window = policy.window(*window);
+            let Some(t) = term_instant(term, facts) else {
                 return;
             };
             let state = if window.contains(t) { "open" } else { "closed" };

@@ -87,7 +87,7 @@ fn seconds(secs: f64) -> SignedDuration {
     SignedDuration::try_from_secs_f64(millis / 1000.0).unwrap_or(SignedDuration::MAX)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "runner"))]
 mod tests {
     use super::*;
     use crate::effects::random::SeededRandom;

@@ -543,7 +543,7 @@ mod tests {
     const RESPONSE: &str = "on response {\n  otherwise done\n}\n";
 
     fn compile(source: &str) -> Result<Checked, Vec<Diagnostic>> {
-        crate::compile(source)
+        crate::compile(source).map_err(crate::CompileError::into_diagnostics)
     }
 
     fn codes(source: &str) -> Vec<&'static str> {

@@ -14,26 +14,61 @@ use jiff::tz::TimeZone;
 #[derive(Clone, Debug)]
 pub struct Policy {
     /// The name after `policy`.
-    pub name: String,
+    pub(crate) name: String,
     /// Hex SHA-256 of the source text: the version an audit entry names.
-    pub version: String,
+    pub(crate) version: String,
     /// The policy's time zone (windows default to it).
-    pub timezone: TimeZone,
+    pub(crate) timezone: TimeZone,
     /// The IANA name of `timezone`, as written.
-    pub timezone_name: String,
+    pub(crate) timezone_name: String,
     /// The declared trigger sources.
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     /// Windows, indexed by [`WindowId`].
-    pub windows: Vec<Window>,
+    pub(crate) windows: Vec<Window>,
     /// Backoff profiles, indexed by [`BackoffId`].
-    pub backoffs: Vec<BackoffProfile>,
+    pub(crate) backoffs: Vec<BackoffProfile>,
     /// The `on trigger` rules.
-    pub trigger: PhaseRules,
+    pub(crate) trigger: PhaseRules,
     /// The `on response` rules.
-    pub response: PhaseRules,
+    pub(crate) response: PhaseRules,
 }
 
 impl Policy {
+    /// The name after `policy`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Hex SHA-256 of the source text: the version an audit entry names.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The policy's time zone (windows default to it).
+    pub fn timezone(&self) -> &TimeZone {
+        &self.timezone
+    }
+
+    /// The IANA name of the policy's time zone, as written (`UTC` when left out).
+    pub fn timezone_name(&self) -> &str {
+        &self.timezone_name
+    }
+
+    /// The declared trigger sources.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+
+    /// A window the policy declares. Ids come from the checker only, so every id is valid.
+    pub fn window(&self, id: WindowId) -> &Window {
+        &self.windows[id.0]
+    }
+
+    /// A backoff profile the policy declares. Ids come from the checker only.
+    pub fn backoff(&self, id: BackoffId) -> &BackoffProfile {
+        &self.backoffs[id.0]
+    }
+
     /// The rules of one phase.
     pub fn phase(&self, kind: PhaseKind) -> &PhaseRules {
         match kind {
@@ -45,11 +80,11 @@ impl Policy {
 
 /// Index into [`Policy::windows`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct WindowId(pub usize);
+pub struct WindowId(pub(crate) usize);
 
 /// Index into [`Policy::backoffs`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BackoffId(pub usize);
+pub struct BackoffId(pub(crate) usize);
 
 /// One phase's rules and its `otherwise`.
 #[derive(Clone, Debug)]

@@ -352,8 +352,8 @@ impl Gather {
                 self.constant(term, &Value::Int(*low));
                 self.constant(term, &Value::Int(*high));
             }
-            CondKind::InWindow { term, window, .. } => match (term, policy.windows.get(window.0)) {
-                (Term::Fact(f), Some(w)) => self.hint(*f).windows.push(w.clone()),
+            CondKind::InWindow { term, window, .. } => match term {
+                Term::Fact(f) => self.hint(*f).windows.push(policy.window(*window).clone()),
                 _ => self.exact = false,
             },
             CondKind::Exists(_) | CondKind::IsTrue(_) => {}

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod checker;
+pub mod compile;
 mod compiled;
 pub mod decision;
 pub mod diff;

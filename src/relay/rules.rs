@@ -2,7 +2,6 @@
 //! check leaves the running policy in place and the answer carries its diagnostics. The swap
 //! is one pointer store, so a cycle that started keeps the policy it started with.
 
-use crate::language::diagnostic::render_all;
 use crate::policy::Policy;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -38,7 +37,7 @@ pub fn load_policy(path: &Path) -> Result<Policy, RulesError> {
     })?;
     crate::compile(&source)
         .map(|checked| checked.policy)
-        .map_err(|d| RulesError::Check(render_all(&d, &path.display().to_string(), &source)))
+        .map_err(|e| RulesError::Check(e.in_file(path.display().to_string()).to_string()))
 }
 
 impl Rules {

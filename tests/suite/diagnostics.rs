@@ -2,6 +2,7 @@
 
 use crate::common;
 
+use publish_guard::PhaseKind;
 use publish_guard::language::diagnostic::{Code, Diagnostic, render_all};
 use std::path::Path;
 
@@ -11,7 +12,7 @@ const FIXTURES: &str = "tests/fixtures/diagnostics";
 fn diagnostics_of(source: &str) -> Vec<Diagnostic> {
     match publish_guard::compile(source) {
         Ok(checked) => checked.warnings,
-        Err(diagnostics) => diagnostics,
+        Err(e) => e.into_diagnostics(),
     }
 }
 
@@ -24,16 +25,16 @@ fn read(name: &str) -> String {
 fn the_design_example_checks_without_a_single_diagnostic() {
     let source = read("design.rules");
     common::parse_valid(&source);
-    let checked = publish_guard::compile(&source)
-        .unwrap_or_else(|d| panic!("{}", render_all(&d, "design.rules", &source)));
+    let checked =
+        publish_guard::compile(&source).unwrap_or_else(|e| panic!("{}", e.in_file("design.rules")));
     assert!(
         checked.warnings.is_empty(),
         "{}",
         render_all(&checked.warnings, "design.rules", &source)
     );
-    assert_eq!(checked.policy.name, "servicenow-autopublish");
-    assert_eq!(checked.policy.trigger.rules.len(), 6);
-    assert_eq!(checked.policy.response.rules.len(), 4);
+    assert_eq!(checked.policy.name(), "servicenow-autopublish");
+    assert_eq!(checked.policy.phase(PhaseKind::Trigger).rules.len(), 6);
+    assert_eq!(checked.policy.phase(PhaseKind::Response).rules.len(), 4);
 }
 
 /// Codes found in scenario files rather than rules files; `tests/sim_scenario.rs` pins them.
@@ -48,7 +49,7 @@ fn facts_diagnostics_of(source: &str) -> Vec<Diagnostic> {
     let design = read("design.rules");
     let policy = match publish_guard::compile(&design) {
         Ok(checked) => checked.policy,
-        Err(d) => panic!("{}", render_all(&d, "design.rules", &design)),
+        Err(e) => panic!("{}", e.in_file("design.rules")),
     };
     publish_guard::policy::facts_file::load_facts(source, &policy)
         .err()

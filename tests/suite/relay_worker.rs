@@ -716,7 +716,7 @@ async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_nex
     };
     rig.api.set("A", publishing);
     rig.api.draft("B", 1);
-    let started_with = rig.rules.current().version.clone();
+    let started_with = rig.rules.current().version().to_owned();
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
