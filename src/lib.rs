@@ -93,8 +93,8 @@ pub use evaluation::explain::{Explanation, explain};
 pub use language::ast::PhaseKind;
 pub use language::diagnostic::Diagnostic;
 pub use policy::Policy;
-pub use policy::compile::{CompileError, compile};
 pub use policy::decision::{Decision, Verdict};
 pub use policy::facts::{FactError, FactInput, Facts, Value};
+pub use policy::{CompileError, compile};
 #[cfg(feature = "runner")]
 pub use runner::{Runner, RunnerConfig};

@@ -16,7 +16,7 @@ pub mod region;
 pub mod rest;
 pub mod secret;
 #[cfg(feature = "genesys")]
-pub mod token;
+pub(crate) mod token;
 pub mod upload;
 
 use jiff::civil::Date;

@@ -8,6 +8,6 @@ pub mod checkpoint;
 pub mod entry;
 pub mod log;
 pub mod show;
-pub mod tail;
+pub(crate) mod tail;
 pub mod verify;
 pub mod writer;

@@ -1,16 +1,16 @@
 //! The command-line interface: argument parsing and exit codes. Each subcommand lives in
 //! its own file and returns an [`Outcome`] or a [`CliError`].
 
-pub mod audit;
-pub mod check;
+pub(crate) mod audit;
+pub(crate) mod check;
 pub mod diff;
-pub mod explain;
-pub mod fmt;
-pub mod run;
-pub mod serve;
-pub mod serve_demo;
+pub(crate) mod explain;
+pub(crate) mod fmt;
+pub(crate) mod run;
+pub(crate) mod serve;
+pub(crate) mod serve_demo;
 mod serve_loop;
-pub mod simulate;
+pub(crate) mod simulate;
 pub mod test;
 
 use clap::{Parser, Subcommand};

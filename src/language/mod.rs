@@ -7,4 +7,4 @@ pub mod diagnostic;
 pub mod format;
 pub mod parser;
 pub mod span;
-pub mod suggest;
+pub(crate) mod suggest;

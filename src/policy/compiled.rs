@@ -78,11 +78,11 @@ impl Policy {
     }
 }
 
-/// Index into [`Policy::windows`].
+/// A window of the policy ([`Policy::window`]); only the checker makes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WindowId(pub(crate) usize);
 
-/// Index into [`Policy::backoffs`].
+/// A backoff profile of the policy ([`Policy::backoff`]); only the checker makes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct BackoffId(pub(crate) usize);
 

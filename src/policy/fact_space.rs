@@ -132,11 +132,6 @@ impl FactSpace {
         }
     }
 
-    /// The facts the conditions mention, in schema order.
-    pub fn facts(&self) -> impl Iterator<Item = FactId> + '_ {
-        self.axes.iter().map(|a| a.fact)
-    }
-
     /// Whether the candidates meet every region the conditions tell apart.
     pub fn is_exact(&self) -> bool {
         self.exact

@@ -4,17 +4,18 @@
 
 pub mod backoff;
 pub mod checker;
-pub mod compile;
+mod compile;
 mod compiled;
 pub mod decision;
 pub mod diff;
-pub mod fact_space;
+pub(crate) mod fact_space;
 pub mod facts;
 pub mod facts_file;
 pub mod schema;
-pub mod shadowing;
+pub(crate) mod shadowing;
 pub mod window;
 
+pub use compile::{CompileError, compile};
 pub use compiled::{
     BackoffId, CompiledAction, CompiledRule, Cond, CondKind, PhaseRules, Policy, Term, TermAction,
     WindowId,

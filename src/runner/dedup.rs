@@ -34,13 +34,9 @@ impl DeliveryLog {
     }
 
     /// Number of ids remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.first_seen.len()
-    }
-
-    /// Whether no id is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.first_seen.is_empty()
     }
 
     fn forget_before(&mut self, now: Timestamp) {

@@ -1,18 +1,19 @@
 //! The runner: drives policy decisions against the schedule API.
 //!
-//! The core is sans-IO. A [`machine::ScheduleMachine`] per schedule takes inputs (a trigger
+//! The core is sans-IO. A state machine per schedule (`machine.rs`) takes inputs (a trigger
 //! arrived, a read or a write answered, a timer fired) and returns [`Command`]s (read, publish,
 //! wait until, emit this event). The [`Runner`] holds one machine per schedule plus what they
 //! share (the delivery-id log and the retry budget). The live [`driver`] carries the commands
-//! out with tokio, a [`crate::api::ScheduleApi`] client and a [`crate::effects::clock::Clock`]; the simulator
-//! carries out the same commands on a virtual clock.
+//! out with tokio, a [`crate::api::ScheduleApi`] client and a
+//! [`crate::effects::clock::Clock`]; the simulator carries out the same commands on a virtual
+//! clock.
 
 pub mod budget;
-pub mod dedup;
+pub(crate) mod dedup;
 pub mod driver;
 pub mod event;
-pub mod facts;
-pub mod machine;
+pub(crate) mod facts;
+pub(crate) mod machine;
 
 use crate::api::{Answer, ApiError, PublishAccepted, ScheduleRef, ScheduleSnapshot};
 use crate::effects::random::RandomSource;
@@ -233,7 +234,7 @@ impl Runner {
     }
 
     /// Tell `write`'s schedule of a write an earlier process made (see
-    /// [`ScheduleMachine::resume_publish`]).
+    /// the machine's `resume_publish`).
     pub fn resume_publish(&mut self, write: EarlierWrite) {
         self.machines
             .entry(write.schedule)

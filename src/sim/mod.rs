@@ -1,11 +1,11 @@
 //! The simulator: replays a scenario on a virtual clock through the real runner and the
 //! API model, and reports every decision, every call and the totals.
 
-pub mod api;
+pub(crate) mod api;
 pub mod engine;
 pub mod expect;
 pub mod generate;
-pub mod record;
-pub mod report;
+pub(crate) mod record;
+pub(crate) mod report;
 pub mod scenario;
 pub mod svg;
