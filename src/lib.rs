@@ -41,17 +41,19 @@
 //!
 //! # Layout
 //!
-//! The modules follow the layers of the design, each using only those above it:
+//! The modules follow the layers of the design, each using only those listed before it:
 //!
+//! - [`effects`] — the clock and the randomness the other layers take as parameters.
 //! - [`language`] — the rules language as text: syntax tree, parser, formatter, spans,
-//!   diagnostics, "did you mean".
-//! - [`policy`] — what the text means: the fact schema and fact values, windows, backoff,
-//!   decisions, the checker (and [`compile`]), shadowing, the fact space, policy diffs.
+//!   diagnostics, "did you mean", and the fact schema the grammar reads.
+//! - [`policy`] — what the text means: fact values, windows, backoff, decisions, and the
+//!   compiled [`Policy`].
 //! - [`evaluation`] — the pure evaluator and `explain`.
-//! - [`effects`] — the clock and the randomness the layers below take as parameters.
-//! - [`runner`] — the sans-IO state machine per schedule, its events and its live driver.
+//! - [`analysis`] — the checker ([`compile`]) and what it proves with the evaluator's own
+//!   answers: shadowing, the fact space, policy diffs.
 //! - [`api`] — the [`ScheduleApi`] trait, the one model of Genesys' API, its HTTP double, and
 //!   the Genesys and REST clients.
+//! - [`runner`] — the sans-IO state machine per schedule, its events and its live driver.
 //! - [`sim`] — the simulator: scenarios on a virtual clock through the very runner.
 //! - [`audit`] — the hash-chained, signed audit log.
 //! - [`relay`] — the webhook relay service: intake, store, worker, server.
@@ -65,6 +67,7 @@
 //! `runner` adds the runner, the API model and the simulator; `genesys` the HTTP clients;
 //! `relay` the service, its store and the audit log; `cli` the command.
 
+pub mod analysis;
 #[cfg(feature = "runner")]
 pub mod api;
 #[cfg(feature = "relay")]
@@ -86,6 +89,7 @@ pub mod runner;
 #[cfg(feature = "runner")]
 pub mod sim;
 
+pub use analysis::{CompileError, compile};
 #[cfg(feature = "runner")]
 pub use api::ScheduleApi;
 pub use evaluation::evaluator::evaluate;
@@ -95,6 +99,5 @@ pub use language::diagnostic::Diagnostic;
 pub use policy::Policy;
 pub use policy::decision::{Decision, Verdict};
 pub use policy::facts::{FactError, FactInput, Facts, Value};
-pub use policy::{CompileError, compile};
 #[cfg(feature = "runner")]
 pub use runner::{Runner, RunnerConfig};

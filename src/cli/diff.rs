@@ -1,10 +1,10 @@
 //! `publish-guard diff OLD NEW [--scenario FILE]`: what changes if NEW replaces OLD, over
 //! the fact space and, with a scenario, on its replay.
 
+use crate::analysis::diff::compare;
 use crate::cli::simulate::load_scenario;
 use crate::cli::{CliError, Outcome, read_text};
 use crate::policy::Policy;
-use crate::policy::diff::compare;
 use crate::sim::engine::{RunOptions, run};
 use crate::sim::report::{Report, Total};
 use std::fmt::Write as _;

@@ -104,7 +104,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Facts => {
-            print!("{}", crate::policy::schema::markdown_table());
+            print!("{}", crate::language::schema::markdown_table());
             Ok(Outcome::Ok)
         }
         Command::Audit(args) => audit::run(&args, &mut std::io::stdout().lock()),

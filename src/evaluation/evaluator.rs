@@ -6,10 +6,10 @@
 //! result. No clock, no I/O, no allocation: `now` is a fact like any other.
 
 use crate::language::ast::{CmpOp, PhaseKind};
+use crate::language::schema::FactId;
 use crate::language::span::Span;
 use crate::policy::decision::{Decision, Verdict};
 use crate::policy::facts::{Facts, NOW, RETRY_AFTER, Value};
-use crate::policy::schema::FactId;
 use crate::policy::window::LocalTime;
 use crate::policy::{CompiledAction, Cond, CondKind, PhaseRules, Policy, Term, WindowId};
 use jiff::civil::Date;
@@ -251,8 +251,8 @@ fn op_holds(op: CmpOp, ord: Ordering) -> bool {
 pub(crate) mod tests {
     use super::*;
     use crate::language::ast::{Jitter, TimeOfDay, Weekday};
+    use crate::language::schema::FactId;
     use crate::policy::backoff::BackoffProfile;
-    use crate::policy::schema::FactId;
     use crate::policy::window::{WeeklyRange, Window};
     use crate::policy::{BackoffId, CompiledRule, PhaseRules, TermAction, WindowId};
     use jiff::tz::TimeZone;
@@ -314,7 +314,7 @@ pub(crate) mod tests {
         };
         let state = |s: &str| {
             Value::Enum(
-                crate::policy::schema::SCHEDULE_STATES
+                crate::language::schema::SCHEDULE_STATES
                     .iter()
                     .position(|v| *v == s)
                     .unwrap() as u8,

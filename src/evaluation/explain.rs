@@ -7,10 +7,10 @@
 
 use crate::evaluation::evaluator::{decide, decide_otherwise, holds, offset, since};
 use crate::language::ast::PhaseKind;
+use crate::language::schema::FactId;
 use crate::language::span::{LineCol, Span};
 use crate::policy::decision::Verdict;
 use crate::policy::facts::{Facts, NOW};
-use crate::policy::schema::FactId;
 use crate::policy::{Cond, CondKind, Policy, Term};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;

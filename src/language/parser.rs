@@ -21,8 +21,8 @@ use crate::language::ast::{
     PhaseKind, Rule as RuleDecl, TimeOfDay, TimeRange, Weekday, Window, WindowLine,
 };
 use crate::language::diagnostic::Diagnostic;
+use crate::language::schema::FactId;
 use crate::language::span::{Span, Spanned};
-use crate::policy::schema::FactId;
 use grammar::{Rule, RulesParser};
 use mixed::Joiner;
 use pairs::{Built, Children, Stop, malformed, span_of};

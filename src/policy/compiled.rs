@@ -2,10 +2,10 @@
 //! literals typed, windows and backoff profiles ready to use.
 
 use crate::language::ast::{CmpOp, PhaseKind};
+use crate::language::schema::FactId;
 use crate::language::span::Span;
 use crate::policy::backoff::BackoffProfile;
 use crate::policy::facts::Value;
-use crate::policy::schema::FactId;
 use crate::policy::window::Window;
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;

@@ -1,6 +1,6 @@
 //! Fact values and the set of facts one evaluation sees.
 
-use crate::policy::schema::{FACT_COUNT, FACTS, FactId, FactType};
+use crate::language::schema::{FACT_COUNT, FACTS, FactId, FactType};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 

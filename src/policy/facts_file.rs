@@ -17,11 +17,11 @@
 //! shows what a missing fact does to each rule.
 
 use crate::language::diagnostic::{Code, Diagnostic};
+use crate::language::schema::{FACTS, FactId, FactType};
 use crate::language::span::Span;
 use crate::language::suggest::did_you_mean;
 use crate::policy::Policy;
 use crate::policy::facts::{Facts, NOW, Value, fact_id};
-use crate::policy::schema::{FACTS, FactId, FactType};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use toml::de::{DeTable, DeValue};

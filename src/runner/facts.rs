@@ -1,8 +1,8 @@
 //! Building the facts one evaluation sees from what the runner knows.
 
 use crate::api::{OperationStatus, ScheduleRef, ScheduleSnapshot};
+use crate::language::schema::FactId;
 use crate::policy::facts::{Facts, NOW, RETRY_AFTER, Value, fact_id};
-use crate::policy::schema::FactId;
 use crate::runner::Trigger;
 use jiff::{SignedDuration, Timestamp};
 
@@ -147,7 +147,7 @@ pub fn add_response(facts: &mut Facts, status: u16, retry_after: Option<SignedDu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::schema::{OPERATION_STATUSES, SCHEDULE_STATES};
+    use crate::language::schema::{OPERATION_STATUSES, SCHEDULE_STATES};
 
     #[test]
     fn enum_indices_match_the_schema() {

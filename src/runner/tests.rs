@@ -39,8 +39,8 @@ fn is(fact: &str, op: CmpOp, value: Value) -> CondKind {
     }
 }
 
-fn fact_id_dyn(name: &str) -> crate::policy::schema::FactId {
-    crate::policy::schema::FactId::lookup(name).unwrap_or(fact_id("now"))
+fn fact_id_dyn(name: &str) -> crate::language::schema::FactId {
+    crate::language::schema::FactId::lookup(name).unwrap_or(fact_id("now"))
 }
 
 const STATE_PUBLISHED: u8 = 2;

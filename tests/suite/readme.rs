@@ -11,7 +11,7 @@ fn readme_fact_table_matches_the_schema() {
     };
     assert_eq!(
         &readme[start..end],
-        publish_guard::policy::schema::markdown_table(),
+        publish_guard::language::schema::markdown_table(),
         "README.md's fact table differs from src/schema.rs: paste `publish-guard facts` between the markers"
     );
 }

@@ -3,8 +3,8 @@
 use super::Checker;
 use crate::language::ast::{Action, OperandKind, PhaseKind};
 use crate::language::diagnostic::{Code, Diagnostic};
+use crate::language::schema::FactType;
 use crate::language::span::{Span, Spanned};
-use crate::policy::schema::FactType;
 use crate::policy::{BackoffId, CompiledAction, Term, TermAction};
 use jiff::SignedDuration;
 

@@ -1,9 +1,9 @@
 //! `compile`: rules-file text to a validated [`Policy`](crate::policy::Policy), or a
 //! [`CompileError`] that renders its diagnostics as `publish-guard check` does.
 
+use crate::analysis::checker::{self, Checked};
 use crate::language::diagnostic::{Diagnostic, render_all};
 use crate::language::parser;
-use crate::policy::checker::{self, Checked};
 
 /// Parse and check a rules file: the validated policy and its warnings, or every
 /// diagnostic (errors and warnings) sorted by position.

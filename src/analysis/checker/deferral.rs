@@ -1,11 +1,11 @@
 //! W204: `defer until FACT + d` where FACT may be absent when the rule decides, so the
 //! deferral would fail at run time instead of waiting.
 
+use crate::analysis::fact_space::{FactSpace, mentioned};
 use crate::evaluation::evaluator::holds;
 use crate::language::ast::{self, Action, Item};
 use crate::language::diagnostic::{Code, Diagnostic};
 use crate::language::span::Spanned;
-use crate::policy::fact_space::{FactSpace, mentioned};
 use crate::policy::{CompiledAction, Cond, Policy, TermAction};
 
 /// W204 for each rule (or `otherwise`) that defers until an optional instant it does not

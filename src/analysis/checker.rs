@@ -21,12 +21,12 @@ mod condition;
 mod declaration;
 mod deferral;
 
+use crate::analysis::shadowing;
 use crate::language::ast::{self, Item, PhaseKind};
 use crate::language::diagnostic::{Code, Diagnostic, Severity};
 use crate::language::span::{Span, Spanned};
 use crate::language::suggest;
 use crate::policy::backoff::BackoffProfile;
-use crate::policy::shadowing;
 use crate::policy::window::Window;
 use crate::policy::{BackoffId, CompiledRule, PhaseRules, Policy, WindowId};
 use jiff::tz::TimeZone;
@@ -535,7 +535,7 @@ fn shadowing_warnings(policy: &Policy, file: &ast::File) -> Vec<Diagnostic> {
 mod tests {
     use super::*;
     use crate::language::ast::{Jitter, TimeOfDay, Weekday};
-    use crate::policy::schema::FactId;
+    use crate::language::schema::FactId;
     use crate::policy::window::WeeklyRange;
     use crate::policy::{CompiledAction, TermAction};
     use jiff::SignedDuration;

@@ -3,10 +3,10 @@
 use super::Checker;
 use crate::language::ast::{CmpOp, Expr, ExprKind, OffsetSign, Operand, OperandKind, PhaseKind};
 use crate::language::diagnostic::{Code, Diagnostic};
+use crate::language::schema::{FACTS, FactId, FactType};
 use crate::language::span::{Span, Spanned};
 use crate::language::suggest;
 use crate::policy::facts::Value;
-use crate::policy::schema::{FACTS, FactId, FactType};
 use crate::policy::{Cond, CondKind, Term, WindowId};
 
 /// An operand after checking.

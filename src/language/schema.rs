@@ -264,7 +264,7 @@ impl FactId {
         self.def().name
     }
 
-    /// The slot of this fact in [`crate::policy::facts::Facts`].
+    /// The slot of this fact in a set of facts (`policy::facts::Facts`).
     pub fn index(self) -> usize {
         self.0 as usize
     }

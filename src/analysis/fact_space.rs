@@ -17,8 +17,8 @@
 //! an instant both in a window and measured from `now`, durations against `since`) make the
 //! space inexact: [`FactSpace::is_exact`] says so, and callers should not draw conclusions.
 
+use crate::language::schema::{FactId, FactType};
 use crate::policy::facts::{Facts, NOW, Value};
-use crate::policy::schema::{FactId, FactType};
 use crate::policy::window::Window;
 use crate::policy::{Cond, CondKind, Policy, Term};
 use jiff::civil::{Date, DateTime};
@@ -605,8 +605,8 @@ fn weekday(date: Date) -> &'static str {
 mod tests {
     use super::*;
     use crate::language::ast::{CmpOp, TimeOfDay, Weekday};
+    use crate::language::schema::FACT_COUNT;
     use crate::policy::PhaseRules;
-    use crate::policy::schema::FACT_COUNT;
     use crate::policy::window::WeeklyRange;
     use crate::policy::{CompiledAction, WindowId};
 

@@ -5,9 +5,9 @@
 //! Only the leading rules whose space is exact and small enough to enumerate are analysed;
 //! the rest are not reported on, rather than guessed at.
 
+use crate::analysis::fact_space::{FactSpace, mentioned};
 use crate::evaluation::evaluator::holds;
 use crate::language::ast::PhaseKind;
-use crate::policy::fact_space::{FactSpace, mentioned};
 use crate::policy::facts::Facts;
 use crate::policy::{Cond, Policy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The most fact combinations the shadowing analysis walks. `check` runs at every save and
 /// in CI, so it must stay fast on large files: a space beyond this (far beyond any
 /// hand-written policy's) gets no W201 rather than a slow check. `diff`, run once before a
-/// deployment, enumerates up to [`crate::policy::fact_space::MAX_ASSIGNMENTS`].
+/// deployment, enumerates up to [`crate::analysis::fact_space::MAX_ASSIGNMENTS`].
 const SHADOWING_BUDGET: usize = 32_768;
 
 /// A rule that never decides.

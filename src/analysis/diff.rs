@@ -2,13 +2,13 @@
 //! two decide differently, each with one witness set of facts, both decisions and both
 //! deciding rules.
 
+use crate::analysis::fact_space::{FactSpace, MAX_ASSIGNMENTS, mentioned};
 use crate::evaluation::evaluator::evaluate;
 use crate::language::ast::PhaseKind;
+use crate::language::schema::FactId;
 use crate::language::span::{LineCol, Span};
 use crate::policy::Policy;
 use crate::policy::decision::{Decision, Verdict};
-use crate::policy::fact_space::{FactSpace, MAX_ASSIGNMENTS, mentioned};
-use crate::policy::schema::FactId;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
