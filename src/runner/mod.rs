@@ -13,6 +13,7 @@ pub mod driver;
 pub mod event;
 pub mod facts;
 pub mod machine;
+pub mod write;
 
 use crate::api::{Answer, ApiError, PublishAccepted, ScheduleRef, ScheduleSnapshot};
 use crate::effects::random::RandomSource;
