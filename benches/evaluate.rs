@@ -133,6 +133,7 @@ fn bench(c: &mut Criterion) {
         assert_eq!(
             evaluate(&policy, PhaseKind::Trigger, &facts)
                 .verdict
+                .kind()
                 .keyword(),
             keyword
         );

@@ -43,11 +43,7 @@ fn run(path: &str) -> Result<(), Box<dyn std::error::Error>> {
             .set_by_name("trigger.duplicate", duplicate)?
             .set_by_name("schedule.state", state)?;
         let decision = evaluate(&policy, PhaseKind::Trigger, &facts);
-        println!(
-            "== {what}: {} (rule {})",
-            decision.verdict.keyword(),
-            decision.rule
-        );
+        println!("== {what}: {} (rule {})", decision.verdict, decision.rule);
         print!(
             "{}",
             explain(&policy, PhaseKind::Trigger, &facts).render_human(&source)

@@ -112,7 +112,7 @@ fn evaluate_allocates_nothing_for_any_verdict() {
     for (phase, facts, keyword) in cases {
         let mut decided = None;
         let count = allocations_in(|| decided = Some(evaluate(&policy, phase, facts).verdict));
-        assert_eq!(decided.map(|v| v.keyword()), Some(keyword));
+        assert_eq!(decided.map(|v| v.kind().keyword()), Some(keyword));
         assert_eq!(count, 0, "{keyword} in {phase:?} allocated");
     }
 }

@@ -8,7 +8,7 @@ use crate::language::ast::PhaseKind;
 use crate::language::schema::FactId;
 use crate::language::span::{LineCol, Span};
 use crate::policy::Policy;
-use crate::policy::decision::{Decision, Verdict};
+use crate::policy::decision::Decision;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
@@ -110,7 +110,7 @@ fn phase_facts(old: &Policy, new: &Policy, phase: PhaseKind) -> BTreeSet<FactId>
 
 fn side(decision: &Decision<'_>, source: &str) -> Side {
     Side {
-        decision: verdict_text(&decision.verdict),
+        decision: decision.verdict.to_string(),
         rule: decision.rule.to_string(),
         line: line_of(decision.span, source),
     }
@@ -118,22 +118,6 @@ fn side(decision: &Decision<'_>, source: &str) -> Side {
 
 fn line_of(span: Span, source: &str) -> usize {
     LineCol::of(source, span.start).line
-}
-
-/// A verdict in the words of the rules language.
-fn verdict_text(verdict: &Verdict<'_>) -> String {
-    match verdict {
-        Verdict::Publish => "publish".into(),
-        Verdict::Skip { reason } => format!("skip {reason:?}"),
-        Verdict::Backoff { profile } => format!("backoff {}", profile.name),
-        Verdict::BackoffRetryAfter { fallback, .. } => {
-            format!("backoff retry_after else {}", fallback.name)
-        }
-        Verdict::Defer { until } => format!("defer until {until}"),
-        Verdict::Recheck => "recheck".into(),
-        Verdict::Done => "done".into(),
-        Verdict::Fail { reason } => format!("fail {reason:?}"),
-    }
 }
 
 impl PolicyDiff {

@@ -43,7 +43,7 @@ fn scenario_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
 /// A policy's rules, with the scenarios that used it and the rules they made decide.
 struct Coverage {
     policy: Policy,
-    decided: BTreeSet<(String, String)>,
+    decided: BTreeSet<(PhaseKind, String)>,
 }
 
 /// What `test` prints and whether everything passed.
@@ -138,7 +138,7 @@ fn uncovered(coverage: &BTreeMap<PathBuf, Coverage>) -> String {
                 .map(|r| r.name.as_str())
                 .chain(std::iter::once("otherwise"));
             for rule in names {
-                let key = (phase.keyword().to_string(), rule.to_string());
+                let key = (phase, rule.to_string());
                 if !cov.decided.contains(&key) {
                     missing.push(format!("on {} {rule}", phase.keyword()));
                 }

@@ -6,7 +6,7 @@
 //! explanation can never disagree with the decision.
 
 use crate::evaluation::evaluator::{decide, decide_otherwise, holds, offset, since};
-use crate::language::ast::PhaseKind;
+use crate::language::ast::{ActionKind, PhaseKind};
 use crate::language::schema::FactId;
 use crate::language::span::{LineCol, Span};
 use crate::policy::decision::Verdict;
@@ -182,25 +182,31 @@ impl VerdictRecord {
 
     /// The verdict as a person reads it: `defer until ...`, `skip "..."`.
     pub fn describe(&self) -> String {
-        match self {
-            VerdictRecord::Publish => "publish".into(),
-            VerdictRecord::Skip { reason } => format!("skip {reason:?}"),
-            VerdictRecord::Backoff { profile } => format!("backoff {profile}"),
+        let (kind, argument) = match self {
             VerdictRecord::BackoffRetryAfter {
                 retry_after: Some(after),
                 fallback,
-            } => format!(
-                "backoff {after} (the server's Retry-After; without one, profile {fallback})"
-            ),
+            } => {
+                return format!(
+                    "backoff {after} (the server's Retry-After; without one, profile {fallback})"
+                );
+            }
             VerdictRecord::BackoffRetryAfter {
                 retry_after: None,
                 fallback,
-            } => format!("backoff {fallback} (the server gave no Retry-After)"),
-            VerdictRecord::Defer { until, local } => format!("defer until {until} ({local})"),
-            VerdictRecord::Recheck => "recheck".into(),
-            VerdictRecord::Done => "done".into(),
-            VerdictRecord::Fail { reason } => format!("fail {reason:?}"),
-        }
+            } => return format!("backoff {fallback} (the server gave no Retry-After)"),
+            VerdictRecord::Defer { until, local } => {
+                let words = ActionKind::Defer.with_argument(Some(&until.to_string()));
+                return format!("{words} ({local})");
+            }
+            VerdictRecord::Publish => (ActionKind::Publish, None),
+            VerdictRecord::Skip { reason } => (ActionKind::Skip, Some(reason)),
+            VerdictRecord::Backoff { profile } => (ActionKind::Backoff, Some(profile)),
+            VerdictRecord::Recheck => (ActionKind::Recheck, None),
+            VerdictRecord::Done => (ActionKind::Done, None),
+            VerdictRecord::Fail { reason } => (ActionKind::Fail, Some(reason)),
+        };
+        kind.with_argument(argument.map(String::as_str))
     }
 }
 

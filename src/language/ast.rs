@@ -276,13 +276,21 @@ impl DurationUnit {
 }
 
 /// Which evaluation a phase block answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseKind {
     /// `on trigger`: a trigger arrived (or a recheck or deferral came due).
     Trigger,
     /// `on response`: the API answered a write.
     Response,
+}
+
+impl std::fmt::Display for PhaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.keyword())
+    }
 }
 
 impl PhaseKind {
@@ -489,4 +497,71 @@ pub enum Action {
     Done,
     /// `fail "reason"`
     Fail(Spanned<String>),
+}
+
+impl Action {
+    /// Which kind of action this is.
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Publish => ActionKind::Publish,
+            Action::Skip(_) => ActionKind::Skip,
+            Action::Backoff(_) | Action::BackoffRetryAfter(_) => ActionKind::Backoff,
+            Action::DeferUntilWindow(_) | Action::DeferUntilInstant(_) => ActionKind::Defer,
+            Action::Recheck => ActionKind::Recheck,
+            Action::Done => ActionKind::Done,
+            Action::Fail(_) => ActionKind::Fail,
+        }
+    }
+}
+
+/// The kinds of action, by their leading keyword (serialised as that keyword).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// `publish`
+    Publish,
+    /// `skip`
+    Skip,
+    /// `backoff` (with a profile or `retry_after`)
+    Backoff,
+    /// `defer`
+    Defer,
+    /// `recheck`
+    Recheck,
+    /// `done`
+    Done,
+    /// `fail`
+    Fail,
+}
+
+impl ActionKind {
+    /// The keyword an action of this kind starts with.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ActionKind::Publish => "publish",
+            ActionKind::Skip => "skip",
+            ActionKind::Backoff => "backoff",
+            ActionKind::Defer => "defer",
+            ActionKind::Recheck => "recheck",
+            ActionKind::Done => "done",
+            ActionKind::Fail => "fail",
+        }
+    }
+
+    /// The action as the rules language writes it, with its argument: `skip "reason"`,
+    /// `backoff conflict`, `defer until T`. The one place a verdict is worded.
+    pub fn with_argument(self, argument: Option<&str>) -> String {
+        match (self, argument) {
+            (ActionKind::Skip | ActionKind::Fail, Some(a)) => format!("{} {a:?}", self.keyword()),
+            (ActionKind::Defer, Some(a)) => format!("defer until {a}"),
+            (_, Some(a)) => format!("{} {a}", self.keyword()),
+            (_, None) => self.keyword().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.keyword())
+    }
 }

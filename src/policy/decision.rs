@@ -1,8 +1,10 @@
 //! What an evaluation decides: the verdict, and the rule that made it.
 
+use crate::language::ast::ActionKind;
 use crate::language::span::Span;
 use crate::policy::backoff::BackoffProfile;
 use jiff::{SignedDuration, Timestamp};
+use std::fmt;
 
 /// The outcome of evaluating one phase: borrowed from the [`crate::policy::Policy`], so
 /// producing it allocates nothing.
@@ -55,16 +57,48 @@ pub enum Verdict<'p> {
 }
 
 impl Verdict<'_> {
-    /// The action's keyword (`publish`, `skip`, `backoff`, `defer`, `recheck`, `done`, `fail`).
-    pub fn keyword(&self) -> &'static str {
+    /// Which kind of action it is.
+    pub fn kind(&self) -> ActionKind {
         match self {
-            Verdict::Publish => "publish",
-            Verdict::Skip { .. } => "skip",
-            Verdict::Backoff { .. } | Verdict::BackoffRetryAfter { .. } => "backoff",
-            Verdict::Defer { .. } => "defer",
-            Verdict::Recheck => "recheck",
-            Verdict::Done => "done",
-            Verdict::Fail { .. } => "fail",
+            Verdict::Publish => ActionKind::Publish,
+            Verdict::Skip { .. } => ActionKind::Skip,
+            Verdict::Backoff { .. } | Verdict::BackoffRetryAfter { .. } => ActionKind::Backoff,
+            Verdict::Defer { .. } => ActionKind::Defer,
+            Verdict::Recheck => ActionKind::Recheck,
+            Verdict::Done => ActionKind::Done,
+            Verdict::Fail { .. } => ActionKind::Fail,
         }
+    }
+
+    /// The action's argument as the runner's events show it: a reason, a profile, an
+    /// instant, `retry_after 7s`.
+    pub fn argument(&self) -> Option<String> {
+        match self {
+            Verdict::Skip { reason } | Verdict::Fail { reason } => Some((*reason).to_owned()),
+            Verdict::Backoff { profile } => Some(profile.name.clone()),
+            Verdict::BackoffRetryAfter {
+                retry_after: Some(after),
+                ..
+            } => Some(format!("retry_after {after:#}")),
+            Verdict::BackoffRetryAfter {
+                retry_after: None,
+                fallback,
+            } => Some(fallback.name.clone()),
+            Verdict::Defer { until } => Some(until.to_string()),
+            Verdict::Publish | Verdict::Recheck | Verdict::Done => None,
+        }
+    }
+}
+
+impl fmt::Display for Verdict<'_> {
+    /// The verdict in the words of the rules language: `skip "..."`, `defer until T`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let argument = match self {
+            Verdict::BackoffRetryAfter { fallback, .. } => {
+                Some(format!("retry_after else {}", fallback.name))
+            }
+            v => v.argument(),
+        };
+        f.write_str(&self.kind().with_argument(argument.as_deref()))
     }
 }

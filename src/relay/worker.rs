@@ -21,6 +21,7 @@ use crate::api::{OperationStatus, ScheduleApi, ScheduleRef};
 use crate::audit::writer::AuditWriter;
 use crate::effects::clock::Clock;
 use crate::effects::random::SeededRandom;
+use crate::language::ast::{ActionKind, PhaseKind};
 use crate::policy::Policy;
 use crate::runner::driver::Driver;
 use crate::runner::event::{Batch, CycleCause, Event, EventKind, EventRecorder, Outcome};
@@ -171,9 +172,11 @@ impl Book {
                     read.insert(key, *version);
                 }
                 // Noted before the call goes out, and again once it is accepted.
-                EventKind::Decision { phase, action, .. }
-                    if phase == "trigger" && action == "publish" =>
-                {
+                EventKind::Decision {
+                    phase: PhaseKind::Trigger,
+                    action: ActionKind::Publish,
+                    ..
+                } => {
                     if let Some(version) = read.get(&key) {
                         self.note(&key, event, *version, false, &mut marks);
                     }
@@ -545,7 +548,11 @@ fn count(metrics: &Metrics, events: &[Event]) {
                 ..
             } => metrics.inc(
                 "publish_guard_decisions_total",
-                &[("phase", phase), ("rule", rule), ("action", action)],
+                &[
+                    ("phase", phase.keyword()),
+                    ("rule", rule),
+                    ("action", action.keyword()),
+                ],
             ),
             EventKind::StateRead { status: s, .. } => metrics.inc(
                 "publish_guard_api_calls_total",

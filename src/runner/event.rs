@@ -4,7 +4,9 @@
 //! collect them. Each event names the policy version that made its decisions.
 
 use crate::api::{OperationStatus, ScheduleRef};
+use crate::language::ast::{ActionKind, PhaseKind};
 use crate::policy::backoff::Delay;
+use crate::runner::facts::ScheduleState;
 use jiff::{SignedDuration, Timestamp};
 use std::convert::Infallible;
 use std::fmt;
@@ -66,7 +68,7 @@ pub enum EventKind {
         /// Why no usable answer came.
         error: Option<String>,
         /// The derived `schedule.state`.
-        state: String,
+        state: ScheduleState,
         /// The `published` flag, when read.
         published: Option<bool>,
         /// `metadata.version`, when read.
@@ -74,12 +76,12 @@ pub enum EventKind {
     },
     /// A phase of the policy decided.
     Decision {
-        /// `trigger` or `response`.
-        phase: String,
+        /// Which phase decided.
+        phase: PhaseKind,
         /// The deciding rule, or `otherwise`.
         rule: String,
-        /// The action keyword (`publish`, `skip`, `backoff`, ...).
-        action: String,
+        /// The action's kind (serialised as its keyword: `publish`, `skip`, `backoff`, ...).
+        action: ActionKind,
         /// The action's argument: a reason, a profile, an instant.
         detail: Option<String>,
     },
@@ -189,7 +191,7 @@ pub enum Outcome {
     /// A dry run stopped before acting.
     DryRun {
         /// The action the policy chose.
-        action: String,
+        action: ActionKind,
     },
     /// The cycle failed: a `fail` rule, exhausted attempts, rechecks or retry budget.
     Failed {

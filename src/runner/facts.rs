@@ -26,7 +26,8 @@ const ATTEMPT: FactId = fact_id("attempt");
 const RECHECKS: FactId = fact_id("rechecks");
 
 /// The derived `schedule.state`; the discriminant is the index in `schema::SCHEDULE_STATES`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ScheduleState {
     /// Not published, and no update of ours is processing.
     Draft = 0,
@@ -60,6 +61,12 @@ impl ScheduleState {
             ScheduleState::Published => "published",
             ScheduleState::Unknown => "unknown",
         }
+    }
+}
+
+impl std::fmt::Display for ScheduleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -13,6 +13,7 @@ use crate::policy::facts::Facts;
 use crate::runner::budget::RetryBudget;
 use crate::runner::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose, WaitReason};
 use crate::runner::facts::{FactSources, ScheduleState, add_response, trigger_facts};
+use crate::runner::write::OurWrite;
 use crate::runner::{CallResult, Command, Input, RunnerConfig, TimerId, Trigger};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
@@ -72,8 +73,8 @@ impl Basis {
 enum Stage {
     /// A read is in flight.
     Reading(ReadPurpose),
-    /// A write is in flight.
-    Publishing { version: i64, key: String },
+    /// A write is in flight (the machine's [`OurWrite::Reserved`]).
+    Publishing,
     /// A wait is armed; when it fires, read for `then`.
     Waiting { timer: TimerId, then: ReadPurpose },
 }
@@ -89,15 +90,10 @@ struct Cycle {
     coalesced: u32,
     stage: Stage,
     snapshot: Option<ScheduleSnapshot>,
-    operation: Option<OperationStatus>,
-    /// The version our accepted write asserted.
-    published_from: Option<i64>,
     attempt: u32,
     retries: u32,
     rechecks: u32,
     follows: u32,
-    /// When following our accepted write began.
-    following_since: Option<Timestamp>,
     last_wait: Option<SignedDuration>,
     /// The profile of the last backoff, which also paces following.
     profile: Option<BackoffProfile>,
@@ -120,35 +116,6 @@ struct Deferral {
     basis: Basis,
 }
 
-/// How long a write of ours that may have gone out before a restart (decided, its answer
-/// never recorded) is taken for running, before the same write is tried again.
-const UNCONFIRMED_GRACE: SignedDuration = SignedDuration::from_secs(30);
-
-/// Our write that no read has shown published yet. A later cycle (in a later process too,
-/// see [`ScheduleMachine::resume_publish`]) takes the schedule for publishing until a read
-/// shows it published, or the follow timeout (the grace, for a write not known accepted)
-/// has passed since the write: a read cannot always tell (Genesys' cannot), and writing
-/// again meets 409s.
-#[derive(Clone, Copy, Debug)]
-struct OurPublish {
-    version: i64,
-    since: Timestamp,
-    /// An answer accepted it (else it may or may not have gone out).
-    accepted: bool,
-}
-
-impl OurPublish {
-    /// Whether it is still taken for running at `now`.
-    fn running(&self, now: Timestamp, follow_timeout: SignedDuration) -> bool {
-        let bound = if self.accepted {
-            follow_timeout
-        } else {
-            UNCONFIRMED_GRACE
-        };
-        now.duration_since(self.since) < bound
-    }
-}
-
 /// The state of one schedule in this process.
 #[derive(Clone, Debug)]
 pub struct ScheduleMachine {
@@ -157,10 +124,8 @@ pub struct ScheduleMachine {
     pending: Option<Pending>,
     deferral: Option<Deferral>,
     last_publish: Option<(Timestamp, i64)>,
-    ours: Option<OurPublish>,
-    /// A write of ours that may have gone out before a restart: if the same write meets a
-    /// 409, that publish is ours and running.
-    suspect: Option<OurPublish>,
+    /// Our latest write, as far as this process knows.
+    write: OurWrite,
     next_cycle: u64,
     next_timer: u64,
 }
@@ -174,8 +139,7 @@ impl ScheduleMachine {
             pending: None,
             deferral: None,
             last_publish: None,
-            ours: None,
-            suspect: None,
+            write: OurWrite::None,
             next_cycle: 0,
             next_timer: 0,
         }
@@ -192,17 +156,7 @@ impl ScheduleMachine {
     /// write again; after that, if the same write meets a 409, it is taken for ours and
     /// followed (one 409 rather than a storm of them).
     pub fn resume_publish(&mut self, version: i64, since: Timestamp, accepted: bool) {
-        let write = OurPublish {
-            version,
-            since,
-            accepted,
-        };
-        if self.ours.is_none_or(|o| o.since <= since) {
-            self.ours = Some(write);
-        }
-        if !accepted && self.suspect.is_none_or(|o| o.since <= since) {
-            self.suspect = Some(write);
-        }
+        self.write.resume(version, since, accepted);
     }
 
     /// A trigger arrived: start a cycle, or fold it into the one further evaluation.
@@ -260,9 +214,10 @@ impl ScheduleMachine {
                 }
             }
             Input::PublishAnswered(result) => {
-                if let Some(Stage::Publishing { version, key }) =
-                    self.cycle.as_ref().map(|c| c.stage.clone())
+                if let Some(Stage::Publishing) = self.cycle.as_ref().map(|c| &c.stage)
+                    && let Some((version, key)) = self.write.reserved()
                 {
+                    let key = key.to_owned();
                     self.on_publish_answer(step, version, key, result);
                 }
             }
@@ -285,8 +240,7 @@ impl ScheduleMachine {
         cause: CycleCause,
     ) {
         let timeout = step.config.follow_timeout;
-        self.ours = self.ours.filter(|o| o.running(step.now, timeout));
-        let ours = self.ours;
+        self.write = std::mem::take(&mut self.write).at_cycle_start(step.now, timeout);
         self.cycle = Some(Cycle {
             id,
             basis,
@@ -294,13 +248,10 @@ impl ScheduleMachine {
             coalesced,
             stage: Stage::Reading(ReadPurpose::Evaluate),
             snapshot: None,
-            operation: ours.map(|_| OperationStatus::Processing),
-            published_from: ours.map(|o| o.version),
             attempt: 0,
             retries: 0,
             rechecks: 0,
             follows: 0,
-            following_since: ours.map(|o| o.since),
             last_wait: None,
             profile: None,
         });
@@ -336,22 +287,19 @@ impl ScheduleMachine {
             },
             Err(failure) => (None, Some(failure.0), None),
         };
-        if let (Some(ours), Some(s)) = (self.ours, &snapshot)
-            && s.published
-            && s.version > ours.version
-        {
-            self.ours = None;
-            self.suspect = None;
+        let followed = self.write.followed(step.now);
+        if let Some(s) = &snapshot {
+            self.write.read(s.published, s.version);
         }
-        self.expire_unconfirmed(step);
+        let operation = self.write.operation(step.now);
         let Some(cycle) = &mut self.cycle else { return };
-        let state = ScheduleState::derive(snapshot.as_ref(), cycle.operation);
+        let state = ScheduleState::derive(snapshot.as_ref(), operation);
         let id = cycle.id;
         let event = EventKind::StateRead {
             purpose,
             status,
             error,
-            state: state.as_str().to_owned(),
+            state,
             published: snapshot.as_ref().map(|s| s.published),
             version: snapshot.as_ref().map(|s| s.version),
         };
@@ -364,7 +312,7 @@ impl ScheduleMachine {
             ReadPurpose::Follow => {
                 let published_at = snapshot
                     .as_ref()
-                    .filter(|s| s.published && cycle.published_from.is_none_or(|v| s.version > v))
+                    .filter(|s| s.published && followed.is_none_or(|v| s.version > v))
                     .map(|s| s.version);
                 if snapshot.is_some() {
                     cycle.snapshot = snapshot;
@@ -375,28 +323,6 @@ impl ScheduleMachine {
                     None => self.follow_wait(step),
                 }
             }
-        }
-    }
-
-    /// A write that may have gone out, taken for running past its grace, is not any more:
-    /// the cycle that took it evaluates the schedule as it reads (and a 409 to the same
-    /// write shows it running after all).
-    fn expire_unconfirmed(&mut self, step: &Step<'_>) {
-        let timeout = step.config.follow_timeout;
-        let Some(earlier) = self
-            .ours
-            .filter(|o| !o.accepted && !o.running(step.now, timeout))
-        else {
-            return;
-        };
-        self.ours = None;
-        if let Some(cycle) = &mut self.cycle
-            && cycle.published_from == Some(earlier.version)
-            && cycle.following_since == Some(earlier.since)
-        {
-            cycle.operation = None;
-            cycle.published_from = None;
-            cycle.following_since = None;
         }
     }
 
@@ -420,33 +346,11 @@ impl ScheduleMachine {
             }
             Err(failure) => (0, None, Some(failure.0), None),
         };
-        let suspect = self.suspect.take();
-        if status == 409
-            && let Some(earlier) = suspect.filter(|s| s.version == version)
-        {
-            cycle.operation = Some(OperationStatus::Processing);
-            cycle.published_from = Some(version);
-            cycle.following_since = Some(earlier.since);
-            self.ours = Some(OurPublish {
-                accepted: true,
-                ..earlier
-            });
-        }
-        if let Some(a) = &accepted {
+        if accepted.is_some() {
             step.budget.deposit(step.now);
-            cycle.operation = Some(a.status);
-            cycle.published_from = Some(version);
-            if matches!(
-                a.status,
-                OperationStatus::Processing | OperationStatus::Complete
-            ) {
-                self.ours = Some(OurPublish {
-                    version,
-                    since: step.now,
-                    accepted: true,
-                });
-            }
         }
+        self.write
+            .answered(step.now, status, accepted.as_ref().map(|a| a.status));
         self.emit(
             step,
             Some(id),
@@ -507,7 +411,7 @@ impl ScheduleMachine {
         let mut facts: Facts = trigger_facts(&FactSources {
             schedule: &self.schedule,
             snapshot: cycle.snapshot.as_ref(),
-            operation: cycle.operation,
+            operation: self.write.operation(step.now),
             trigger: &cycle.basis.trigger,
             duplicate: cycle.basis.duplicate,
             coalesced: cycle.coalesced,
@@ -526,14 +430,14 @@ impl ScheduleMachine {
             step,
             Some(id),
             EventKind::Decision {
-                phase: phase_name(phase).to_owned(),
+                phase,
                 rule: decision.rule.to_owned(),
-                action: decision.verdict.keyword().to_owned(),
-                detail: detail(&decision.verdict),
+                action: decision.verdict.kind(),
+                detail: decision.verdict.argument(),
             },
         );
         if step.config.dry_run {
-            let action = decision.verdict.keyword().to_owned();
+            let action = decision.verdict.kind();
             self.finish(step, Outcome::DryRun { action });
             return;
         }
@@ -575,10 +479,8 @@ impl ScheduleMachine {
         };
         cycle.attempt += 1;
         let key = idempotency_key(&self.schedule, version);
-        cycle.stage = Stage::Publishing {
-            version,
-            key: key.clone(),
-        };
+        cycle.stage = Stage::Publishing;
+        self.write.reserve(version, key.clone());
         step.out.push(Command::Publish {
             schedule: ScheduleRef::clone(&self.schedule),
             version,
@@ -641,12 +543,14 @@ impl ScheduleMachine {
 
     /// `done`: when our write was accepted, follow it until the schedule shows published.
     fn done(&mut self, step: &mut Step<'_>) {
-        let Some(cycle) = &self.cycle else { return };
-        if cycle.published_from.is_none() {
+        if self.cycle.is_none() {
+            return;
+        }
+        if self.write.followed(step.now).is_none() {
             self.finish(step, Outcome::Done);
             return;
         }
-        match cycle.operation {
+        match self.write.operation(step.now) {
             Some(status @ (OperationStatus::Canceled | OperationStatus::Error)) => {
                 let reason = format!("update operation ended {status:?}");
                 self.finish(step, Outcome::Failed { reason });
@@ -667,7 +571,7 @@ impl ScheduleMachine {
             .clone()
             .or_else(|| step.policy.backoffs.first().cloned())
             .unwrap_or_else(default_follow_profile);
-        let since = *cycle.following_since.get_or_insert(step.now);
+        let since = self.write.since().unwrap_or(step.now);
         let timeout = step.config.follow_timeout;
         if step.now.duration_since(since) >= timeout {
             let reason = format!(
@@ -813,31 +717,6 @@ impl ScheduleMachine {
             cycle,
             kind,
         }));
-    }
-}
-
-fn phase_name(phase: PhaseKind) -> &'static str {
-    match phase {
-        PhaseKind::Trigger => "trigger",
-        PhaseKind::Response => "response",
-    }
-}
-
-/// The argument of an action, as the event shows it.
-fn detail(verdict: &Verdict<'_>) -> Option<String> {
-    match verdict {
-        Verdict::Skip { reason } | Verdict::Fail { reason } => Some((*reason).to_owned()),
-        Verdict::Backoff { profile } => Some(profile.name.clone()),
-        Verdict::BackoffRetryAfter {
-            retry_after: Some(after),
-            ..
-        } => Some(format!("retry_after {after:#}")),
-        Verdict::BackoffRetryAfter {
-            retry_after: None,
-            fallback,
-        } => Some(fallback.name.clone()),
-        Verdict::Defer { until } => Some(until.to_string()),
-        Verdict::Publish | Verdict::Recheck | Verdict::Done => None,
     }
 }
 

@@ -14,6 +14,9 @@ pub mod driver;
 pub mod event;
 pub(crate) mod facts;
 pub(crate) mod machine;
+pub(crate) mod write;
+
+pub use facts::ScheduleState;
 
 use crate::api::{Answer, ApiError, PublishAccepted, ScheduleRef, ScheduleSnapshot};
 use crate::effects::random::RandomSource;

@@ -5,7 +5,7 @@ use super::budget::BudgetConfig;
 use super::*;
 use crate::api::{OperationStatus, PublishAccepted};
 use crate::effects::random::SeededRandom;
-use crate::language::ast::{CmpOp, Jitter};
+use crate::language::ast::{ActionKind, CmpOp, Jitter};
 use crate::language::span::Span;
 use crate::policy::backoff::BackoffProfile;
 use crate::policy::facts::{Value, fact_id};
@@ -13,6 +13,7 @@ use crate::policy::{
     BackoffId, CompiledAction, CompiledRule, Cond, CondKind, PhaseRules, Term, TermAction,
 };
 use crate::runner::event::{CycleCause, EventKind, Outcome, ReadPurpose};
+use crate::runner::facts::ScheduleState;
 use jiff::civil::date;
 
 fn cond(kind: CondKind) -> Cond {
@@ -474,7 +475,9 @@ fn stale_version_409_rechecks_and_the_policy_decides_on_the_new_state() {
         .events()
         .iter()
         .filter_map(|k| match k {
-            EventKind::Decision { rule, action, .. } => Some((rule.clone(), action.clone())),
+            EventKind::Decision { rule, action, .. } => {
+                Some((rule.clone(), action.keyword().to_owned()))
+            }
             _ => None,
         })
         .collect();
@@ -607,7 +610,7 @@ fn an_unreadable_schedule_is_state_unknown_and_never_published() {
         EventKind::StateRead { state, .. } => Some(state),
         _ => None,
     });
-    assert_eq!(state.as_deref(), Some("unknown"));
+    assert_eq!(state, Some(ScheduleState::Unknown));
     assert_eq!(h.publishes(), 0);
 }
 
@@ -737,7 +740,7 @@ fn a_dry_run_decides_without_writing() {
     h.trigger(None);
     h.feed(Input::StateRead(snapshot(false, 3)));
     assert_eq!(h.publishes(), 0);
-    let action = "publish".to_owned();
+    let action = ActionKind::Publish;
     assert_eq!(h.outcomes(), [Outcome::DryRun { action }]);
 }
 

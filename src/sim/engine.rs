@@ -5,6 +5,7 @@
 
 use crate::api::ScheduleRef;
 use crate::effects::random::SeededRandom;
+use crate::language::ast::PhaseKind;
 use crate::policy::Policy;
 use crate::runner::event::Event;
 use crate::runner::{Command, Input, Runner, RunnerConfig, TimerId, Trigger};
@@ -42,7 +43,7 @@ pub struct RunResult {
     /// What each scenario trigger with a delivery id got, in arrival order.
     pub outcomes: BTreeMap<String, Vec<TriggerOutcome>>,
     /// `(phase, rule)` of every rule that decided at least once.
-    pub decided: BTreeSet<(String, String)>,
+    pub decided: BTreeSet<(PhaseKind, String)>,
 }
 
 /// Something due at an instant.

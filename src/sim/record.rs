@@ -1,6 +1,7 @@
 //! Turning the runner's events (and the simulator's own happenings: a person's actions, an
 //! operation finishing) into timeline rows, totals, per-trigger outcomes and rule coverage.
 
+use crate::language::ast::{ActionKind, PhaseKind};
 use crate::runner::event::{CycleCause, Event, EventKind, Outcome, WaitReason};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::report::{Mark, Percentiles, Row, Summary, clock, human};
@@ -34,7 +35,7 @@ pub struct Recorded {
     /// Outcomes of tracked triggers by delivery id, in arrival order.
     pub outcomes: BTreeMap<String, Vec<TriggerOutcome>>,
     /// `(phase, rule)` of every rule that decided.
-    pub decided: BTreeSet<(String, String)>,
+    pub decided: BTreeSet<(PhaseKind, String)>,
 }
 
 /// Everything a run records. Without the timeline, no row text is ever built: a big run
@@ -49,7 +50,7 @@ pub struct Recorder {
     /// Outcomes of tracked triggers by delivery id, in arrival order.
     pub outcomes: BTreeMap<String, Vec<TriggerOutcome>>,
     /// `(phase, rule)` of every rule that decided.
-    pub decided: BTreeSet<(String, String)>,
+    pub decided: BTreeSet<(PhaseKind, String)>,
     latencies: Vec<SignedDuration>,
     // Small integer keys: a fast hash, not a DoS-resistant one (nothing here is external).
     /// Arrival instants of the triggers each cycle answers.
@@ -288,38 +289,38 @@ impl Recorder {
                 action,
                 detail,
             } => {
-                if phase == "trigger"
+                if phase == PhaseKind::Trigger
                     && let Some(label) = self.deciding.remove(&key(cycle))
                 {
                     self.outcomes
                         .entry(label)
                         .or_default()
                         .push(TriggerOutcome {
-                            decision: action.clone(),
+                            decision: action.keyword().to_owned(),
                             rule: rule.clone(),
                         });
                 }
-                let mark = match action.as_str() {
-                    "publish" => Mark::Publish,
-                    "skip" => Mark::Skip,
-                    "backoff" => Mark::Backoff,
-                    "defer" => {
+                let mark = match action {
+                    ActionKind::Publish => Mark::Publish,
+                    ActionKind::Skip => Mark::Skip,
+                    ActionKind::Backoff => Mark::Backoff,
+                    ActionKind::Defer => {
                         self.summary.deferrals += 1;
                         Mark::Defer
                     }
-                    "fail" => Mark::Failure,
-                    _ => Mark::Decision,
+                    ActionKind::Fail => Mark::Failure,
+                    ActionKind::Recheck | ActionKind::Done => Mark::Decision,
                 };
                 self.row(at, schedule, mark, |r| {
-                    let text = match &detail {
-                        Some(d) if action == "skip" || action == "fail" => {
+                    let text = match (&detail, action) {
+                        (Some(d), ActionKind::Skip | ActionKind::Fail) => {
                             format!("{action} \"{d}\"")
                         }
-                        Some(d) if action == "defer" => format!("defer until {}", short(d)),
-                        Some(d) => format!("{action} {d}"),
-                        None => action.clone(),
+                        (Some(d), ActionKind::Defer) => format!("defer until {}", short(d)),
+                        (Some(d), _) => format!("{action} {d}"),
+                        (None, _) => action.keyword().to_owned(),
                     };
-                    let text = if phase == "response" {
+                    let text = if phase == PhaseKind::Response {
                         format!("on response: {text}")
                     } else {
                         text

@@ -5,6 +5,8 @@ use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
 use publish_guard::audit::log::{AuditLog, AuditOptions};
 use publish_guard::audit::show::{ShowFilter, show};
+use publish_guard::language::ast::{ActionKind, PhaseKind};
+use publish_guard::runner::ScheduleState;
 use publish_guard::runner::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose};
 
 fn event(minute: i64, cycle: Option<u64>, kind: EventKind) -> Event {
@@ -53,7 +55,7 @@ fn runner_events_chain_verify_and_show_readably() {
                 purpose: ReadPurpose::Evaluate,
                 status: Some(200),
                 error: None,
-                state: "published".into(),
+                state: ScheduleState::Published,
                 published: Some(true),
                 version: Some(7),
             },
@@ -62,9 +64,9 @@ fn runner_events_chain_verify_and_show_readably() {
             1,
             Some(1),
             EventKind::Decision {
-                phase: "trigger".into(),
+                phase: PhaseKind::Trigger,
                 rule: "published".into(),
-                action: "skip".into(),
+                action: ActionKind::Skip,
                 detail: Some("already published".into()),
             },
         ),

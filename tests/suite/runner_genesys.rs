@@ -8,6 +8,7 @@ use crate::runner_support::{HookSink, Rig};
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind, Fault};
 use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
+use publish_guard::language::ast::ActionKind;
 use publish_guard::runner::event::{CycleCause, EventKind, Outcome};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ fn decisions(sink: &HookSink<'_>) -> Vec<(String, String)> {
     sink.kinds()
         .into_iter()
         .filter_map(|k| match k {
-            EventKind::Decision { rule, action, .. } => Some((rule, action)),
+            EventKind::Decision { rule, action, .. } => Some((rule, action.keyword().to_owned())),
             _ => None,
         })
         .collect()
@@ -133,8 +134,13 @@ async fn an_edit_between_read_and_write_gets_409_then_a_recheck_not_a_blind_retr
     let edited = std::cell::Cell::new(false);
     let sink = HookSink::new(|event| {
         // A person saves the schedule right after our first decision to publish.
-        if matches!(&event.kind, EventKind::Decision { action, .. } if action == "publish")
-            && !edited.replace(true)
+        if matches!(
+            &event.kind,
+            EventKind::Decision {
+                action: ActionKind::Publish,
+                ..
+            }
+        ) && !edited.replace(true)
         {
             let edit = rig.double.person_edit(&schedule());
             assert!(edit.is_ok(), "{edit:?}");

@@ -8,6 +8,7 @@ use crate::runner_support::{HookSink, Rig};
 use jiff::SignedDuration;
 use publish_guard::api::double::{CallKind, Fault};
 use publish_guard::api::rest::{RestClient, RestConfig};
+use publish_guard::language::ast::ActionKind;
 use publish_guard::runner::event::{EventKind, Outcome};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,8 +89,13 @@ async fn an_edit_between_read_and_publish_gets_409_then_a_recheck() {
     let edited = std::cell::Cell::new(false);
     let sink = HookSink::new(|event| {
         // A person saves the schedule right after our first decision to publish.
-        if matches!(&event.kind, EventKind::Decision { action, .. } if action == "publish")
-            && !edited.replace(true)
+        if matches!(
+            &event.kind,
+            EventKind::Decision {
+                action: ActionKind::Publish,
+                ..
+            }
+        ) && !edited.replace(true)
         {
             let edit = rig.double.person_edit(&api_support::schedule());
             assert!(edit.is_ok(), "{edit:?}");

@@ -122,17 +122,11 @@ impl Checker<'_> {
     }
 }
 
-/// The action's keyword as written.
+/// The action's keywords as written (`backoff retry_after` names its form).
 fn keyword(action: &Action) -> &'static str {
     match action {
-        Action::Publish => "publish",
-        Action::Skip(_) => "skip",
-        Action::Backoff(_) => "backoff",
         Action::BackoffRetryAfter(_) => "backoff retry_after",
-        Action::DeferUntilWindow(_) | Action::DeferUntilInstant(_) => "defer",
-        Action::Recheck => "recheck",
-        Action::Done => "done",
-        Action::Fail(_) => "fail",
+        action => action.kind().keyword(),
     }
 }
 
