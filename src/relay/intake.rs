@@ -126,13 +126,11 @@ impl Intake {
             .or(mapped.delivery_id)
             .or_else(|| text(headers, "idempotency-key").map(str::to_owned))
             .unwrap_or_else(|| format!("sha256:{body_hash}"));
-        let schedule = serde_json::to_string(&mapped.target)
-            .map_err(|e| Problem::invalid_payload(e.to_string()))?;
         let trigger = NewTrigger {
             source: source.to_owned(),
             delivery_id: delivery_id.clone(),
             body_hash,
-            schedule,
+            target: mapped.target,
             event: mapped.event,
             received_at: now,
         };

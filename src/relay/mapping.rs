@@ -32,7 +32,7 @@ pub struct Mapping {
 }
 
 /// The schedule a trigger is about, as the store keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ScheduleTarget {
     /// The business unit id.
     pub business_unit: String,

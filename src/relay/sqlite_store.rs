@@ -11,11 +11,13 @@
 //! commit while the writer writes, so a worker reading a large backlog never holds up the
 //! commit a `202` is waiting for.
 
+use super::mapping::ScheduleTarget;
 use super::store::{
     Acceptance, NewTrigger, Progress, Receipt, StoreError, StoreFuture, StoreStats, StoredTrigger,
-    TriggerStatus, TriggerStore,
+    TriggerNote, TriggerStatus, TriggerStore, new_receipt_id,
 };
 use crate::group_commit::GroupCommit;
+use crate::runner::EarlierWrite;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
@@ -29,23 +31,30 @@ const MAX_BATCH: usize = 1024;
 /// How many operations may wait for the writer before callers wait to enqueue.
 const QUEUE: usize = 16 * 1024;
 
+/// The schema's version, kept in SQLite's `user_version`. 1: the schedule target as JSON in
+/// `schedule`, the worker's note as free text in `progress`; 2: the target in three columns,
+/// the note as a tagged [`TriggerNote`].
+const SCHEMA_VERSION: i64 = 2;
+
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS triggers (
-    seq         INTEGER PRIMARY KEY,
-    receipt     TEXT NOT NULL UNIQUE,
-    source      TEXT NOT NULL,
-    delivery_id TEXT NOT NULL,
-    body_hash   TEXT NOT NULL,
-    schedule    TEXT NOT NULL,
-    event       TEXT NOT NULL,
-    received_at INTEGER NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
-    progress    TEXT,
-    due_at      INTEGER
+CREATE TABLE triggers (
+    seq           INTEGER PRIMARY KEY,
+    receipt       TEXT NOT NULL UNIQUE,
+    source        TEXT NOT NULL,
+    delivery_id   TEXT NOT NULL,
+    body_hash     TEXT NOT NULL,
+    business_unit TEXT NOT NULL,
+    week          TEXT NOT NULL,
+    schedule_id   TEXT NOT NULL,
+    event         TEXT NOT NULL,
+    received_at   INTEGER NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    note          TEXT,
+    due_at        INTEGER
 );
-CREATE INDEX IF NOT EXISTS triggers_unfinished
+CREATE INDEX triggers_unfinished
     ON triggers (seq) WHERE status IN ('pending', 'running');
-CREATE TABLE IF NOT EXISTS deliveries (
+CREATE TABLE deliveries (
     source      TEXT NOT NULL,
     delivery_id TEXT NOT NULL,
     body_hash   TEXT NOT NULL,
@@ -53,12 +62,21 @@ CREATE TABLE IF NOT EXISTS deliveries (
     received_at INTEGER NOT NULL,
     PRIMARY KEY (source, delivery_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received_at);
-PRAGMA user_version = 1;
+CREATE INDEX deliveries_received ON deliveries (received_at);
+PRAGMA user_version = 2;
 ";
 
-const TRIGGER_COLUMNS: &str = "receipt, received_at, source, delivery_id, body_hash, schedule, \
-                               event, status, progress, due_at";
+/// Version 1 to 2: the target's columns and the note's are filled in row by row (see
+/// [`migrate_row`]), then the old columns go.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE triggers ADD COLUMN business_unit TEXT NOT NULL DEFAULT '';
+ALTER TABLE triggers ADD COLUMN week TEXT NOT NULL DEFAULT '';
+ALTER TABLE triggers ADD COLUMN schedule_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE triggers ADD COLUMN note TEXT;
+";
+
+const TRIGGER_COLUMNS: &str = "receipt, received_at, source, delivery_id, body_hash, \
+                               business_unit, week, schedule_id, event, status, note, due_at";
 
 /// What a job reports once the commit that holds it has succeeded or failed.
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -96,7 +114,7 @@ impl SqliteStore {
         connection
             .pragma_update(None, "synchronous", "FULL")
             .map_err(db)?;
-        connection.execute_batch(SCHEMA).map_err(db)?;
+        prepare_schema(&connection, path)?;
         // Opened once the schema exists; it can only read.
         let reading = connect(path)?;
         reading
@@ -171,6 +189,131 @@ impl SqliteStore {
     }
 }
 
+/// Create the schema in a new file, migrate an older one, refuse a newer one.
+fn prepare_schema(connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(db)?;
+    match version {
+        0 => connection
+            .execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+            .map_err(db),
+        1 => migrate_1_to_2(connection),
+        SCHEMA_VERSION => Ok(()),
+        newer => Err(StoreError::Database(format!(
+            "{}: schema version {newer} is newer than this build's ({SCHEMA_VERSION})",
+            path.display()
+        ))),
+    }
+}
+
+/// Migrate a version 1 file in one transaction: a crash leaves it at version 1.
+fn migrate_1_to_2(connection: &Connection) -> Result<(), StoreError> {
+    connection.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+    let migrated = (|| {
+        connection.execute_batch(MIGRATE_1_TO_2).map_err(db)?;
+        let rows: Vec<(i64, String, String, Option<String>)> = {
+            let mut query = connection
+                .prepare("SELECT seq, status, schedule, progress FROM triggers")
+                .map_err(db)?;
+            query
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .and_then(Iterator::collect)
+                .map_err(db)?
+        };
+        let mut update = connection
+            .prepare(
+                "UPDATE triggers SET business_unit = ?2, week = ?3, schedule_id = ?4, \
+                 status = ?5, note = ?6 WHERE seq = ?1",
+            )
+            .map_err(db)?;
+        for (seq, status, schedule, progress) in rows {
+            let (target, status, note) = migrate_row(&status, &schedule, progress)?;
+            update
+                .execute(params![
+                    seq,
+                    target.business_unit,
+                    target.week,
+                    target.schedule_id,
+                    status.as_str(),
+                    note_text(note.as_ref())?
+                ])
+                .map_err(db)?;
+        }
+        connection
+            .execute_batch(
+                "ALTER TABLE triggers DROP COLUMN schedule; \
+                 ALTER TABLE triggers DROP COLUMN progress; \
+                 PRAGMA user_version = 2;",
+            )
+            .map_err(db)
+    })();
+    match migrated {
+        Ok(()) => connection.execute_batch("COMMIT").map_err(db),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
+    }
+}
+
+/// A version 1 row's target, status and note. Version 1 notes were `deferred`, a publishing
+/// note as JSON, or a failure's reason. An unfinished trigger whose target cannot be read
+/// fails here, as the worker would have failed it.
+fn migrate_row(
+    status: &str,
+    schedule: &str,
+    progress: Option<String>,
+) -> Result<(ScheduleTarget, TriggerStatus, Option<TriggerNote>), StoreError> {
+    /// Version 1's publishing note.
+    #[derive(serde::Deserialize)]
+    struct PublishingV1 {
+        publishing: EarlierWrite,
+    }
+    let status = TriggerStatus::parse(status)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?;
+    let note = progress.map(|text| match text.as_str() {
+        "deferred" => TriggerNote::Deferred,
+        _ => match serde_json::from_str::<PublishingV1>(&text) {
+            Ok(PublishingV1 { publishing }) => TriggerNote::Publishing { write: publishing },
+            Err(_) => TriggerNote::Failed { reason: text },
+        },
+    });
+    Ok(match serde_json::from_str::<ScheduleTarget>(schedule) {
+        Ok(target) => (target, status, note),
+        Err(e) => {
+            let unreadable = ScheduleTarget {
+                business_unit: String::new(),
+                week: String::new(),
+                schedule_id: String::new(),
+            };
+            if status.is_finished() {
+                (unreadable, status, note)
+            } else {
+                let reason = format!("the stored schedule {schedule:?} is unreadable: {e}");
+                let failed = TriggerNote::Failed { reason };
+                (unreadable, TriggerStatus::Failed, Some(failed))
+            }
+        }
+    })
+}
+
+/// A note as stored.
+fn note_text(note: Option<&TriggerNote>) -> Result<Option<String>, StoreError> {
+    note.map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A stored note read back.
+fn note_of(text: Option<String>) -> Result<Option<TriggerNote>, StoreError> {
+    text.map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("note: {e}")))
+}
+
 /// A connection to `path` that waits out another's lock instead of failing at once.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(db)?;
@@ -227,10 +370,6 @@ fn instant(micros: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn new_receipt_id() -> String {
-    format!("rcpt_{:032x}", rand::random::<u128>())
-}
-
 fn accept(connection: &Connection, trigger: NewTrigger) -> Result<Acceptance, StoreError> {
     let seen: Option<(String, String, i64)> = connection
         .prepare_cached(
@@ -259,8 +398,9 @@ fn accept(connection: &Connection, trigger: NewTrigger) -> Result<Acceptance, St
     let received_at = micros(trigger.received_at);
     connection
         .prepare_cached(
-            "INSERT INTO triggers (receipt, source, delivery_id, body_hash, schedule, event, \
-             received_at, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
+            "INSERT INTO triggers (receipt, source, delivery_id, body_hash, business_unit, \
+             week, schedule_id, event, received_at, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending')",
         )
         .and_then(|mut insert| {
             insert.execute(params![
@@ -268,7 +408,9 @@ fn accept(connection: &Connection, trigger: NewTrigger) -> Result<Acceptance, St
                 trigger.source,
                 trigger.delivery_id,
                 trigger.body_hash,
-                trigger.schedule,
+                trigger.target.business_unit,
+                trigger.target.week,
+                trigger.target.schedule_id,
                 trigger.event,
                 received_at
             ])
@@ -308,15 +450,16 @@ fn record(connection: &Connection, receipt: &str, progress: Progress) -> Result<
     if TriggerStatus::parse(&status).is_none_or(TriggerStatus::is_finished) {
         return Err(StoreError::Finished(receipt.to_owned()));
     }
+    let note = note_text(progress.note.as_ref())?;
     connection
         .prepare_cached(
-            "UPDATE triggers SET status = ?2, progress = ?3, due_at = ?4 WHERE receipt = ?1",
+            "UPDATE triggers SET status = ?2, note = ?3, due_at = ?4 WHERE receipt = ?1",
         )
         .and_then(|mut update| {
             update.execute(params![
                 receipt,
                 progress.status.as_str(),
-                progress.progress,
+                note,
                 progress.due_at.map(micros)
             ])
         })
@@ -326,18 +469,22 @@ fn record(connection: &Connection, receipt: &str, progress: Progress) -> Result<
 
 /// A `triggers` row read with [`TRIGGER_COLUMNS`].
 fn trigger_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredTrigger, StoreError>> {
-    let status: String = row.get(7)?;
-    let due_at: Option<i64> = row.get(9)?;
     let received_at: i64 = row.get(1)?;
-    let (id, source, delivery_id, body_hash, schedule, event, progress) = (
+    let status: String = row.get(9)?;
+    let note: Option<String> = row.get(10)?;
+    let due_at: Option<i64> = row.get(11)?;
+    let (id, source, delivery_id, body_hash, event) = (
         row.get(0)?,
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
         row.get(8)?,
     );
+    let target = ScheduleTarget {
+        business_unit: row.get(5)?,
+        week: row.get(6)?,
+        schedule_id: row.get(7)?,
+    };
     Ok((|| {
         Ok(StoredTrigger {
             receipt: Receipt {
@@ -347,11 +494,11 @@ fn trigger_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredTrigger, Sto
             source,
             delivery_id,
             body_hash,
-            schedule,
+            target,
             event,
             status: TriggerStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?,
-            progress,
+            note: note_of(note)?,
             due_at: due_at.map(instant).transpose()?,
         })
     })())
@@ -463,7 +610,11 @@ mod tests {
             source: "servicenow".into(),
             delivery_id: delivery_id.into(),
             body_hash: "0".repeat(64),
-            schedule: "bu-1/2026-10-19/s-1".into(),
+            target: ScheduleTarget {
+                business_unit: "bu-1".into(),
+                week: "2026-10-19".into(),
+                schedule_id: "s-1".into(),
+            },
             event: "case.created".into(),
             received_at: Timestamp::UNIX_EPOCH,
         }
@@ -484,9 +635,10 @@ mod tests {
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         other
             .execute(
-                "INSERT INTO triggers (receipt, source, delivery_id, body_hash, schedule, event, \
-                 received_at, status) SELECT 'uncommitted', source, 'd2', body_hash, schedule, \
-                 event, received_at, status FROM triggers",
+                "INSERT INTO triggers (receipt, source, delivery_id, body_hash, business_unit, \
+                 week, schedule_id, event, received_at, status) SELECT 'uncommitted', source, \
+                 'd2', body_hash, business_unit, week, schedule_id, event, received_at, status \
+                 FROM triggers",
                 [],
             )
             .unwrap();

@@ -2,6 +2,8 @@
 //! delivery exactly once, record each trigger's progress, and hand back everything unfinished
 //! after a restart. SQLite is the embedded implementation; the trait keeps it replaceable.
 
+use super::mapping::ScheduleTarget;
+use crate::runner::EarlierWrite;
 use jiff::Timestamp;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +41,7 @@ pub struct NewTrigger {
     /// Hex SHA-256 of the raw body: a repeat must carry the same body.
     pub body_hash: String,
     /// Which schedule the trigger is about, in the form the runner resolves.
-    pub schedule: String,
+    pub target: ScheduleTarget,
     /// The sender's event name.
     pub event: String,
     /// When the relay received it.
@@ -103,6 +105,36 @@ impl TriggerStatus {
     }
 }
 
+/// What the worker notes on a trigger it has not finished, or why it failed. Stored as JSON
+/// tagged by `kind`, so a restarted worker reads back exactly what its predecessor meant.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TriggerNote {
+    /// Waiting out a deferral: fed again when due, it is not a new delivery.
+    Deferred,
+    /// Its cycle decided (or had accepted) a publish: after a restart the runner follows that
+    /// write rather than publish again.
+    Publishing {
+        /// The write.
+        write: EarlierWrite,
+    },
+    /// Given up on.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl TriggerNote {
+    /// The publish this note says is under way, if any.
+    pub fn publishing(&self) -> Option<&EarlierWrite> {
+        match self {
+            Self::Publishing { write } => Some(write),
+            Self::Deferred | Self::Failed { .. } => None,
+        }
+    }
+}
+
 /// A stored trigger and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredTrigger {
@@ -114,14 +146,14 @@ pub struct StoredTrigger {
     pub delivery_id: String,
     /// Hex SHA-256 of the body.
     pub body_hash: String,
-    /// The schedule reference.
-    pub schedule: String,
+    /// The schedule the trigger is about.
+    pub target: ScheduleTarget,
     /// The sender's event name.
     pub event: String,
     /// Where it stands.
     pub status: TriggerStatus,
-    /// The runner's own record of how far it got (opaque to the store).
-    pub progress: Option<String>,
+    /// What the worker noted about how far it got.
+    pub note: Option<TriggerNote>,
     /// A pending backoff: not to be retried before this instant.
     pub due_at: Option<Timestamp>,
 }
@@ -131,8 +163,8 @@ pub struct StoredTrigger {
 pub struct Progress {
     /// The new status.
     pub status: TriggerStatus,
-    /// The runner's record of how far it got.
-    pub progress: Option<String>,
+    /// What the worker notes about how far it got.
+    pub note: Option<TriggerNote>,
     /// When a pending trigger is next due (a backoff or a deferral).
     pub due_at: Option<Timestamp>,
 }
@@ -146,6 +178,11 @@ pub struct StoreStats {
     pub running: u64,
     /// When the oldest unfinished trigger was received.
     pub oldest_unfinished: Option<Timestamp>,
+}
+
+/// A new receipt id: random, so replicas sharing a store never mint the same one.
+pub fn new_receipt_id() -> String {
+    format!("rcpt_{:032x}", rand::random::<u128>())
 }
 
 /// The durable store of triggers. Every method's effect is durable when its future resolves.

@@ -16,7 +16,7 @@
 use super::mapping::ScheduleTarget;
 use super::metrics::Metrics;
 use super::rules::Rules;
-use super::store::{Progress, StoredTrigger, TriggerStatus, TriggerStore};
+use super::store::{Progress, StoredTrigger, TriggerNote, TriggerStatus, TriggerStore};
 use crate::api::{OperationStatus, ScheduleApi, ScheduleRef};
 use crate::audit::writer::AuditWriter;
 use crate::effects::clock::Clock;
@@ -33,8 +33,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, watch};
 
-/// The progress note of a trigger waiting out a deferral: fed again, it is not a new delivery.
-const DEFERRED: &str = "deferred";
 /// How long to wait before resolving a schedule again after the API failed to list a week.
 const RESOLVE_RETRY: SignedDuration = SignedDuration::from_secs(30);
 /// How many triggers may wait for the driver (the feeder waits beyond that).
@@ -91,10 +89,11 @@ pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<()
     let mut driver =
         Driver::new(&api, &*parts.clock, &recorder, random, config).stop_on_close(true);
     let unfinished = parts.store.unfinished().await?;
-    for note in unfinished.iter().filter_map(|t| t.progress.as_deref()) {
-        if let Ok(PublishingNote { publishing }) = serde_json::from_str(note) {
-            driver.resume_publish(publishing);
-        }
+    for write in unfinished
+        .iter()
+        .filter_map(|t| t.note.as_ref()?.publishing())
+    {
+        driver.resume_publish(write.clone());
     }
     let rules = &parts.rules;
     let driving = driver.run(|| rules.current(), rx);
@@ -139,7 +138,7 @@ impl Book {
     fn is_arrival(&self, receipt: &str) -> bool {
         self.fed
             .get(receipt)
-            .is_some_and(|t| t.progress.as_deref() != Some(DEFERRED))
+            .is_some_and(|t| t.note != Some(TriggerNote::Deferred))
     }
 
     /// Follow the batch's triggers into their cycles; returns the progress to record, in
@@ -195,7 +194,7 @@ impl Book {
                         };
                         let progress = progress_after(outcome);
                         let again = (progress.status == TriggerStatus::Pending).then(|| {
-                            stored.progress.clone_from(&progress.progress);
+                            stored.note.clone_from(&progress.note);
                             stored.due_at = progress.due_at;
                             stored
                         });
@@ -222,17 +221,15 @@ impl Book {
         accepted: bool,
         marks: &mut Vec<Mark>,
     ) {
-        let note = PublishingNote {
-            publishing: EarlierWrite {
-                schedule: ScheduleRef::clone(&event.schedule),
-                version,
-                since: event.at,
-                accepted,
-            },
+        let write = EarlierWrite {
+            schedule: ScheduleRef::clone(&event.schedule),
+            version,
+            since: event.at,
+            accepted,
         };
         let progress = Progress {
             status: TriggerStatus::Pending,
-            progress: serde_json::to_string(&note).ok(),
+            note: Some(TriggerNote::Publishing { write }),
             due_at: None,
         };
         let receipts = self.cycles.get(key).map(Vec::as_slice).unwrap_or_default();
@@ -252,30 +249,24 @@ struct Mark {
     again: Option<StoredTrigger>,
 }
 
-/// The progress note of a trigger whose cycle decided to publish: after a restart the runner
-/// is told of that write, so it follows it rather than write again (a read cannot always
-/// tell that a publish is running).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PublishingNote {
-    publishing: EarlierWrite,
-}
-
 /// Where a trigger stands once a cycle that answers it has ended.
 fn progress_after(outcome: &Outcome) -> Progress {
     match outcome {
         Outcome::Deferred { until } => Progress {
             status: TriggerStatus::Pending,
-            progress: Some(DEFERRED.into()),
+            note: Some(TriggerNote::Deferred),
             due_at: Some(*until),
         },
         Outcome::Failed { reason } => Progress {
             status: TriggerStatus::Failed,
-            progress: Some(reason.clone()),
+            note: Some(TriggerNote::Failed {
+                reason: reason.clone(),
+            }),
             due_at: None,
         },
         _ => Progress {
             status: TriggerStatus::Done,
-            progress: None,
+            note: None,
             due_at: None,
         },
     }
@@ -342,7 +333,7 @@ async fn feed<A: ScheduleApi>(
 /// The runner's trigger for a stored one; a deferred trigger fed again carries no delivery
 /// id, so the runner does not take it for a repeat.
 fn trigger_of(stored: &StoredTrigger) -> Trigger {
-    let again = stored.progress.as_deref() == Some(DEFERRED);
+    let again = stored.note == Some(TriggerNote::Deferred);
     Trigger {
         delivery_id: (!again).then(|| stored.delivery_id.clone()),
         source: stored.source.clone(),
@@ -360,14 +351,14 @@ async fn resolve_all<A: ScheduleApi>(
     due: Vec<StoredTrigger>,
 ) -> Result<Vec<(StoredTrigger, ScheduleRef)>, WorkerError> {
     let mut fed = Vec::with_capacity(due.len());
-    let mut cache: HashMap<String, Result<ScheduleRef, Unresolved>> = HashMap::new();
+    let mut cache: HashMap<ScheduleTarget, Result<ScheduleRef, Unresolved>> = HashMap::new();
     for mut stored in due {
         let now = parts.clock.now();
-        let resolved = match cache.get(&stored.schedule) {
+        let resolved = match cache.get(&stored.target) {
             Some(r) => r.clone(),
             None => {
-                let r = resolve(api, policy, now, &stored.schedule).await;
-                cache.insert(stored.schedule.clone(), r.clone());
+                let r = resolve(api, policy, now, &stored.target).await;
+                cache.insert(stored.target.clone(), r.clone());
                 r
             }
         };
@@ -382,7 +373,7 @@ async fn resolve_all<A: ScheduleApi>(
                 stored.due_at = now.checked_add(RESOLVE_RETRY).ok();
                 let progress = Progress {
                     status: TriggerStatus::Pending,
-                    progress: stored.progress.clone(),
+                    note: stored.note.clone(),
                     due_at: stored.due_at,
                 };
                 parts.store.record(&stored.receipt.id, progress).await?;
@@ -396,7 +387,7 @@ async fn resolve_all<A: ScheduleApi>(
                 );
                 let progress = Progress {
                     status: TriggerStatus::Failed,
-                    progress: Some(why),
+                    note: Some(TriggerNote::Failed { reason: why }),
                     due_at: None,
                 };
                 parts.store.record(&stored.receipt.id, progress).await?;
@@ -421,10 +412,8 @@ async fn resolve<A: ScheduleApi>(
     api: &A,
     policy: &Policy,
     now: Timestamp,
-    stored: &str,
+    target: &ScheduleTarget,
 ) -> Result<ScheduleRef, Unresolved> {
-    let target: ScheduleTarget =
-        serde_json::from_str(stored).map_err(|e| Unresolved::Never(e.to_string()))?;
     let week = if target.week == "current" {
         let today = policy.timezone.to_datetime(now).date();
         let back = i64::from(today.weekday().to_monday_zero_offset());
@@ -453,10 +442,10 @@ async fn resolve<A: ScheduleApi>(
             Unresolved::Later(format!("no schedule listed for the week of {week}"))
         })?
     } else {
-        target.schedule_id
+        target.schedule_id.clone()
     };
     Ok(ScheduleRef {
-        business_unit: target.business_unit,
+        business_unit: target.business_unit.clone(),
         week,
         schedule_id,
     })

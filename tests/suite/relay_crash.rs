@@ -8,6 +8,7 @@ use publish_guard::audit::checkpoint::checkpoints_path;
 use publish_guard::audit::log::{Appended, AuditLog, AuditOptions};
 use publish_guard::audit::verify::verify;
 use publish_guard::audit::writer::AuditWriter;
+use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{Acceptance, NewTrigger, TriggerStore};
 use std::io::{BufRead, BufReader, Write};
@@ -26,7 +27,11 @@ fn trigger(n: usize) -> NewTrigger {
         source: "servicenow".into(),
         delivery_id: format!("d{n}"),
         body_hash: format!("{n:064x}"),
-        schedule: "s-1".into(),
+        target: ScheduleTarget {
+            business_unit: "bu-1".into(),
+            week: "2026-10-19".into(),
+            schedule_id: "s-1".into(),
+        },
         event: "case.created".into(),
         received_at: Timestamp::from_second(1_800_000_000).unwrap(),
     }

@@ -407,29 +407,26 @@ async fn a_delivery_is_stored_once_and_its_id_cannot_carry_another_body() {
     assert_eq!(relay.send(&bearer).await.0, 202);
     assert_eq!(relay.send(&bearer).await.0, 200);
     let stored = relay.store.unfinished().await.unwrap();
-    let summary: Vec<(&str, &str, &str)> = stored
+    let summary: Vec<(&str, &str, (&str, &str, &str))> = stored
         .iter()
         .map(|t| {
+            let target = &t.target;
             (
                 t.source.as_str(),
                 t.delivery_id.as_str(),
-                t.schedule.as_str(),
+                (
+                    target.business_unit.as_str(),
+                    target.week.as_str(),
+                    target.schedule_id.as_str(),
+                ),
             )
         })
         .collect();
     assert_eq!(
         summary,
         [
-            (
-                "signed",
-                "msg_42",
-                r#"{"business_unit":"bu-1","week":"2026-03-30","schedule_id":"s-1"}"#
-            ),
-            (
-                "bearer",
-                "d1",
-                r#"{"business_unit":"bu-1","week":"current","schedule_id":"s-3"}"#
-            ),
+            ("signed", "msg_42", ("bu-1", "2026-03-30", "s-1")),
+            ("bearer", "d1", ("bu-1", "current", "s-3")),
         ]
     );
     assert_eq!(stored[0].receipt.id, receipt["receipt"].as_str().unwrap());

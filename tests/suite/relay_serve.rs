@@ -17,7 +17,7 @@ use publish_guard::audit::verify::verify;
 use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::SystemClock;
 use publish_guard::relay::intake::{Source, SourceAuth};
-use publish_guard::relay::mapping::{Field, Mapping};
+use publish_guard::relay::mapping::{Field, Mapping, ScheduleTarget};
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
@@ -80,12 +80,15 @@ async fn start_after_crash(left: usize) -> Rig {
     double.add_schedule(&schedule("s-2"), false, 1);
     let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
     for n in 0..left {
-        let target = json!({"business_unit": "bu-1", "week": "2026-03-30", "schedule_id": "s-1"});
         let trigger = NewTrigger {
             source: "servicenow".into(),
             delivery_id: format!("before-crash-{n}"),
             body_hash: format!("{n:064x}"),
-            schedule: target.to_string(),
+            target: ScheduleTarget {
+                business_unit: "bu-1".into(),
+                week: "2026-03-30".into(),
+                schedule_id: "s-1".into(),
+            },
             event: "case.updated".into(),
             received_at: Timestamp::now(),
         };

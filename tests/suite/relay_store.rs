@@ -2,10 +2,14 @@
 //! survives closing and reopening, finished work never reopened, and group commit.
 
 use jiff::{SignedDuration, Timestamp};
+use publish_guard::api::ScheduleRef;
+use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{
-    Acceptance, NewTrigger, Progress, StoreError, StoreStats, TriggerStatus, TriggerStore,
+    Acceptance, NewTrigger, Progress, StoreError, StoreStats, TriggerNote, TriggerStatus,
+    TriggerStore,
 };
+use publish_guard::runner::EarlierWrite;
 use std::sync::Arc;
 
 fn at(seconds: i64) -> Timestamp {
@@ -21,9 +25,35 @@ fn delivery(source: &str, id: &str, body: &str, seconds: i64) -> NewTrigger {
         source: source.into(),
         delivery_id: id.into(),
         body_hash: publish_guard::audit::canonical::sha256_hex(body.as_bytes()),
-        schedule: "bu-1/2026-10-19/s-1".into(),
+        target: ScheduleTarget {
+            business_unit: "bu-1".into(),
+            week: "2026-10-19".into(),
+            schedule_id: "s-1".into(),
+        },
         event: "case.created".into(),
         received_at: at(seconds),
+    }
+}
+
+/// A note of a publish of version 8 of `s-1`.
+fn publishing(accepted: bool) -> TriggerNote {
+    TriggerNote::Publishing {
+        write: EarlierWrite {
+            schedule: ScheduleRef {
+                business_unit: "bu-1".into(),
+                week: "2026-10-19".parse().unwrap(),
+                schedule_id: "s-1".into(),
+            },
+            version: 8,
+            since: at(0),
+            accepted,
+        },
+    }
+}
+
+fn failed(reason: &str) -> TriggerNote {
+    TriggerNote::Failed {
+        reason: reason.into(),
     }
 }
 
@@ -82,36 +112,44 @@ async fn progress_survives_reopening_and_finished_work_stays_finished() {
         let trigger = delivery("servicenow", &format!("d{n}"), "{}", n);
         receipts.push(accepted(store.accept(trigger).await.unwrap()));
     }
-    let progress = |status, note: Option<&str>, due: Option<i64>| Progress {
+    let progress = |status, note: Option<TriggerNote>, due: Option<i64>| Progress {
         status,
-        progress: note.map(str::to_owned),
+        note,
         due_at: due.map(at),
     };
     store
         .record(
             &receipts[0].id,
-            progress(TriggerStatus::Done, Some("published v8"), None),
+            progress(TriggerStatus::Done, Some(publishing(true)), None),
         )
         .await
         .unwrap();
     store
         .record(
             &receipts[1].id,
-            progress(TriggerStatus::Running, Some("op-17"), None),
+            progress(TriggerStatus::Running, Some(publishing(false)), None),
         )
         .await
         .unwrap();
     store
         .record(
             &receipts[2].id,
-            progress(TriggerStatus::Pending, Some("backoff 2"), Some(60)),
+            progress(
+                TriggerStatus::Pending,
+                Some(TriggerNote::Deferred),
+                Some(60),
+            ),
         )
         .await
         .unwrap();
     store
         .record(
             &receipts[3].id,
-            progress(TriggerStatus::Failed, Some("attempts exhausted"), None),
+            progress(
+                TriggerStatus::Failed,
+                Some(failed("attempts exhausted")),
+                None,
+            ),
         )
         .await
         .unwrap();
@@ -119,16 +157,9 @@ async fn progress_survives_reopening_and_finished_work_stays_finished() {
 
     let store = SqliteStore::open(&path).unwrap();
     let unfinished = store.unfinished().await.unwrap();
-    let seen: Vec<(&str, TriggerStatus, Option<&str>, Option<Timestamp>)> = unfinished
+    let seen: Vec<(&str, TriggerStatus, Option<TriggerNote>, Option<Timestamp>)> = unfinished
         .iter()
-        .map(|t| {
-            (
-                t.receipt.id.as_str(),
-                t.status,
-                t.progress.as_deref(),
-                t.due_at,
-            )
-        })
+        .map(|t| (t.receipt.id.as_str(), t.status, t.note.clone(), t.due_at))
         .collect();
     assert_eq!(
         seen,
@@ -136,13 +167,13 @@ async fn progress_survives_reopening_and_finished_work_stays_finished() {
             (
                 receipts[1].id.as_str(),
                 TriggerStatus::Running,
-                Some("op-17"),
+                Some(publishing(false)),
                 None
             ),
             (
                 receipts[2].id.as_str(),
                 TriggerStatus::Pending,
-                Some("backoff 2"),
+                Some(TriggerNote::Deferred),
                 Some("2026-10-25T01:00:00.123456Z".parse().unwrap())
             ),
         ]
@@ -163,8 +194,8 @@ async fn progress_survives_reopening_and_finished_work_stays_finished() {
     );
     let done = store.get(&receipts[0].id).await.unwrap().unwrap();
     assert_eq!(
-        (done.status, done.progress.as_deref()),
-        (TriggerStatus::Done, Some("published v8"))
+        (done.status, done.note),
+        (TriggerStatus::Done, Some(publishing(true)))
     );
     assert_eq!(done.event, "case.created");
     // The delivery is still remembered after reopening.
@@ -249,5 +280,127 @@ async fn concurrent_accepts_are_each_stored_once() {
         store.commits() < 200,
         "{} commits for 401 operations",
         store.commits()
+    );
+}
+
+/// A store written by the previous schema (user_version 1: the target as JSON in one column,
+/// the worker's note as free text) opens migrated: every note read back as what it meant,
+/// the targets in their columns, an unfinished trigger with an unreadable target failed, the
+/// deliveries still remembered.
+#[tokio::test]
+async fn a_store_of_the_previous_schema_opens_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    std::fs::copy("tests/fixtures/relay/store-v1.db", &path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let unfinished = store.unfinished().await.unwrap();
+    let seen: Vec<(&str, &str, &str, TriggerStatus, Option<TriggerNote>)> = unfinished
+        .iter()
+        .map(|t| {
+            (
+                t.delivery_id.as_str(),
+                t.target.week.as_str(),
+                t.target.schedule_id.as_str(),
+                t.status,
+                t.note.clone(),
+            )
+        })
+        .collect();
+    let publishing = TriggerNote::Publishing {
+        write: EarlierWrite {
+            schedule: ScheduleRef {
+                business_unit: "bu-1".into(),
+                week: "2026-10-19".parse().unwrap(),
+                schedule_id: "s-1".into(),
+            },
+            version: 7,
+            since: "2026-10-25T01:00:00Z".parse().unwrap(),
+            accepted: true,
+        },
+    };
+    assert_eq!(
+        seen,
+        [
+            ("new", "current", "latest", TriggerStatus::Pending, None),
+            (
+                "deferred",
+                "2026-10-19",
+                "s-1",
+                TriggerStatus::Pending,
+                Some(TriggerNote::Deferred)
+            ),
+            (
+                "publishing",
+                "2026-10-19",
+                "s-1",
+                TriggerStatus::Pending,
+                Some(publishing)
+            ),
+        ]
+    );
+    assert_eq!(
+        unfinished[1].due_at,
+        Some(Timestamp::from_second(1_792_893_600).unwrap())
+    );
+    assert!(unfinished.iter().all(|t| t.target.business_unit == "bu-1"));
+    let mut finished = Vec::new();
+    for receipt in [
+        "rcpt_1d2c571a36e5f19a864d369430acc7ff",
+        "rcpt_addaf7c4b6acc9063cd2db2536c81391",
+        "rcpt_7bd1b8cd934e4fb9ca9eae24dfc86b62",
+    ] {
+        let trigger = store.get(receipt).await.unwrap().unwrap();
+        finished.push((trigger.delivery_id, trigger.status, trigger.note));
+    }
+    assert_eq!(
+        finished,
+        [
+            (
+                "failed".into(),
+                TriggerStatus::Failed,
+                Some(failed("attempts exhausted"))
+            ),
+            ("done".into(), TriggerStatus::Done, None),
+            (
+                "legacy".into(),
+                TriggerStatus::Failed,
+                Some(failed(
+                    "the stored schedule \"bu-1/2026-10-19/s-1\" is unreadable: \
+                     expected value at line 1 column 1"
+                ))
+            ),
+        ]
+    );
+    // The deliveries came along: a repeat is still a repeat.
+    let repeat = NewTrigger {
+        delivery_id: "done".into(),
+        body_hash: publish_guard::audit::canonical::sha256_hex(b"done"),
+        ..delivery("servicenow", "done", "", 0)
+    };
+    assert!(matches!(
+        store.accept(repeat).await.unwrap(),
+        Acceptance::Repeat(_)
+    ));
+    drop(store);
+    // Reopened, it is at the current version and needs no migration.
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.unfinished().await.unwrap().len(), 3);
+}
+
+/// A file from a newer build is refused, not misread.
+#[tokio::test]
+async fn a_store_of_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.pragma_update(None, "user_version", 9).unwrap();
+    drop(raw);
+    let error = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("schema version 9 is newer than this build's (2)"),
+        "{error}"
     );
 }

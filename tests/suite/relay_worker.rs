@@ -17,6 +17,7 @@ use publish_guard::audit::verify::verify;
 use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::{Clock, ManualClock};
 use publish_guard::effects::random::SeededRandom;
+use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::metrics::Metrics;
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::sqlite_store::SqliteStore;
@@ -218,6 +219,12 @@ fn answer<T>(body: T) -> Answer<T> {
     }
 }
 
+/// Whether the publish a mark notes was accepted (`None`: it notes no publish).
+fn accepted_write(progress: &Progress) -> Option<bool> {
+    let note = progress.note.as_ref()?;
+    note.publishing().map(|write| write.accepted)
+}
+
 /// Which progress marks a simulated crash falls on.
 type Moment = fn(&Progress) -> bool;
 
@@ -358,13 +365,15 @@ impl Rig {
 
     /// Store a trigger for `schedule_id` as intake does, and wake the worker; its receipt.
     async fn accept(&self, delivery: &str, schedule_id: &str) -> String {
-        let target =
-            json!({"business_unit": "bu-1", "week": "2026-03-30", "schedule_id": schedule_id});
         let trigger = NewTrigger {
             source: "servicenow".into(),
             delivery_id: delivery.into(),
             body_hash: format!("{:064x}", delivery.len()),
-            schedule: target.to_string(),
+            target: ScheduleTarget {
+                business_unit: "bu-1".into(),
+                week: "2026-03-30".into(),
+                schedule_id: schedule_id.into(),
+            },
             event: "case.updated".into(),
             received_at: self.clock.now(),
         };
@@ -779,7 +788,7 @@ async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publis
     worked.unwrap();
     let noted = rig.store.last_mark(&a).unwrap();
     assert_eq!(noted.status, TriggerStatus::Pending);
-    assert!(noted.progress.unwrap().contains(r#""accepted":true"#));
+    assert_eq!(accepted_write(&noted), Some(true));
 
     // The restart, a minute on: the publish still runs and the read shows a draft.
     rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(1));
@@ -817,17 +826,13 @@ async fn crash_before_the_answer_is_noted_then_restart(after: i64) -> (usize, Ve
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     rig.api.state.borrow_mut().processing = SignedDuration::from_mins(10);
-    *rig.store.dies_at.lock().unwrap() = Some(|p| {
-        p.progress
-            .as_deref()
-            .is_some_and(|note| note.contains(r#""accepted":true"#))
-    });
+    *rig.store.dies_at.lock().unwrap() = Some(|p| accepted_write(p) == Some(true));
     let receipt = rig.accept("a-1", "A").await;
     let crashed = run_worker(rig.api.clone(), rig.parts()).await;
     assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
     assert_eq!(rig.api.count("publish A"), 1);
-    let noted = rig.store.last_mark(&receipt).unwrap().progress.unwrap();
-    assert!(noted.contains(r#""accepted":false"#), "{noted}");
+    let noted = rig.store.last_mark(&receipt).unwrap();
+    assert_eq!(accepted_write(&noted), Some(false), "{noted:?}");
 
     *rig.store.dies_at.lock().unwrap() = None;
     let restart = SignedDuration::from_mins(after) + SignedDuration::from_secs(10);
@@ -889,11 +894,7 @@ async fn a_publish_decided_but_never_sent_before_a_crash_is_sent_once_its_grace_
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     // The decision's note is committed, then the process dies before the call goes out.
-    *rig.store.dies_after.lock().unwrap() = Some(|p| {
-        p.progress
-            .as_deref()
-            .is_some_and(|note| note.contains(r#""accepted":false"#))
-    });
+    *rig.store.dies_after.lock().unwrap() = Some(|p| accepted_write(p) == Some(false));
     let receipt = rig.accept("a-1", "A").await;
     let crashed = run_worker(rig.api.clone(), rig.parts()).await;
     assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
@@ -962,6 +963,6 @@ async fn a_publish_decided_while_stopping_still_goes_out_and_its_answer_is_noted
         TriggerStatus::Pending,
         "carried on at the next start"
     );
-    assert!(noted.progress.unwrap().contains(r#""accepted":true"#));
+    assert_eq!(accepted_write(&noted), Some(true));
     log_is_sound(&rig.audit_path);
 }
