@@ -2,7 +2,7 @@
 //! the fact space and, with a scenario, on its replay.
 
 use crate::analysis::diff::compare;
-use crate::cli::simulate::load_scenario;
+use crate::cli::simulate::{check_sources, load_scenario};
 use crate::cli::{CliError, Outcome, read_text};
 use crate::policy::Policy;
 use crate::sim::engine::{RunOptions, run};
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `diff`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Exit status: 0 the two behave alike; 1 they differ; \
+2 they cannot be compared (OLD, NEW or the scenario does not check, or a file cannot be read).")]
 pub struct DiffArgs {
     /// The rules file in force.
     pub old: PathBuf,
@@ -31,7 +33,8 @@ fn load(path: &Path) -> Result<Result<(String, Policy), String>, CliError> {
     })
 }
 
-/// What `diff` prints, and whether the two policies behave alike.
+/// What `diff` prints and whether the two policies behave alike, or why they cannot be
+/// compared (`Err(diagnostics)`: OLD, NEW or the scenario does not check).
 pub fn report(args: &DiffArgs) -> Result<Result<(String, bool), String>, CliError> {
     let (old_source, old) = match load(&args.old)? {
         Ok(loaded) => loaded,
@@ -50,12 +53,18 @@ pub fn report(args: &DiffArgs) -> Result<Result<(String, bool), String>, CliErro
     let mut out = space.render(&old_name, &new_name);
     let mut same = space.is_equivalent();
     if let Some(path) = &args.scenario {
-        let scenario = match load_scenario(path)? {
+        let loaded = match load_scenario(path)? {
             Ok(s) => s,
             Err(diagnostics) => return Ok(Err(diagnostics)),
         };
-        let a = run(&scenario, &old, RunOptions::default()).report;
-        let b = run(&scenario, &new, RunOptions::default()).report;
+        for (policy, rules) in [(&old, &args.old), (&new, &args.new)] {
+            if let Err(diagnostics) = check_sources(&loaded, policy, rules) {
+                return Ok(Err(diagnostics));
+            }
+        }
+        let scenario = &loaded.scenario;
+        let a = run(scenario, &old, RunOptions::default()).report;
+        let b = run(scenario, &new, RunOptions::default()).report;
         let (text, alike) = replay_diff(&a, &b, &old_name, &new_name);
         let _ = write!(out, "\nscenario {}: {text}", path.display());
         same &= alike;
@@ -130,12 +139,13 @@ fn timeline_text(report: &Report) -> String {
     out
 }
 
-/// Run `diff`: exit 0 when the two behave alike, 1 when they differ.
+/// Run `diff`: exit 0 when the two behave alike, 1 when they differ, 2 when they cannot be
+/// compared.
 pub fn diff(args: &DiffArgs) -> Result<Outcome, CliError> {
     match report(args)? {
         Err(diagnostics) => {
             eprint!("{diagnostics}");
-            Ok(Outcome::Failed)
+            Ok(Outcome::CannotCompare)
         }
         Ok((text, same)) => {
             print!("{text}");

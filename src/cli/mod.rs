@@ -22,8 +22,11 @@ use std::process::ExitCode;
 pub enum Outcome {
     /// Exit 0: all good.
     Ok,
-    /// Exit 1: the policy, check or test failed.
+    /// Exit 1: the policy, check or test failed (`diff`: the two differ).
     Failed,
+    /// Exit 2, after diagnostics: the inputs do not check, so there is nothing to compare
+    /// (`diff`), as a usage or I/O error would.
+    CannotCompare,
 }
 
 /// A command that could not do its job: usage or I/O (exit 2).
@@ -44,6 +47,20 @@ pub enum CliError {
         path: PathBuf,
         /// Offset of the first bad byte.
         at: usize,
+    },
+    /// The rules file a scenario names cannot be read.
+    #[error(
+        "{scenario}: cannot read its rules file {rules}: {source} (a relative `rules` path is read from the scenario's folder, {folder})"
+    )]
+    ScenarioRules {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// The rules path, resolved against the scenario's folder.
+        rules: PathBuf,
+        /// The scenario's folder.
+        folder: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
     },
     /// The arguments do not make sense together.
     #[error("{0}")]
@@ -117,6 +134,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::CannotCompare) => ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)

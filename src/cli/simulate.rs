@@ -5,7 +5,7 @@ use crate::cli::{CliError, Outcome, read_text};
 use crate::language::diagnostic::render_all;
 use crate::policy::Policy;
 use crate::sim::engine::{RunOptions, run};
-use crate::sim::scenario::{LoadError, Scenario, load};
+use crate::sim::scenario::{LoadError, Loaded, load_file};
 use std::path::{Path, PathBuf};
 
 /// How `simulate` prints its report.
@@ -35,9 +35,9 @@ pub struct SimulateArgs {
 }
 
 /// A scenario file, or its diagnostics rendered for the terminal (`Err(text)`).
-pub fn load_scenario(path: &Path) -> Result<Result<Scenario, String>, CliError> {
-    match load(path) {
-        Ok(scenario) => Ok(Ok(scenario)),
+pub fn load_scenario(path: &Path) -> Result<Result<Loaded, String>, CliError> {
+    match load_file(path) {
+        Ok(loaded) => Ok(Ok(loaded)),
         Err(LoadError::Io { path, source }) => Err(CliError::Io { path, source }),
         Err(LoadError::Invalid {
             path,
@@ -59,24 +59,68 @@ pub fn load_policy(path: &Path) -> Result<Result<Policy, String>, CliError> {
         .map_err(|e| e.in_file(path.display().to_string()).to_string()))
 }
 
+/// The rules file a scenario names, compiled; a file that cannot be read is reported with
+/// the scenario that names it and the folder its relative path was read from.
+pub fn load_scenario_policy(loaded: &Loaded) -> Result<Result<Policy, String>, CliError> {
+    let rules = &loaded.scenario.rules;
+    load_policy(rules).map_err(|e| match e {
+        CliError::Io { source, .. } => CliError::ScenarioRules {
+            scenario: loaded.path.clone(),
+            rules: rules.clone(),
+            folder: folder_of(&loaded.path),
+            source,
+        },
+        other => other,
+    })
+}
+
+/// The folder a scenario's relative paths start from, as a person would write it.
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The scenario's trigger sources that `policy` (from `rules`) does not declare, rendered
+/// against the scenario file (`Err(text)`).
+pub fn check_sources(loaded: &Loaded, policy: &Policy, rules: &Path) -> Result<(), String> {
+    let diagnostics = loaded.check_sources(policy, rules);
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    Err(render_all(
+        &diagnostics,
+        &loaded.path.display().to_string(),
+        &loaded.text,
+    ))
+}
+
 /// Run `simulate`.
 pub fn simulate(args: &SimulateArgs) -> Result<Outcome, CliError> {
-    let scenario = match load_scenario(&args.scenario)? {
+    let loaded = match load_scenario(&args.scenario)? {
         Ok(s) => s,
         Err(diagnostics) => {
             eprint!("{diagnostics}");
             return Ok(Outcome::Failed);
         }
     };
-    let rules = args.rules.clone().unwrap_or_else(|| scenario.rules.clone());
-    let policy = match load_policy(&rules)? {
+    let (policy, rules) = match &args.rules {
+        Some(rules) => (load_policy(rules)?, rules.clone()),
+        None => (
+            load_scenario_policy(&loaded)?,
+            loaded.scenario.rules.clone(),
+        ),
+    };
+    let checked = policy.and_then(|p| check_sources(&loaded, &p, &rules).map(|()| p));
+    let policy = match checked {
         Ok(p) => p,
         Err(diagnostics) => {
             eprint!("{diagnostics}");
             return Ok(Outcome::Failed);
         }
     };
-    let result = run(&scenario, &policy, RunOptions::default());
+    let result = run(&loaded.scenario, &policy, RunOptions::default());
     if let Some(svg) = &args.svg {
         std::fs::write(svg, crate::sim::svg::render(&result.report)).map_err(|source| {
             CliError::Io {

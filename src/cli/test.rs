@@ -1,7 +1,7 @@
 //! `publish-guard test [PATH...]`: run every scenario under the paths, hold each against its
 //! expectations, and list the rules no scenario made decide.
 
-use crate::cli::simulate::{load_policy, load_scenario};
+use crate::cli::simulate::{check_sources, load_scenario, load_scenario_policy};
 use crate::cli::{CliError, Outcome};
 use crate::language::ast::PhaseKind;
 use crate::policy::Policy;
@@ -62,7 +62,7 @@ pub fn report(paths: &[PathBuf]) -> Result<(String, bool), CliError> {
     let mut coverage: BTreeMap<PathBuf, Coverage> = BTreeMap::new();
     for file in &files {
         let name = file.display();
-        let scenario = match load_scenario(file)? {
+        let loaded = match load_scenario(file)? {
             Ok(s) => s,
             Err(diagnostics) => {
                 failed += 1;
@@ -73,8 +73,9 @@ pub fn report(paths: &[PathBuf]) -> Result<(String, bool), CliError> {
                 continue;
             }
         };
+        let scenario = &loaded.scenario;
         if !coverage.contains_key(&scenario.rules) {
-            match load_policy(&scenario.rules)? {
+            match load_scenario_policy(&loaded)? {
                 Ok(policy) => {
                     coverage.insert(
                         scenario.rules.clone(),
@@ -94,8 +95,16 @@ pub fn report(paths: &[PathBuf]) -> Result<(String, bool), CliError> {
         let Some(cov) = coverage.get_mut(&scenario.rules) else {
             continue;
         };
+        if let Err(diagnostics) = check_sources(&loaded, &cov.policy, &scenario.rules) {
+            failed += 1;
+            let _ = writeln!(
+                out,
+                "FAIL  {name}: its triggers' sources are not the policy's\n{diagnostics}"
+            );
+            continue;
+        }
         let result = run(
-            &scenario,
+            scenario,
             &cov.policy,
             RunOptions {
                 keep_timeline: false,

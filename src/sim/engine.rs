@@ -180,7 +180,7 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
     let arrivals = arrivals(scenario);
     engine.run(&arrivals);
     let end = engine.now;
-    let recorded = engine.recorder.finish();
+    let recorded = engine.recorder.finish(scenario.end.unwrap_or(end));
     RunResult {
         report: Report {
             scenario: scenario.name.clone(),

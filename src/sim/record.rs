@@ -4,7 +4,7 @@
 use crate::language::ast::{ActionKind, PhaseKind};
 use crate::runner::event::{CycleCause, Event, EventKind, Outcome, WaitReason};
 use crate::sim::expect::TriggerOutcome;
-use crate::sim::report::{Mark, Percentiles, Row, Summary, clock, human};
+use crate::sim::report::{DeferredAtEnd, Mark, Percentiles, Row, Summary, clock, human};
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,6 +57,10 @@ pub struct Recorder {
     waiting_triggers: FxHashMap<CycleKey, Vec<Timestamp>>,
     /// Arrivals carried by a deferral to the cycle it starts.
     deferred_triggers: FxHashMap<(u32, u32), Vec<Timestamp>>,
+    /// The cycle that deferred and its instant, per worker and schedule, until it runs.
+    deferrals: FxHashMap<(u32, u32), (u64, Timestamp)>,
+    /// Coalesced triggers whose further evaluation has started.
+    coalesced_evaluated: u64,
     /// The tracked trigger that started a cycle, until the cycle's first decision.
     deciding: FxHashMap<CycleKey, String>,
     /// The timeline's label of each open cycle (kept with the timeline only).
@@ -212,6 +216,7 @@ impl Recorder {
             EventKind::CycleStarted { cause } => {
                 let label = match cause {
                     CycleCause::Trigger { .. } => {
+                        self.summary.cycles.by_trigger += 1;
                         let (info, arrived) = self
                             .last_trigger
                             .get(&(worker, schedule))
@@ -232,8 +237,14 @@ impl Recorder {
                         }
                         info.label
                     }
-                    CycleCause::Coalesced { triggers } => format!("{triggers} coalesced"),
+                    CycleCause::Coalesced { triggers } => {
+                        self.summary.cycles.for_coalesced += 1;
+                        self.coalesced_evaluated += u64::from(triggers);
+                        format!("{triggers} coalesced")
+                    }
                     CycleCause::Deferral { deferred_cycle } => {
+                        self.summary.cycles.after_deferral += 1;
+                        self.deferrals.remove(&(worker, schedule));
                         if let Some(list) = self.deferred_triggers.remove(&(worker, schedule)) {
                             self.waiting_triggers
                                 .entry(key(cycle))
@@ -390,6 +401,7 @@ impl Recorder {
                 ..
             } => {
                 self.summary.waiting += delay.duration;
+                self.summary.waits += 1;
                 if reason == WaitReason::Backoff {
                     self.summary.backoffs += 1;
                 }
@@ -420,13 +432,17 @@ impl Recorder {
                     .waiting_triggers
                     .remove(&key(cycle))
                     .unwrap_or_default();
+                let ended = &mut self.summary.ended;
                 let mark = match &outcome {
                     Outcome::Published { .. } => {
+                        ended.published += 1;
                         self.latencies
                             .extend(waiting.iter().map(|t| at.duration_since(*t)));
                         Mark::Decision
                     }
-                    Outcome::Deferred { .. } => {
+                    Outcome::Deferred { until } => {
+                        ended.deferred += 1;
+                        self.deferrals.insert((worker, schedule), (cycle, *until));
                         self.deferred_triggers
                             .entry((worker, schedule))
                             .or_default()
@@ -434,10 +450,20 @@ impl Recorder {
                         Mark::Decision
                     }
                     Outcome::Failed { .. } => {
+                        ended.failed += 1;
                         self.summary.failures += 1;
                         Mark::Failure
                     }
-                    Outcome::Skipped { .. } | Outcome::Done | Outcome::DryRun { .. } => {
+                    Outcome::Skipped { .. } => {
+                        ended.skipped += 1;
+                        Mark::Decision
+                    }
+                    Outcome::Done => {
+                        ended.done += 1;
+                        Mark::Decision
+                    }
+                    Outcome::DryRun { .. } => {
+                        ended.dry_run += 1;
                         Mark::Decision
                     }
                 };
@@ -486,15 +512,60 @@ impl Recorder {
         }
     }
 
-    /// Everything recorded, with the latency percentiles filled in.
-    pub fn finish(mut self) -> Recorded {
+    /// Everything recorded when the run stopped at `stop`: the latency percentiles filled
+    /// in, and a row for each deferred evaluation whose instant had not come.
+    pub fn finish(mut self, stop: Timestamp) -> Recorded {
         self.summary.latency = Percentiles::of(&mut self.latencies);
+        self.summary.coalesced_pending = self
+            .summary
+            .coalesced
+            .saturating_sub(self.coalesced_evaluated);
+        let mut left: Vec<DeferredAtEnd> = self
+            .deferrals
+            .iter()
+            .filter(|(_, (_, until))| *until > stop)
+            .map(|(key, &(cycle, until))| DeferredAtEnd {
+                schedule: key.1,
+                cycle,
+                triggers: self
+                    .deferred_triggers
+                    .get(key)
+                    .map_or(0, |t| t.len() as u64),
+                until,
+            })
+            .collect();
+        left.sort_by_key(|d| (d.schedule, d.cycle));
+        for d in &left {
+            self.row(stop, d.schedule, Mark::Defer, |_| {
+                [
+                    format!("deferred (cycle {})", d.cycle),
+                    format!(
+                        "still deferred when the run stopped: {}, until {}",
+                        triggers(d.triggers),
+                        clock(d.until)
+                    ),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]
+            });
+        }
+        self.summary.deferred_at_end = left;
         Recorded {
             rows: self.rows,
             summary: self.summary,
             outcomes: self.outcomes,
             decided: self.decided,
         }
+    }
+}
+
+/// `1 trigger`, `3 triggers`.
+pub fn triggers(n: u64) -> String {
+    if n == 1 {
+        "1 trigger".to_string()
+    } else {
+        format!("{n} triggers")
     }
 }
 

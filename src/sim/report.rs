@@ -121,8 +121,74 @@ pub struct Summary {
     /// From a trigger's arrival to the schedule showing published, for triggers whose
     /// evaluation led to a publish.
     pub latency: Option<Percentiles>,
-    /// Total time cycles spent waiting (backoffs, deferrals, `Retry-After`).
+    /// Total time cycles spent waiting (backoffs, deferrals, `Retry-After`, follow reads),
+    /// summed over every wait: waits of different cycles and schedules overlap.
     pub waiting: SignedDuration,
+    /// How many waits `waiting` sums.
+    pub waits: u64,
+    /// How the cycles (evaluations of a schedule) began.
+    pub cycles: CycleStarts,
+    /// How the cycles ended.
+    pub ended: CycleEnds,
+    /// Coalesced triggers whose further evaluation had not started when the run stopped.
+    pub coalesced_pending: u64,
+    /// Deferred evaluations whose instant had not come when the run stopped.
+    pub deferred_at_end: Vec<DeferredAtEnd>,
+}
+
+/// How cycles began; every trigger either starts one or is coalesced into the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CycleStarts {
+    /// Started by a trigger that found no cycle under way.
+    pub by_trigger: u64,
+    /// The one further evaluation for triggers coalesced during a cycle.
+    pub for_coalesced: u64,
+    /// Started when a deferral ran out.
+    pub after_deferral: u64,
+}
+
+impl CycleStarts {
+    /// All cycles started.
+    pub fn total(&self) -> u64 {
+        self.by_trigger + self.for_coalesced + self.after_deferral
+    }
+}
+
+/// How cycles ended, one count per outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CycleEnds {
+    /// The schedule showed published.
+    pub published: u64,
+    /// The policy skipped.
+    pub skipped: u64,
+    /// The policy deferred to a later instant (a new cycle starts then).
+    pub deferred: u64,
+    /// A recorded failure.
+    pub failed: u64,
+    /// `done` without a write of ours to follow.
+    pub done: u64,
+    /// A dry run's decision.
+    pub dry_run: u64,
+}
+
+impl CycleEnds {
+    /// All cycles that ended.
+    pub fn total(&self) -> u64 {
+        self.published + self.skipped + self.deferred + self.failed + self.done + self.dry_run
+    }
+}
+
+/// A deferred evaluation still waiting when the run stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeferredAtEnd {
+    /// Which schedule (index into [`Report::schedules`]).
+    pub schedule: u32,
+    /// The cycle that deferred.
+    pub cycle: u64,
+    /// The triggers whose evaluation waits.
+    pub triggers: u64,
+    /// When it would have run.
+    pub until: Timestamp,
 }
 
 /// A total that `[expect]` can name.
@@ -311,31 +377,102 @@ impl Report {
             .map_or("?", String::as_str)
     }
 
+    /// The totals, each with what it counts: triggers add up to how they were handled,
+    /// cycles to how they began and how they ended.
     fn summary_table(&self) -> String {
         let s = &self.summary;
-        let mut rows: Vec<(String, String)> = vec![
-            ("triggers".into(), s.triggers.to_string()),
-            ("publishes".into(), s.publishes.to_string()),
-        ];
-        let skips: u64 = s.skips.values().sum();
-        rows.push(("skips".into(), skips.to_string()));
+        let mut rows: Vec<[String; 3]> = Vec::new();
+        let mut row = |key: &str, value: String, note: String| {
+            rows.push([key.to_string(), value, note]);
+        };
+        let started_cycle = s.triggers.saturating_sub(s.coalesced);
+        row(
+            "triggers",
+            s.triggers.to_string(),
+            format!(
+                "arrivals = {started_cycle} started a cycle + {} coalesced into the one after the cycle under way",
+                s.coalesced
+            ),
+        );
+        let c = &s.cycles;
+        row(
+            "cycles",
+            c.total().to_string(),
+            format!(
+                "evaluations = {} started by a trigger + {} for coalesced triggers + {} after a deferral",
+                c.by_trigger, c.for_coalesced, c.after_deferral
+            ),
+        );
+        let e = &s.ended;
+        let unfinished = c.total().saturating_sub(e.total());
+        row(
+            "  published",
+            e.published.to_string(),
+            "ended with the schedule published".into(),
+        );
+        let by_reason = if s.skips.is_empty() {
+            ""
+        } else {
+            ", by reason:"
+        };
+        row(
+            "  skipped",
+            e.skipped.to_string(),
+            format!("ended by skip{by_reason}"),
+        );
         for (reason, n) in &s.skips {
-            rows.push((format!("  {reason}"), n.to_string()));
+            row(&format!("    {reason}"), n.to_string(), String::new());
         }
-        rows.extend([
-            ("coalesced".into(), s.coalesced.to_string()),
-            ("backoffs".into(), s.backoffs.to_string()),
-            ("deferrals".into(), s.deferrals.to_string()),
-            ("409 conflicts".into(), s.conflicts.to_string()),
-            ("429 throttled".into(), s.throttled.to_string()),
-            ("5xx / no answer".into(), s.server_errors.to_string()),
-        ]);
+        row(
+            "  deferred",
+            e.deferred.to_string(),
+            "ended by defer (a schedule's deferrals merge into one later cycle)".into(),
+        );
+        row(
+            "  failed",
+            e.failed.to_string(),
+            "ended in a recorded failure".into(),
+        );
+        row(
+            "  done",
+            e.done.to_string(),
+            "ended by done, with no write of ours to follow".into(),
+        );
+        if e.dry_run > 0 {
+            row(
+                "  dry run",
+                e.dry_run.to_string(),
+                "ended by a dry run's decision".into(),
+            );
+        }
+        row(
+            "  unfinished",
+            unfinished.to_string(),
+            "still under way when the run stopped".into(),
+        );
+        row("left at end", String::new(), self.at_end());
+        row(
+            "publishes",
+            s.publishes.to_string(),
+            "publish calls the API accepted".into(),
+        );
+        row(
+            "backoffs",
+            s.backoffs.to_string(),
+            "backoff waits within cycles (Retry-After included)".into(),
+        );
+        row("409 conflicts", s.conflicts.to_string(), "answers".into());
+        row("429 throttled", s.throttled.to_string(), "answers".into());
+        row(
+            "5xx / no answer",
+            s.server_errors.to_string(),
+            "answers, and calls that got none".into(),
+        );
         let calls: u64 = s.api_calls.values().sum();
-        rows.push(("api calls".into(), calls.to_string()));
+        row("api calls", calls.to_string(), String::new());
         for (kind, n) in &s.api_calls {
-            rows.push((format!("  {kind}"), n.to_string()));
+            row(&format!("  {kind}"), n.to_string(), String::new());
         }
-        rows.push(("failures".into(), s.failures.to_string()));
         let latency = s.latency.map_or("-".to_string(), |p| {
             format!(
                 "median {}  p95 {}  max {}",
@@ -344,14 +481,66 @@ impl Report {
                 human(p.max)
             )
         });
-        rows.push(("trigger to published".into(), latency));
-        rows.push(("time spent waiting".into(), human(s.waiting)));
-        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        row(
+            "trigger to published",
+            latency,
+            "per trigger whose cycle published: from its arrival to the schedule showing published"
+                .into(),
+        );
+        row(
+            "time spent waiting",
+            human(s.waiting),
+            format!(
+                "summed over {} waits of all cycles, which overlap (first to last step: {})",
+                s.waits,
+                human(self.end.duration_since(self.start))
+            ),
+        );
+        // Counts line up; a longer value (the latency, the waiting time) pushes its note on.
+        let width = |i: usize, most: usize| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .filter(|&w| w <= most)
+                .max()
+                .unwrap_or(0)
+        };
+        let (keys, values) = (width(0, usize::MAX), width(1, 6));
         let mut out = String::from("summary\n");
-        for (k, v) in rows {
-            let _ = writeln!(out, "  {k:width$}  {v}");
+        for [k, v, note] in rows {
+            let line = format!("  {k:keys$}  {v:values$}  {note}");
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
         out
+    }
+
+    /// What the run left undone when it stopped.
+    fn at_end(&self) -> String {
+        let s = &self.summary;
+        let mut parts: Vec<String> = self
+            .summary
+            .deferred_at_end
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} on {} deferred until {}",
+                    crate::sim::record::triggers(d.triggers),
+                    self.schedule_name(d.schedule),
+                    clock(d.until)
+                )
+            })
+            .collect();
+        if s.coalesced_pending > 0 {
+            parts.push(format!(
+                "{} coalesced, not yet evaluated",
+                crate::sim::record::triggers(s.coalesced_pending)
+            ));
+        }
+        if parts.is_empty() {
+            "nothing deferred, no coalesced trigger waiting".to_string()
+        } else {
+            parts.join("; ")
+        }
     }
 
     /// The report as pretty-printed JSON (instants RFC 3339, durations in milliseconds).
@@ -373,7 +562,7 @@ impl Report {
                 "answer": r.answer,
                 "mark": r.mark,
             })).collect::<Vec<_>>(),
-            "summary": summary_json(&self.summary),
+            "summary": summary_json(&self.summary, &self.schedules),
         });
         let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
         text.push('\n');
@@ -381,7 +570,7 @@ impl Report {
     }
 }
 
-fn summary_json(s: &Summary) -> serde_json::Value {
+fn summary_json(s: &Summary, schedule_names: &[String]) -> serde_json::Value {
     let ms = |d: SignedDuration| d.as_millis() as i64;
     serde_json::json!({
         "triggers": s.triggers,
@@ -399,5 +588,15 @@ fn summary_json(s: &Summary) -> serde_json::Value {
             "median": ms(p.median), "p95": ms(p.p95), "max": ms(p.max),
         })),
         "waiting_ms": ms(s.waiting),
+        "waits": s.waits,
+        "cycles": s.cycles,
+        "ended": s.ended,
+        "coalesced_pending": s.coalesced_pending,
+        "deferred_at_end": s.deferred_at_end.iter().map(|d| serde_json::json!({
+            "schedule": schedule_names.get(d.schedule as usize),
+            "cycle": d.cycle,
+            "triggers": d.triggers,
+            "until": d.until,
+        })).collect::<Vec<_>>(),
     })
 }

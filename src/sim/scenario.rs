@@ -4,6 +4,8 @@
 
 use crate::language::diagnostic::{Code, Diagnostic};
 use crate::language::span::Span;
+use crate::language::suggest;
+use crate::policy::Policy;
 use crate::sim::expect::Expectations;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
@@ -12,6 +14,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 /// A validated scenario, ready to run.
 #[derive(Clone, Debug, PartialEq)]
@@ -233,8 +236,65 @@ pub enum LoadError {
     },
 }
 
+/// A loaded scenario with what checks against a policy need: its file, its text, and where
+/// each trigger source is written.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Its text, for rendering diagnostics.
+    pub text: String,
+    /// Every trigger source written in it, with where, in file order.
+    pub sources: Vec<(String, Span)>,
+}
+
+impl Loaded {
+    /// An E108 diagnostic, pointing into the scenario, for each trigger source `policy`
+    /// does not declare: the runner would evaluate those triggers as if it did.
+    pub fn check_sources(&self, policy: &Policy, rules: &Path) -> Vec<Diagnostic> {
+        self.sources
+            .iter()
+            .filter(|(name, _)| !policy.sources.contains(name))
+            .map(|(name, span)| {
+                let declared = policy.sources.join(", ");
+                let help = match suggest::did_you_mean(
+                    name,
+                    policy.sources.iter().map(String::as_str),
+                ) {
+                    Some(help) => help,
+                    None if declared.is_empty() => format!(
+                        "the policy declares no sources; add `sources {name}` to {}",
+                        rules.display()
+                    ),
+                    None => format!(
+                        "the policy declares: {declared}; add `{name}` to `sources` in {}, or use one of those",
+                        rules.display()
+                    ),
+                };
+                Diagnostic::new(
+                    Code::UnknownSource,
+                    *span,
+                    format!(
+                        "`{name}` is not a trigger source of policy `{}` ({})",
+                        policy.name,
+                        rules.display()
+                    ),
+                )
+                .with_help(help)
+            })
+            .collect()
+    }
+}
+
 /// Read and validate the scenario at `path`; the rules path is resolved against its folder.
 pub fn load(path: &Path) -> Result<Scenario, LoadError> {
+    load_file(path).map(|loaded| loaded.scenario)
+}
+
+/// Read and validate the scenario at `path`, keeping its text and the sources' places.
+pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
         path: path.to_owned(),
         source,
@@ -244,18 +304,56 @@ pub fn load(path: &Path) -> Result<Scenario, LoadError> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let dir = path.parent().unwrap_or(Path::new("."));
-    parse(&text, &stem, dir).map_err(|diagnostics| LoadError::Invalid {
-        path: path.to_owned(),
-        source_text: text,
-        diagnostics,
-    })
+    match parse_with_sources(&text, &stem, dir) {
+        Ok((scenario, sources)) => Ok(Loaded {
+            scenario,
+            path: path.to_owned(),
+            text,
+            sources,
+        }),
+        Err(diagnostics) => Err(LoadError::Invalid {
+            path: path.to_owned(),
+            source_text: text,
+            diagnostics,
+        }),
+    }
 }
 
 /// Parse and validate scenario text. `default_name` names it when it has no `name`;
 /// `dir` is where a relative `rules` path starts.
 pub fn parse(text: &str, default_name: &str, dir: &Path) -> Result<Scenario, Vec<Diagnostic>> {
-    let raw: RawScenario = toml::from_str(text).map_err(|e| vec![toml_diagnostic(&e, text)])?;
-    Validator::default().scenario(raw, default_name, dir)
+    parse_with_sources(text, default_name, dir).map(|(scenario, _)| scenario)
+}
+
+/// Every trigger source a scenario writes, with where.
+type SourcesWritten = Vec<(String, Span)>;
+
+/// [`parse`], also giving every trigger source written and where. Every error is reported
+/// (one per table entry at most when a value does not fit), in file order.
+fn parse_with_sources(
+    text: &str,
+    default_name: &str,
+    dir: &Path,
+) -> Result<(Scenario, SourcesWritten), Vec<Diagnostic>> {
+    let root = toml::de::DeTable::parse(text).map_err(|e| vec![toml_diagnostic(&e, text)])?;
+    let mut diagnostics = Vec::new();
+    let Some(raw) = RawScenario::read(root.into_inner(), text, &mut diagnostics) else {
+        diagnostics.sort_by_key(|d| d.span.start);
+        return Err(diagnostics);
+    };
+    let validator = Validator {
+        // A table entry that did not read leaves its schedule undeclared: references to
+        // it are not errors of their own.
+        references_checked: diagnostics.is_empty(),
+        diagnostics,
+        ..Validator::default()
+    };
+    validator
+        .scenario(raw, default_name, dir)
+        .map_err(|mut all| {
+            all.sort_by_key(|d| d.span.start);
+            all
+        })
 }
 
 fn toml_diagnostic(error: &toml::de::Error, text: &str) -> Diagnostic {
@@ -331,33 +429,155 @@ impl<'de> Deserialize<'de> for Clock {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The scenario as written. Its top-level keys are read one by one, and each entry of an
+/// array of tables on its own, so that every bad one is reported, not only the first.
 struct RawScenario {
-    name: Option<String>,
-    description: Option<String>,
     rules: String,
     start: Instant,
+    rest: RawRest,
+}
+
+/// The top-level keys of a scenario, as the reference (docs/scenarios.md) lists them.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "rules",
+    "start",
+    "end",
+    "seed",
+    "runner",
+    "api",
+    "schedule",
+    "person",
+    "trigger",
+    "burst",
+    "every",
+    "random",
+    "expect",
+];
+
+/// Reads values out of the parsed document, recording why one does not fit.
+struct Reader<'a> {
+    text: &'a str,
+    diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl Reader<'_> {
+    /// One value, or `None` with its error recorded.
+    fn one<T: serde::de::DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
+        let span = value.span();
+        T::deserialize(ValueDeserializer::from(value))
+            .map_err(|e| {
+                // A scalar's own error carries no place: it is the value's.
+                let mut diagnostic = toml_diagnostic(&e, self.text);
+                if e.span().is_none() {
+                    diagnostic.span = Span::new(span.start, span.end);
+                }
+                self.diagnostics.push(diagnostic);
+            })
+            .ok()
+    }
+
+    /// A required key's value: `None` absent (reported here), `Some(None)` unreadable
+    /// (reported when read).
+    fn required<T>(&mut self, name: &str, value: Option<Option<T>>) -> Option<T> {
+        if value.is_none() {
+            self.diagnostics.push(Diagnostic::new(
+                Code::BadScenario,
+                Span::new(0, self.text.len().min(1)),
+                format!("missing field `{name}`"),
+            ));
+        }
+        value.flatten()
+    }
+
+    /// An array of tables, each entry read on its own; the bad ones are left out.
+    fn each<T: serde::de::DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+    ) -> Vec<Spanned<T>> {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Array(entries) => entries
+                .into_iter()
+                .filter_map(|entry| self.one(entry))
+                .collect(),
+            // Not an array: the whole value's error says what was expected.
+            other => self.one(Spanned::new(span, other)).unwrap_or_default(),
+        }
+    }
+}
+
+impl RawScenario {
+    /// Read the top-level table; `None` when a required key is missing or unreadable.
+    fn read(
+        table: DeTable<'_>,
+        text: &str,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Option<RawScenario> {
+        let mut reader = Reader { text, diagnostics };
+        // Required keys: `None` absent, `Some(None)` present but unreadable.
+        let (mut rules, mut start) = (None, None);
+        let mut raw = RawRest::default();
+        for (key, value) in table {
+            let r = &mut reader;
+            match key.get_ref().as_ref() {
+                "name" => raw.name = r.one(value),
+                "description" => raw.description = r.one(value),
+                "rules" => rules = Some(r.one(value)),
+                "start" => start = Some(r.one(value)),
+                "end" => raw.end = r.one(value),
+                "seed" => raw.seed = r.one(value).unwrap_or_default(),
+                "runner" => raw.runner = r.one(value).unwrap_or_default(),
+                "api" => raw.api = r.one(value).unwrap_or_default(),
+                "schedule" => raw.schedule = r.each(value),
+                "person" => raw.person = r.each(value),
+                "trigger" => raw.trigger = r.each(value),
+                "burst" => raw.burst = r.each(value),
+                "every" => raw.every = r.each(value),
+                "random" => raw.random = r.each(value),
+                "expect" => raw.expect = r.one(value).unwrap_or_default(),
+                other => {
+                    let keys: Vec<String> =
+                        TOP_LEVEL_KEYS.iter().map(|k| format!("`{k}`")).collect();
+                    let message = format!(
+                        "unknown field `{other}`, expected one of {}",
+                        keys.join(", ")
+                    );
+                    let r = key.span();
+                    reader.diagnostics.push(Diagnostic::new(
+                        Code::BadScenario,
+                        Span::new(r.start, r.end),
+                        message,
+                    ));
+                }
+            }
+        }
+        let rules = reader.required("rules", rules);
+        let start = reader.required("start", start);
+        Some(RawScenario {
+            rules: rules?,
+            start: start?,
+            rest: raw,
+        })
+    }
+}
+
+/// The optional top-level keys.
+#[derive(Default)]
+struct RawRest {
+    name: Option<String>,
+    description: Option<String>,
     end: Option<Spanned<Instant>>,
-    #[serde(default)]
     seed: u64,
-    #[serde(default)]
     runner: RawRunner,
-    #[serde(default)]
     api: RawApi,
-    #[serde(default)]
     schedule: Vec<Spanned<RawSchedule>>,
-    #[serde(default)]
     person: Vec<Spanned<RawPerson>>,
-    #[serde(default)]
     trigger: Vec<Spanned<RawTrigger>>,
-    #[serde(default)]
     burst: Vec<Spanned<RawBurst>>,
-    #[serde(default)]
     every: Vec<Spanned<RawEvery>>,
-    #[serde(default)]
     random: Vec<Spanned<RawRandom>>,
-    #[serde(default)]
     expect: crate::sim::expect::RawExpect,
 }
 
@@ -411,7 +631,7 @@ fn default_version() -> i64 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPerson {
-    at: Instant,
+    at: Spanned<Instant>,
     schedule: Spanned<String>,
     action: PersonKind,
     #[serde(default = "default_person")]
@@ -425,9 +645,9 @@ fn default_person() -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTrigger {
-    at: Instant,
+    at: Spanned<Instant>,
     schedule: Spanned<String>,
-    source: String,
+    source: Spanned<String>,
     delivery: Option<Spanned<String>>,
     event: Option<String>,
 }
@@ -436,9 +656,9 @@ struct RawTrigger {
 #[serde(deny_unknown_fields)]
 struct RawBurst {
     schedule: Spanned<String>,
-    source: String,
+    source: Spanned<String>,
     event: Option<String>,
-    at: Instant,
+    at: Spanned<Instant>,
     count: Spanned<u32>,
     within: Duration,
 }
@@ -447,10 +667,10 @@ struct RawBurst {
 #[serde(deny_unknown_fields)]
 struct RawEvery {
     schedule: Spanned<String>,
-    source: String,
+    source: Spanned<String>,
     event: Option<String>,
     interval: Spanned<Duration>,
-    from: Option<Instant>,
+    from: Option<Spanned<Instant>>,
     until: Spanned<Instant>,
     between: Option<Spanned<(Clock, Clock)>>,
     timezone: Option<Spanned<String>>,
@@ -460,10 +680,10 @@ struct RawEvery {
 #[serde(deny_unknown_fields)]
 struct RawRandom {
     schedule: Spanned<String>,
-    source: String,
+    source: Spanned<String>,
     event: Option<String>,
     per_minute: Spanned<f64>,
-    from: Option<Instant>,
+    from: Option<Spanned<Instant>>,
     until: Spanned<Instant>,
 }
 
@@ -490,6 +710,12 @@ fn normalize(path: &Path) -> PathBuf {
 struct Validator {
     diagnostics: Vec<Diagnostic>,
     ids: BTreeMap<String, usize>,
+    /// Whether an undeclared schedule is an error (not when a `[[schedule]]` did not read).
+    references_checked: bool,
+    /// Every trigger source written, with where.
+    sources: Vec<(String, Span)>,
+    /// The scenario's `end`, which nothing may come after.
+    end: Option<Timestamp>,
 }
 
 impl Validator {
@@ -503,49 +729,54 @@ impl Validator {
         raw: RawScenario,
         default_name: &str,
         dir: &Path,
-    ) -> Result<Scenario, Vec<Diagnostic>> {
-        let schedules = self.schedules(raw.schedule);
-        let api = self.api(raw.api);
-        let start = raw.start.0;
-        let end = raw.end.map(|end| {
+    ) -> Result<(Scenario, SourcesWritten), Vec<Diagnostic>> {
+        let RawScenario { rules, start, rest } = raw;
+        let schedules = self.schedules(rest.schedule);
+        let api = self.api(rest.api);
+        let start = start.0;
+        let end = rest.end.map(|end| {
             if end.get_ref().0 <= start {
                 self.error(span_of(&end), "`end` must come after `start`");
             }
             end.into_inner().0
         });
-        let people = raw
+        self.end = end;
+        let people = rest
             .person
             .into_iter()
             .map(|p| {
                 let p = p.into_inner();
+                self.before_end(&p.at, "this action would never happen");
                 PersonAction {
-                    at: p.at.0,
+                    at: p.at.into_inner().0,
                     schedule: self.schedule_ref(&p.schedule),
                     kind: p.action,
                     who: p.who,
                 }
             })
             .collect();
-        let triggers = self.triggers(raw.trigger);
+        let triggers = self.triggers(rest.trigger);
         let mut generators = Vec::new();
-        for burst in raw.burst {
+        for burst in rest.burst {
             let burst = burst.into_inner();
-            if *burst.count.get_ref() == 0 {
+            let count = *burst.count.get_ref();
+            if count == 0 {
                 self.error(span_of(&burst.count), "a burst needs at least one trigger");
             }
+            self.burst_before_end(&burst);
             let target = self.target(&burst.schedule);
             generators.push(Generator {
                 target,
-                source: burst.source,
+                source: self.source(burst.source),
                 event: burst.event,
                 kind: GeneratorKind::Burst {
-                    at: burst.at.0,
-                    count: burst.count.into_inner(),
+                    at: burst.at.into_inner().0,
+                    count,
                     within: burst.within.0,
                 },
             });
         }
-        for every in raw.every {
+        for every in rest.every {
             let every = every.into_inner();
             let interval = every.interval.get_ref().0;
             if interval <= SignedDuration::ZERO {
@@ -564,11 +795,10 @@ impl Validator {
                     TimeZone::UTC
                 }),
             };
-            let from = every.from.map_or(start, |f| f.0);
-            self.check_order(from, &every.until);
+            let from = self.from(every.from.as_ref(), start, &every.until);
             generators.push(Generator {
                 target: self.target(&every.schedule),
-                source: every.source,
+                source: self.source(every.source),
                 event: every.event,
                 kind: GeneratorKind::Every {
                     interval,
@@ -582,7 +812,7 @@ impl Validator {
                 },
             });
         }
-        for random in raw.random {
+        for random in rest.random {
             let random = random.into_inner();
             let rate = *random.per_minute.get_ref();
             if !(rate.is_finite() && rate > 0.0) {
@@ -591,11 +821,10 @@ impl Validator {
                     "`per_minute` must be a number above zero",
                 );
             }
-            let from = random.from.map_or(start, |f| f.0);
-            self.check_order(from, &random.until);
+            let from = self.from(random.from.as_ref(), start, &random.until);
             generators.push(Generator {
                 target: self.target(&random.schedule),
-                source: random.source,
+                source: self.source(random.source),
                 event: random.event,
                 kind: GeneratorKind::Random {
                     per_minute: rate,
@@ -608,27 +837,90 @@ impl Validator {
             .iter()
             .filter_map(|t| t.delivery.as_deref())
             .collect();
-        let expect = crate::sim::expect::validate(raw.expect, &deliveries, &mut self.diagnostics);
+        let expect = crate::sim::expect::validate(rest.expect, &deliveries, &mut self.diagnostics);
         if !self.diagnostics.is_empty() {
             return Err(self.diagnostics);
         }
-        Ok(Scenario {
-            name: raw.name.unwrap_or_else(|| default_name.to_string()),
-            description: raw.description,
-            rules: normalize(&dir.join(raw.rules)),
+        let scenario = Scenario {
+            name: rest.name.unwrap_or_else(|| default_name.to_string()),
+            description: rest.description,
+            rules: normalize(&dir.join(rules)),
             start,
             end,
-            seed: raw.seed,
+            seed: rest.seed,
             schedules,
             api,
             runner: RunnerOptions {
-                coalesce: raw.runner.coalesce.unwrap_or(true),
+                coalesce: rest.runner.coalesce.unwrap_or(true),
             },
             people,
             triggers,
             generators,
             expect,
-        })
+        };
+        Ok((scenario, self.sources))
+    }
+
+    /// A trigger source, noted with where it is written.
+    fn source(&mut self, source: Spanned<String>) -> String {
+        let span = span_of(&source);
+        let name = source.into_inner();
+        self.sources.push((name.clone(), span));
+        name
+    }
+
+    /// An error when `at` is after `end`: the run stops first, so it would never happen.
+    fn before_end(&mut self, at: &Spanned<Instant>, what: &str) {
+        if let Some(end) = self.end
+            && at.get_ref().0 > end
+        {
+            self.error(
+                span_of(at),
+                format!("{} is after `end` ({end}): {what}", at.get_ref().0),
+            );
+        }
+    }
+
+    /// An error when some of a burst's triggers come after `end`.
+    fn burst_before_end(&mut self, burst: &RawBurst) {
+        let Some(end) = self.end else { return };
+        let (at, count) = (burst.at.get_ref().0, *burst.count.get_ref());
+        if at > end {
+            self.before_end(&burst.at, "this burst would never arrive");
+            return;
+        }
+        // The burst's triggers are `within / count` apart, the first at `at`.
+        let step = burst.within.0.as_nanos() / i128::from(count.max(1));
+        let after = (0..count)
+            .rev()
+            .take_while(|&i| {
+                let offset = SignedDuration::from_nanos_i128(step * i128::from(i));
+                at.saturating_add(offset).is_ok_and(|t| t > end)
+            })
+            .count();
+        if after > 0 {
+            self.error(
+                span_of(&burst.count),
+                format!(
+                    "{after} of this burst's {count} triggers come after `end` ({end}) and would never arrive"
+                ),
+            );
+        }
+    }
+
+    /// A generator's first instant (`start` when not given), checked against `until` and `end`.
+    fn from(
+        &mut self,
+        from: Option<&Spanned<Instant>>,
+        start: Timestamp,
+        until: &Spanned<Instant>,
+    ) -> Timestamp {
+        if let Some(from) = from {
+            self.before_end(from, "this generator would never produce a trigger");
+        }
+        let from = from.map_or(start, |f| f.get_ref().0);
+        self.check_order(from, until);
+        from
     }
 
     fn schedules(&mut self, raw: Vec<Spanned<RawSchedule>>) -> Vec<ScheduleSpec> {
@@ -728,10 +1020,11 @@ impl Validator {
         raw.into_iter()
             .map(|t| {
                 let t = t.into_inner();
+                self.before_end(&t.at, "this trigger would never arrive");
                 TriggerSpec {
-                    at: t.at.0,
+                    at: t.at.into_inner().0,
                     schedule: self.schedule_ref(&t.schedule),
-                    source: t.source,
+                    source: self.source(t.source),
                     delivery: t.delivery.map(Spanned::into_inner),
                     event: t.event,
                 }
@@ -742,6 +1035,7 @@ impl Validator {
     fn schedule_ref(&mut self, name: &Spanned<String>) -> usize {
         match self.ids.get(name.get_ref()) {
             Some(&index) => index,
+            None if !self.references_checked => 0,
             None => {
                 let known: Vec<&str> = self.ids.keys().map(String::as_str).collect();
                 let diagnostic = Diagnostic::new(

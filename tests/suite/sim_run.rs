@@ -148,3 +148,39 @@ fn a_run_without_the_timeline_has_the_same_totals() {
     assert_eq!(full.report.summary, lean.report.summary);
     assert_eq!(full.outcomes, lean.outcomes);
 }
+
+#[test]
+fn the_summary_adds_up_on_every_shipped_scenario() {
+    // Issue 12: `triggers 281` beside publishes 4 + skips 143 + coalesced 139 = 286. Every
+    // trigger either starts a cycle or is coalesced; every cycle that began ended one way.
+    for entry in std::fs::read_dir("rules/scenarios").expect("scenarios") {
+        let path = entry.expect("entry").path();
+        let s = simulate(&path.display().to_string(), None).report.summary;
+        let name = path.display();
+        assert_eq!(
+            s.triggers,
+            s.cycles.by_trigger + s.coalesced,
+            "{name}: triggers"
+        );
+        assert_eq!(s.cycles.total(), s.ended.total(), "{name}: cycles");
+        assert_eq!(s.ended.skipped, s.skips.values().sum::<u64>(), "{name}");
+        assert_eq!(s.ended.failed, s.failures, "{name}");
+    }
+}
+
+#[test]
+fn the_storm_summary_says_what_each_total_counts() {
+    let table = simulate("rules/scenarios/storm.toml", None).report.table();
+    let summary = &table[table.find("\nsummary\n").expect("a summary")..];
+    insta::assert_snapshot!(summary);
+}
+
+#[test]
+fn triggers_still_deferred_at_end_are_reported() {
+    // Issue 12: a run that stops before a deferral comes due said nothing of it.
+    let report = simulate("tests/fixtures/sim/deferred-at-end.toml", None).report;
+    let left = &report.summary.deferred_at_end;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].triggers, 2);
+    insta::assert_snapshot!(report.table());
+}

@@ -230,3 +230,56 @@ fn bad_scenarios_point_at_the_line() {
         .collect();
     insta::assert_snapshot!(out.join("\n\n"));
 }
+
+#[test]
+fn every_error_is_reported_in_file_order() {
+    // Issue 12: S301 errors came one per run, and not in file order.
+    let text = format!(
+        "{HEAD}sead = 7\n\
+         [[schedule]]\nid = \"s1\"\nbu = \"b\"\nweek = \"2026-03-02\"\n\
+         [[trigger]]\nat = \"soon\"\nschedule = \"s1\"\nsource = \"timer\"\n\
+         [[trigger]]\nat = \"2026-03-02T09:00:00Z\"\nschedule = \"s1\"\nsource = \"timer\"\ndelivery = 5\n\
+         [[burst]]\nschedule = \"s1\"\nsource = \"timer\"\nat = \"2026-03-02T09:00:00Z\"\ncount = 0\nwithin = \"1s\"\n\
+         [api]\nrate_limit = 0\n"
+    );
+    insta::assert_snapshot!(errors(&text));
+}
+
+#[test]
+fn semantic_errors_come_in_file_order() {
+    let text = format!(
+        "{HEAD}[[random]]\nschedule = \"*\"\nsource = \"x\"\nper_minute = 0.0\nuntil = \"2026-03-02T10:00:00Z\"\n\
+         [api]\nerror_rate = 1.5\n"
+    );
+    let out = errors(&text);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("6:"), "{out}");
+    assert!(lines[1].starts_with("9:"), "{out}");
+}
+
+#[test]
+fn what_comes_after_end_is_an_error_not_a_silent_loss() {
+    // Issue 12: a burst after `end` vanished without a word.
+    let text = format!(
+        "{HEAD}end = \"2026-03-02T10:00:00Z\"\n\
+         [[schedule]]\nid = \"s1\"\nbu = \"b\"\nweek = \"2026-03-02\"\n\
+         [[burst]]\nschedule = \"s1\"\nsource = \"timer\"\nat = \"2026-03-02T11:00:00Z\"\ncount = 3\nwithin = \"1s\"\n\
+         [[burst]]\nschedule = \"s1\"\nsource = \"timer\"\nat = \"2026-03-02T09:59:59Z\"\ncount = 4\nwithin = \"2s\"\n\
+         [[trigger]]\nat = \"2026-03-02T10:00:01Z\"\nschedule = \"s1\"\nsource = \"timer\"\n\
+         [[person]]\nat = \"2026-03-02T12:00:00Z\"\nschedule = \"s1\"\naction = \"edit\"\n\
+         [[every]]\nschedule = \"s1\"\nsource = \"timer\"\ninterval = \"1m\"\nfrom = \"2026-03-02T10:30:00Z\"\nuntil = \"2026-03-02T11:00:00Z\"\n"
+    );
+    insta::assert_snapshot!(errors(&text));
+}
+
+#[test]
+fn a_burst_ending_exactly_at_end_loads() {
+    let text = format!(
+        "{HEAD}end = \"2026-03-02T10:00:00Z\"\n\
+         [[schedule]]\nid = \"s1\"\nbu = \"b\"\nweek = \"2026-03-02\"\n\
+         [[burst]]\nschedule = \"s1\"\nsource = \"timer\"\nat = \"2026-03-02T09:59:57Z\"\ncount = 4\nwithin = \"4s\"\n"
+    );
+    // 09:59:57, :58, :59 and 10:00:00, the last at `end` itself.
+    assert_eq!(errors(&text), "loaded without error");
+}
