@@ -8,6 +8,7 @@ pub mod genesys;
 pub(crate) mod http;
 pub mod limiter;
 pub mod model;
+pub mod notify;
 pub mod region;
 pub mod rest;
 pub mod secret;
