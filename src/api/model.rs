@@ -680,9 +680,14 @@ impl Model {
         self.notify_down_until = Some(until);
     }
 
+    /// Whether the notification channel is dropped at `now`.
+    pub fn notifications_down(&self, now: Timestamp) -> bool {
+        self.notify_down_until.is_some_and(|until| now < until)
+    }
+
     /// The notifications due by `now`, taken from the queue.
     pub fn notifications_due(&mut self, now: Timestamp) -> NotifyDue {
-        let down = self.notify_down_until.is_some_and(|until| now < until);
+        let down = self.notifications_down(now);
         let later = match now.checked_add(SignedDuration::from_nanos(1)) {
             Ok(after) => self.outbox.split_off(&(after, 0)),
             Err(_) => BTreeMap::new(),

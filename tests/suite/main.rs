@@ -16,6 +16,7 @@ mod diagnostics;
 mod diff;
 mod explain;
 mod format;
+mod notify_client;
 mod parse;
 mod readme;
 mod relay_crash;

@@ -167,6 +167,7 @@ impl<'a, N: Notifications, R: RandomSource> NotificationClient<'a, N, R> {
             }
         };
         self.health.heard(self.clock.now());
+        self.publish_health();
         match Message::parse(&text) {
             Ok(Message::Schedule(event)) => {
                 out.send(Heard::Schedule(event)).await.map_err(|_| Closed)?;

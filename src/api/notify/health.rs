@@ -103,6 +103,7 @@ pub struct ChannelHealth {
     link: Link,
     epoch: u64,
     gaps: u64,
+    messages: u64,
     last_gap: Option<(Timestamp, Gap)>,
 }
 
@@ -115,6 +116,8 @@ pub struct HealthReport {
     pub epoch: u64,
     /// Times the continuity broke (an up channel lost).
     pub gaps: u64,
+    /// Messages heard (heartbeats and events).
+    pub messages: u64,
     /// The last gap or failed attempt, when there was one.
     pub last_gap: Option<String>,
     /// When it was.
@@ -132,6 +135,7 @@ impl ChannelHealth {
             },
             epoch: 0,
             gaps: 0,
+            messages: 0,
             last_gap: None,
         }
     }
@@ -150,6 +154,7 @@ impl ChannelHealth {
     pub fn heard(&mut self, now: Timestamp) {
         if let Link::Up { last_heard, .. } = &mut self.link {
             *last_heard = now.max(*last_heard);
+            self.messages += 1;
         }
     }
 
@@ -215,6 +220,7 @@ impl ChannelHealth {
             up: self.continuity().up,
             epoch: self.epoch,
             gaps: self.gaps,
+            messages: self.messages,
             last_gap: self.last_gap.as_ref().map(|(_, g)| g.to_string()),
             last_gap_at: self.last_gap.as_ref().map(|(at, _)| *at),
         }
