@@ -128,6 +128,16 @@ impl GenesysClient {
         &self.caller.limiter
     }
 
+    /// The API base with `segments` appended, each escaped.
+    pub(crate) fn api_url(&self, segments: &[&str]) -> Url {
+        http::join(&self.api_base, segments)
+    }
+
+    /// The HTTP client its calls are built on.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.caller.http
+    }
+
     /// `.../businessunits/{bu}/weeks/{week}/schedules` and then `more`, each escaped.
     fn schedules_url(&self, business_unit: &str, week: Date, more: &[&str]) -> Url {
         let week = week.to_string();
@@ -153,7 +163,7 @@ impl GenesysClient {
 
     /// One API call: waits for the limiter, sends with the token, and on a 401 renews the
     /// token and tries once more. The answer's rate-limit headers tighten the limiter.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         name: &'static str,
         request: impl Fn() -> reqwest::RequestBuilder,

@@ -11,6 +11,7 @@ pub mod genesys;
 pub(crate) mod http;
 pub mod limiter;
 pub mod model;
+pub mod notify;
 pub mod region;
 #[cfg(feature = "genesys")]
 pub mod rest;

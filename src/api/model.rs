@@ -5,10 +5,11 @@
 //! in routes. A publish is settled lazily: a schedule whose operation has run its course is
 //! published the first time anything looks at it afterwards.
 
+use crate::api::notify::event::{ScheduleEventType, ScheduleNotification};
 use crate::api::{OperationStatus, RateLimitInfo, ScheduleRef, ScheduleSnapshot};
 use flate2::read::GzDecoder;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 /// What Genesys says when a publish meets a published schedule or a running publish.
@@ -44,6 +45,33 @@ impl Default for ModelConfig {
             requests_per_minute: 300,
         }
     }
+}
+
+/// How the modelled service sends schedule notifications (when it sends them at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// How long after the change an event is delivered.
+    pub delay: SignedDuration,
+    /// Events lost, per thousand (chosen by the event's serial, so runs repeat).
+    pub loss_per_mille: u16,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            delay: SignedDuration::from_millis(200),
+            loss_per_mille: 0,
+        }
+    }
+}
+
+/// The notifications due at an instant, and whether the channel is down then.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifyDue {
+    /// Events to deliver, oldest first.
+    pub events: Vec<ScheduleNotification>,
+    /// The channel is dropped: nothing is delivered (the events due meanwhile are lost).
+    pub down: bool,
 }
 
 /// A schedule's state as a gateway reports it.
@@ -187,6 +215,8 @@ struct Pending {
     done_at: Timestamp,
     published: bool,
     by: String,
+    /// How the operation ends: `Complete`, or `Error`/`Canceled` (nothing changes).
+    ends: OperationStatus,
 }
 
 /// One stored schedule.
@@ -198,12 +228,17 @@ struct Record {
     modified_at: Timestamp,
     modified_by: String,
     pending: Option<Pending>,
+    /// The next operation on this schedule ends so (a fault armed by a test or scenario).
+    next_ends: Option<OperationStatus>,
 }
 
 impl Record {
     /// Applies a publish whose time has come.
     fn settle(&mut self, now: Timestamp) {
         if let Some(pending) = self.pending.take_if(|p| p.done_at <= now) {
+            if pending.ends != OperationStatus::Complete {
+                return;
+            }
             self.published = pending.published;
             self.version += 1;
             self.modified_at = pending.done_at;
@@ -246,6 +281,11 @@ pub struct Model {
     uploads: HashMap<String, Upload>,
     windows: HashMap<String, Window>,
     issued: u64,
+    notify: Option<NotifyConfig>,
+    /// Events by (delivery instant, serial): equal instants in the order they were queued.
+    outbox: BTreeMap<(Timestamp, u64), ScheduleNotification>,
+    notify_down_until: Option<Timestamp>,
+    events_queued: u64,
 }
 
 impl Model {
@@ -288,6 +328,7 @@ impl Model {
                 modified_at: now,
                 modified_by: by.to_owned(),
                 pending: None,
+                next_ends: None,
             },
         );
     }
@@ -319,7 +360,15 @@ impl Model {
         record.version += 1;
         record.modified_at = now;
         record.modified_by = by.to_owned();
-        Ok(record.snapshot())
+        let snapshot = record.snapshot();
+        self.notify(
+            now,
+            schedule,
+            OperationStatus::Complete,
+            None,
+            snapshot.clone(),
+        );
+        Ok(snapshot)
     }
 
     /// A person presses "publish" in the UI.
@@ -564,24 +613,122 @@ impl Model {
         if version != record.version {
             return Err(Refusal::VersionMismatch);
         }
+        let done_at = now
+            .saturating_add(processing_time)
+            .unwrap_or(Timestamp::MAX);
+        let ends = record.next_ends.take().unwrap_or(OperationStatus::Complete);
+        let before = record.snapshot();
         record.pending = Some(Pending {
-            done_at: now
-                .saturating_add(processing_time)
-                .unwrap_or(Timestamp::MAX),
+            done_at,
             published,
             by: by.to_owned(),
+            ends,
         });
+        let started = record.snapshot();
         record.settle(now);
         let status = if record.pending.is_some() {
             OperationStatus::Processing
         } else {
-            OperationStatus::Complete
+            ends
+        };
+        // What the operation's events will say is settled now: nothing can change a
+        // schedule while its operation runs.
+        let after = match ends {
+            OperationStatus::Complete => ScheduleSnapshot {
+                published,
+                version: before.version + 1,
+                modified_at: Some(done_at),
+                modified_by: Some(by.to_owned()),
+                publishing: false,
+            },
+            _ => before,
         };
         self.issued = serial;
+        let id = Some(operation_id.clone());
+        if status == OperationStatus::Processing {
+            self.notify(now, schedule, status, id.clone(), started);
+        }
+        self.notify(done_at, schedule, ends, id, after);
         Ok(Operation {
             operation_id,
             status,
         })
+    }
+
+    /// Turns schedule notifications on (or off with `None`) from now on.
+    pub fn set_notifications(&mut self, config: Option<NotifyConfig>) {
+        self.notify = config;
+        if config.is_none() {
+            self.outbox.clear();
+        }
+    }
+
+    /// The next operation started on `schedule` ends `status` (`Error` or `Canceled`): it
+    /// runs its processing time, then leaves the schedule as it was.
+    pub fn fail_next_operation(
+        &mut self,
+        schedule: &ScheduleRef,
+        status: OperationStatus,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        self.record(schedule, now)?.next_ends = Some(status);
+        Ok(())
+    }
+
+    /// Drops the notification channel until `until`: the events due meanwhile are lost.
+    pub fn drop_notifications_until(&mut self, until: Timestamp) {
+        self.notify_down_until = Some(until);
+    }
+
+    /// Whether the notification channel is dropped at `now`.
+    pub fn notifications_down(&self, now: Timestamp) -> bool {
+        self.notify_down_until.is_some_and(|until| now < until)
+    }
+
+    /// The notifications due by `now`, taken from the queue.
+    pub fn notifications_due(&mut self, now: Timestamp) -> NotifyDue {
+        let down = self.notifications_down(now);
+        let later = match now.checked_add(SignedDuration::from_nanos(1)) {
+            Ok(after) => self.outbox.split_off(&(after, 0)),
+            Err(_) => BTreeMap::new(),
+        };
+        let due = std::mem::replace(&mut self.outbox, later);
+        let loss = self.notify.map_or(0, |n| n.loss_per_mille);
+        let down_until = self.notify_down_until;
+        let events = due
+            .into_iter()
+            .filter(|((at, _), _)| down_until.is_none_or(|until| *at >= until))
+            .filter(|((_, serial), _)| !lost(*serial, loss))
+            .map(|(_, event)| event)
+            .collect();
+        NotifyDue { events, down }
+    }
+
+    /// When the next queued notification is due.
+    pub fn next_notification_at(&self) -> Option<Timestamp> {
+        self.outbox.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Queues the event of a change that happens at `at`, when notifications are on.
+    fn notify(
+        &mut self,
+        at: Timestamp,
+        schedule: &ScheduleRef,
+        status: OperationStatus,
+        operation_id: Option<String>,
+        snapshot: ScheduleSnapshot,
+    ) {
+        let Some(config) = self.notify else { return };
+        self.events_queued += 1;
+        let due = at.saturating_add(config.delay).unwrap_or(Timestamp::MAX);
+        let event = ScheduleNotification {
+            schedule: schedule.clone(),
+            status,
+            operation_id,
+            event_type: ScheduleEventType::Update,
+            snapshot,
+        };
+        self.outbox.insert((due, self.events_queued), event);
     }
 
     fn record(&mut self, schedule: &ScheduleRef, now: Timestamp) -> Result<&mut Record, Refusal> {
@@ -613,6 +760,18 @@ fn view(schedule: &ScheduleRef, record: &Record) -> ScheduleView {
         snapshot: record.snapshot(),
         state: record.state(),
     }
+}
+
+/// Whether the event with this serial is lost, at `per_mille` (a fixed mix of the serial).
+fn lost(serial: u64, per_mille: u16) -> bool {
+    if per_mille == 0 {
+        return false;
+    }
+    let mut x = serial.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    x % 1000 < u64::from(per_mille)
 }
 
 /// Whole seconds, rounded up, never negative.
@@ -833,6 +992,123 @@ mod tests {
             .map(|v| v.schedule.schedule_id)
             .collect();
         assert_eq!(ids, ["s1", "s2"]);
+    }
+
+    fn heard(model: &mut Model, now: Timestamp) -> Vec<(OperationStatus, bool, i64)> {
+        let due = model.notifications_due(now);
+        due.events
+            .into_iter()
+            .map(|e| (e.status, e.snapshot.published, e.snapshot.version))
+            .collect()
+    }
+
+    fn notifying(published: bool, version: i64) -> Model {
+        let mut model = model_with(published, version);
+        model.set_notifications(Some(NotifyConfig::default()));
+        model
+    }
+
+    #[test]
+    fn an_update_is_announced_processing_then_complete_at_its_new_version() {
+        let mut model = notifying(false, 3);
+        let op = publish(&mut model, at(10), 3).map(|o| o.operation_id);
+        assert_eq!(heard(&mut model, at(10)), []);
+        let start = model.notifications_due(at(11)).events;
+        assert_eq!(start.len(), 1);
+        assert_eq!(
+            start.first().and_then(|e| e.operation_id.clone()),
+            op.clone().ok()
+        );
+        assert_eq!(
+            start.first().map(|e| (e.status, e.snapshot.version)),
+            Some((OperationStatus::Processing, 3))
+        );
+        assert_eq!(heard(&mut model, at(40)), [], "delivered after the delay");
+        let end = model.notifications_due(at(41)).events;
+        assert_eq!(
+            end.first()
+                .map(|e| (e.status, e.snapshot.published, e.snapshot.version)),
+            Some((OperationStatus::Complete, true, 4))
+        );
+        assert_eq!(end.first().and_then(|e| e.operation_id.clone()), op.ok());
+    }
+
+    #[test]
+    fn a_failed_operation_is_announced_and_changes_nothing() {
+        let mut model = notifying(false, 3);
+        let armed = model.fail_next_operation(&sched("s1"), OperationStatus::Error, at(0));
+        assert_eq!(armed, Ok(()));
+        assert!(publish(&mut model, at(0), 3).is_ok());
+        assert_eq!(
+            heard(&mut model, at(31)),
+            [
+                (OperationStatus::Processing, false, 3),
+                (OperationStatus::Error, false, 3)
+            ]
+        );
+        assert_eq!(state(&mut model, at(31)), (PublishState::Draft, 3));
+        assert!(
+            publish(&mut model, at(32), 3).is_ok(),
+            "the next one may run"
+        );
+    }
+
+    #[test]
+    fn a_person_edit_is_announced_without_an_operation_of_ours() {
+        let mut model = notifying(true, 3);
+        assert!(model.person_edit(&sched("s1"), at(1), "planner").is_ok());
+        let events = model.notifications_due(at(2)).events;
+        assert_eq!(
+            events.first().map(|e| (
+                e.operation_id.clone(),
+                e.snapshot.published,
+                e.snapshot.version
+            )),
+            Some((None, false, 4))
+        );
+    }
+
+    #[test]
+    fn events_due_while_the_channel_is_dropped_are_lost() {
+        let mut model = notifying(true, 3);
+        model.drop_notifications_until(at(30));
+        assert!(model.person_edit(&sched("s1"), at(1), "planner").is_ok());
+        assert_eq!(
+            model.notifications_due(at(2)),
+            NotifyDue {
+                events: vec![],
+                down: true
+            }
+        );
+        assert!(
+            model
+                .person_publish(&sched("s1"), at(40), "planner")
+                .is_ok()
+        );
+        assert_eq!(
+            heard(&mut model, at(41)),
+            [(OperationStatus::Processing, false, 4)]
+        );
+        assert!(!model.notifications_due(at(41)).down);
+    }
+
+    #[test]
+    fn loss_drops_about_its_share_and_off_queues_nothing() {
+        let mut model = model_with(true, 1);
+        assert!(model.person_edit(&sched("s1"), at(0), "planner").is_ok());
+        assert_eq!(model.next_notification_at(), None, "off: nothing queued");
+        model.set_notifications(Some(NotifyConfig {
+            delay: SignedDuration::ZERO,
+            loss_per_mille: 250,
+        }));
+        for i in 0..1000 {
+            assert!(model.person_edit(&sched("s1"), at(i), "planner").is_ok());
+        }
+        let delivered = model.notifications_due(at(1000)).events.len();
+        assert!(
+            (650..850).contains(&delivered),
+            "{delivered} of 1000 delivered"
+        );
     }
 
     #[test]

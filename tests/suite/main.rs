@@ -17,6 +17,7 @@ mod diff;
 mod explain;
 mod format;
 mod layout;
+mod notify_client;
 mod parse;
 mod readme;
 mod relay_crash;

@@ -7,11 +7,14 @@
 
 mod conn;
 mod fault;
+mod notify;
 mod routes;
 
 pub use fault::{Fault, FaultEffect};
+pub use notify::{CHANNEL_LIFETIME, CLOSING_NOTICE, HEARTBEAT_EVERY, Outage};
 
-use crate::api::model::{Model, ModelConfig, Operation, Refusal, ScheduleView};
+use crate::api::OperationStatus;
+use crate::api::model::{Model, ModelConfig, NotifyConfig, Operation, Refusal, ScheduleView};
 use crate::api::{ScheduleRef, ScheduleSnapshot};
 use crate::effects::clock::{Clock, SystemClock};
 use conn::{CuttableListener, Cutter};
@@ -70,6 +73,12 @@ pub enum CallKind {
     GatewayPublish,
     /// `GET /gateway/businessunits/{bu}/weeks/{week}/schedules`.
     GatewayList,
+    /// `POST /api/v2/notifications/channels`.
+    CreateChannel,
+    /// `PUT /api/v2/notifications/channels/{id}/subscriptions`.
+    Subscribe,
+    /// The notification WebSocket's upgrade request (not an API call).
+    NotificationSocket,
 }
 
 /// One call the double received.
@@ -99,6 +108,7 @@ struct State {
     faults: Vec<Fault>,
     calls: Vec<Call>,
     issued_tokens: u64,
+    channels: notify::Channels,
 }
 
 /// The double's shared core.
@@ -109,6 +119,8 @@ struct Shared {
     client_secret: String,
     token_lifetime: SignedDuration,
     base_url: String,
+    /// Woken when a call or a test changed the model, so the sockets look for new events.
+    changed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -137,12 +149,14 @@ impl ApiDouble {
                 faults: Vec::new(),
                 calls: Vec::new(),
                 issued_tokens: 0,
+                channels: notify::Channels::default(),
             }),
             clock: config.clock,
             client_id: config.client_id,
             client_secret: config.client_secret,
             token_lifetime: config.token_lifetime,
             base_url: format!("http://{addr}"),
+            changed: tokio::sync::Notify::new(),
         });
         let app =
             routes::router(Arc::clone(&shared)).into_make_service_with_connect_info::<Cutter>();
@@ -201,20 +215,48 @@ impl ApiDouble {
 
     /// A person edits the schedule in the UI: a new draft at the next version.
     pub fn person_edit(&self, schedule: &ScheduleRef) -> Result<ScheduleSnapshot, Refusal> {
-        let now = self.shared.clock.now();
-        self.shared
-            .lock()
-            .model
-            .person_edit(schedule, now, "planner")
+        self.change(|model, now| model.person_edit(schedule, now, "planner"))
     }
 
     /// A person publishes the schedule from the UI.
     pub fn person_publish(&self, schedule: &ScheduleRef) -> Result<Operation, Refusal> {
+        self.change(|model, now| model.person_publish(schedule, now, "planner"))
+    }
+
+    /// Turns the model's schedule notifications on (or off) from now on.
+    pub fn set_notifications(&self, config: Option<NotifyConfig>) {
+        self.change(|model, _| model.set_notifications(config));
+    }
+
+    /// The next operation started on `schedule` ends `status` (`Error` or `Canceled`).
+    pub fn fail_next_operation(
+        &self,
+        schedule: &ScheduleRef,
+        status: OperationStatus,
+    ) -> Result<(), Refusal> {
+        self.change(|model, now| model.fail_next_operation(schedule, status, now))
+    }
+
+    /// Drops the notification channel for `lasting` from now: the events due meanwhile are
+    /// lost, and the sockets are cut (new ones refused) or fall silent.
+    pub fn drop_notifications(&self, lasting: SignedDuration, outage: Outage) {
+        self.shared.lock().channels.outage = Some(outage);
+        self.change(|model, now| {
+            model.drop_notifications_until(now.saturating_add(lasting).unwrap_or(Timestamp::MAX));
+        });
+    }
+
+    /// Channels made from now on live this long (default [`CHANNEL_LIFETIME`]).
+    pub fn set_channel_lifetime(&self, lifetime: SignedDuration) {
+        self.shared.lock().channels.lifetime = Some(lifetime);
+    }
+
+    /// Changes the model at the double's now, then wakes the sockets.
+    fn change<T>(&self, change: impl FnOnce(&mut Model, Timestamp) -> T) -> T {
         let now = self.shared.clock.now();
-        self.shared
-            .lock()
-            .model
-            .person_publish(schedule, now, "planner")
+        let changed = change(&mut self.shared.lock().model, now);
+        self.shared.changed.notify_waiters();
+        changed
     }
 
     /// Changes how the modelled service behaves from now on.

@@ -1,6 +1,7 @@
 //! The double's routes: Genesys' token, schedule and upload endpoints, and a REST gateway.
 
 use super::conn::Cutter;
+use super::notify;
 use super::{Call, CallKind, FaultEffect, Grant, Shared, State};
 use crate::api::RateLimitInfo;
 use crate::api::ScheduleRef;
@@ -20,8 +21,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// What every handler needs: the double, the connection (to cut it), the headers.
-struct Ctx {
-    shared: Arc<Shared>,
+pub(super) struct Ctx {
+    pub(super) shared: Arc<Shared>,
     conn: Cutter,
     headers: HeaderMap,
 }
@@ -55,6 +56,15 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(&format!("{SCHEDULES}/{{id}}/update"), post(update))
         .route("/uploads/{key}", put(upload))
+        .route(
+            "/api/v2/notifications/channels",
+            post(notify::create_channel),
+        )
+        .route(
+            "/api/v2/notifications/channels/{id}/subscriptions",
+            put(notify::subscribe),
+        )
+        .route("/notifications/{id}", get(notify::socket))
         .route("/gateway/schedules/{id}/status", get(gateway_status))
         .route("/gateway/schedules/{id}/publish", post(gateway_publish))
         .route(
@@ -66,7 +76,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
 
 impl Ctx {
     /// Records the call, applies a fault if one fires, and otherwise serves it.
-    async fn serve(
+    pub(super) async fn serve(
         &self,
         kind: CallKind,
         handle: impl FnOnce(&mut State, Timestamp) -> Response,
@@ -107,6 +117,7 @@ impl Ctx {
         if let Some(call) = shared.lock().calls.get_mut(index) {
             call.status = Some(answer.status().as_u16());
         }
+        shared.changed.notify_waiters();
         answer
     }
 
@@ -116,7 +127,7 @@ impl Ctx {
     }
 
     /// Serves an API call for the client whose bearer token it carries, or answers 401.
-    async fn serve_api(
+    pub(super) async fn serve_api(
         &self,
         kind: CallKind,
         handle: impl FnOnce(&mut State, Timestamp, &str) -> Response,
@@ -318,7 +329,7 @@ fn reply<T>(reply: Reply<T>, ok: impl FnOnce(T) -> (StatusCode, Value)) -> Respo
     response
 }
 
-fn refusal(refusal: &Refusal) -> Response {
+pub(super) fn refusal(refusal: &Refusal) -> Response {
     let status =
         StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, refusal.body());
@@ -330,7 +341,7 @@ fn refusal(refusal: &Refusal) -> Response {
     response
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response {
+pub(super) fn json_response(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
