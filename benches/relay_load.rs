@@ -310,6 +310,7 @@ async fn start_rig(processing: SignedDuration) -> Rig {
         admin_token: None,
         runner: RunnerConfig::default(),
         body_limit: DEFAULT_BODY_LIMIT,
+        connections: Default::default(),
         clock: Arc::new(SystemClock),
     };
     let mut config = GenesysConfig::new(

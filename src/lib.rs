@@ -81,6 +81,7 @@ pub mod evaluation;
 #[cfg(feature = "relay")]
 mod group_commit;
 pub mod language;
+pub mod lock_file;
 pub mod policy;
 #[cfg(feature = "relay")]
 pub mod relay;

@@ -156,3 +156,27 @@ pub trait ScheduleApi {
         week: Date,
     ) -> Result<Answer<Vec<String>>, ApiError>;
 }
+
+/// A borrowed client is a client: the relay keeps one across its worker's restarts.
+impl<A: ScheduleApi + ?Sized> ScheduleApi for &A {
+    async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError> {
+        (**self).read(schedule).await
+    }
+
+    async fn publish(
+        &self,
+        schedule: &ScheduleRef,
+        version: i64,
+        idempotency_key: &str,
+    ) -> Result<Answer<PublishAccepted>, ApiError> {
+        (**self).publish(schedule, version, idempotency_key).await
+    }
+
+    async fn list_week(
+        &self,
+        business_unit: &str,
+        week: Date,
+    ) -> Result<Answer<Vec<String>>, ApiError> {
+        (**self).list_week(business_unit, week).await
+    }
+}

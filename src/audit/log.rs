@@ -6,6 +6,8 @@ use super::canonical::GENESIS;
 use super::checkpoint::{Checkpoint, CheckpointPolicy, Checkpointer, checkpoints_path};
 use super::entry::{Entry, LineError, check_line};
 use super::tail::read_tail;
+use super::verify::{Break, verify};
+use crate::lock_file::{LockError, LockFile};
 use ed25519_dalek::SigningKey;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -13,6 +15,11 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// ENOSPC, as a full disk reports it.
+const NO_SPACE: i32 = 28;
 
 /// How many recent step ids the writer remembers unless told otherwise. A restart replays
 /// at most the steps in flight, which are among the most recent, so a bounded window suffices.
@@ -40,6 +47,44 @@ pub enum AuditError {
         /// What is wrong with it.
         reason: LineError,
     },
+    /// The chain does not verify, so appending would bury the break under new entries.
+    #[error(
+        "{path}: the chain does not verify ({broken}); nothing is appended to a broken chain. \
+         To recover, keep the file as evidence and move it aside (`mv {name} {name}.broken`), \
+         then start again: a new chain begins. `publish-guard audit verify` on the old file \
+         shows the first bad line",
+        name = .path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    )]
+    BrokenChain {
+        /// The log file.
+        path: PathBuf,
+        /// Where it first fails.
+        broken: Box<Break>,
+    },
+    /// Another process has the log open.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+}
+
+/// A switch that makes appends fail as a full disk does (part of the batch written, then
+/// ENOSPC): the seam for tests and fire drills. Clones share one switch.
+#[derive(Clone, Debug, Default)]
+pub struct FullDisk(Arc<AtomicBool>);
+
+impl FullDisk {
+    /// From now on, appends fail.
+    pub fn fill(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, appends reach the disk again.
+    pub fn free(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    fn is_full(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// How to open a log.
@@ -49,6 +94,8 @@ pub struct AuditOptions {
     pub remembered_steps: usize,
     /// Sign checkpoints with this key on this schedule, into the sidecar file.
     pub checkpoints: Option<(SigningKey, CheckpointPolicy)>,
+    /// Fail appends while this switch is thrown (never, when `None`).
+    pub full_disk: Option<FullDisk>,
 }
 
 impl Default for AuditOptions {
@@ -56,6 +103,7 @@ impl Default for AuditOptions {
         Self {
             remembered_steps: DEFAULT_REMEMBERED_STEPS,
             checkpoints: None,
+            full_disk: None,
         }
     }
 }
@@ -101,6 +149,11 @@ impl RecentSteps {
         self.seqs.get(step).copied()
     }
 
+    /// The remembered steps, newest first.
+    fn newest_first(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().rev().map(String::as_str)
+    }
+
     fn insert(&mut self, step: String, seq: u64) {
         if self.capacity == 0 || self.seqs.contains_key(&step) {
             return;
@@ -125,16 +178,23 @@ pub struct AuditLog {
     head_hash: String,
     steps: RecentSteps,
     checkpointer: Option<Checkpointer>,
+    full_disk: Option<FullDisk>,
+    /// A failed append left bytes past `len` that could not be cut off yet.
+    torn: bool,
+    /// One writer at a time: a second would fork the chain.
+    _lock: LockFile,
 }
 
 impl AuditLog {
     /// Open the log at `path`, creating it if absent, and continue its chain. A torn last line
-    /// (a write cut short by a crash, hence a step never reported done) is cut off.
+    /// (a write cut short by a crash, hence a step never reported done) is cut off. Refused
+    /// while another process has the log open.
     pub fn open(path: &Path, options: AuditOptions) -> Result<Self, AuditError> {
         let io = |source| AuditError::Io {
             path: path.to_owned(),
             source,
         };
+        let lock = LockFile::acquire(path)?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -190,7 +250,27 @@ impl AuditLog {
             head_hash,
             steps,
             checkpointer,
+            full_disk: options.full_disk,
+            torn: false,
+            _lock: lock,
         })
+    }
+
+    /// Open the log as [`AuditLog::open`] does, then verify its whole chain: the relay
+    /// never appends to a chain that does not verify.
+    pub fn open_verified(path: &Path, options: AuditOptions) -> Result<Self, AuditError> {
+        let log = Self::open(path, options)?;
+        match verify(path, &checkpoints_path(path), None) {
+            Ok(Ok(_)) => Ok(log),
+            Ok(Err(broken)) => Err(AuditError::BrokenChain {
+                path: path.to_owned(),
+                broken: Box::new(broken),
+            }),
+            Err(source) => Err(AuditError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        }
     }
 
     /// The sequence number and hash of the last entry (0 and the genesis hash when empty).
@@ -201,6 +281,11 @@ impl AuditLog {
     /// The entry that recorded `step`, if it is among the remembered recent steps.
     pub fn recorded(&self, step: &str) -> Option<u64> {
         self.steps.get(step)
+    }
+
+    /// The remembered recent step ids, newest first.
+    pub fn recent_steps(&self) -> impl Iterator<Item = &str> {
+        self.steps.newest_first()
     }
 
     /// Record one step; see [`AuditLog::append_batch`].
@@ -281,24 +366,35 @@ impl AuditLog {
         Ok(outcomes)
     }
 
-    /// Write and sync; on failure cut the file back so no partial line stays in the chain.
+    /// Write and sync; on failure cut the file back so no partial line stays in the chain
+    /// (and, should that fail too, before the next write), so a retry appends whole lines.
     fn write_durably(&mut self, bytes: &[u8]) -> Result<(), AuditError> {
-        let written = self
-            .file
-            .write_all(bytes)
-            .and_then(|()| self.file.sync_data());
+        let io = |source| AuditError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if self.torn {
+            self.file.set_len(self.len).map_err(io)?;
+            self.torn = false;
+        }
+        let written = match &self.full_disk {
+            Some(disk) if disk.is_full() => self
+                .file
+                .write_all(&bytes[..bytes.len() / 2])
+                .and_then(|()| Err(std::io::Error::from_raw_os_error(NO_SPACE))),
+            _ => self
+                .file
+                .write_all(bytes)
+                .and_then(|()| self.file.sync_data()),
+        };
         match written {
             Ok(()) => {
                 self.len += bytes.len() as u64;
                 Ok(())
             }
             Err(source) => {
-                // Best effort: if this fails too, reopening cuts the torn line.
-                let _ = self.file.set_len(self.len);
-                Err(AuditError::Io {
-                    path: self.path.clone(),
-                    source,
-                })
+                self.torn = self.file.set_len(self.len).is_err();
+                Err(io(source))
             }
         }
     }

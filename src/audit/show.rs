@@ -1,5 +1,7 @@
 //! `audit show`: the log as readable lines, optionally only one schedule's entries or those
 //! since an instant. Showing is not verifying: it reads what is there without judging it.
+//! Whatever came from outside (a webhook's fields, a hand-edited line) is shown with its
+//! control characters escaped, so a log can never drive the reader's terminal.
 
 use super::entry::Entry;
 use jiff::Timestamp;
@@ -32,10 +34,16 @@ pub fn show(log: impl BufRead, filter: &ShowFilter, out: &mut impl Write) -> std
                 {
                     continue;
                 }
-                let mut text = format!("#{:<5} {}  {}  {kind}", entry.seq, entry.at, entry.step);
+                let mut text = format!(
+                    "#{:<5} {}  {}  {}",
+                    entry.seq,
+                    entry.at,
+                    escape_controls(&entry.step),
+                    escape_controls(&kind)
+                );
                 // An absent optional says nothing a reader needs.
                 for (key, value) in fields.iter().filter(|(_, value)| !value.is_null()) {
-                    text.push_str(&format!(" {key}={}", render(value)));
+                    text.push_str(&format!(" {}={}", escape_controls(key), render(value)));
                 }
                 writeln!(out, "{}", text.trim_end())?;
             }
@@ -143,14 +151,38 @@ fn names_schedule(fields: &[(String, Value)], id: &str) -> bool {
     })
 }
 
+/// A value as shown: a plain word as it is, any other string quoted and escaped.
 fn render(value: &Value) -> String {
     match value {
         Value::String(s)
-            if !s.is_empty() && !s.contains(char::is_whitespace) && !s.contains('"') =>
+            if !s.is_empty()
+                && !s.contains(char::is_whitespace)
+                && !s.contains('"')
+                && !s.chars().any(is_terminal_control) =>
         {
             s.clone()
         }
-        Value::String(s) => format!("{s:?}"),
-        other => other.to_string(),
+        // `Debug` escapes control characters, but not the bidirectional overrides.
+        Value::String(s) => escape_controls(&format!("{s:?}")),
+        other => escape_controls(&other.to_string()),
     }
+}
+
+/// Whether a terminal (or a reader) could be misled by `c`: C0 and C1 controls, and the
+/// bidirectional embeddings, overrides and isolates that reorder what is shown.
+fn is_terminal_control(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every such character written as `\u{...}`.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_terminal_control(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

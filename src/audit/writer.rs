@@ -1,15 +1,17 @@
 //! A shared, asynchronous front for the audit log: callers on any task submit steps; one
 //! thread appends whatever has queued up as one batch with one sync (group commit), then
 //! answers each caller. A storm of events costs one fsync per batch, not one per event, and
-//! no caller hears "recorded" before its entry is on disk.
+//! no caller hears "recorded" before its entry is on disk. A failed batch leaves the log as
+//! it was and the writer running, so the same steps can be submitted again; until a batch
+//! succeeds, [`AuditWriter::failing`] says why the log cannot be written.
 
 use super::log::{Appended, AuditError, AuditLog, Record};
 use crate::group_commit::GroupCommit;
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 /// The most entries appended with one sync.
@@ -41,22 +43,40 @@ pub struct AuditWriter {
     worker: GroupCommit<Pending>,
     syncs: Arc<AtomicU64>,
     last_seq: Arc<AtomicU64>,
+    failing: Failing,
 }
+
+/// Why the last batch failed; `None` once one succeeds.
+type Failing = Arc<Mutex<Option<Arc<AuditError>>>>;
 
 impl AuditWriter {
     /// Take over an open log and start its writer thread.
     pub fn start(mut log: AuditLog) -> std::io::Result<Self> {
         let syncs = Arc::new(AtomicU64::new(0));
         let last_seq = Arc::new(AtomicU64::new(log.head().0));
-        let (counter, head) = (Arc::clone(&syncs), Arc::clone(&last_seq));
+        let failing = Failing::default();
+        let (counter, head, fault) = (
+            Arc::clone(&syncs),
+            Arc::clone(&last_seq),
+            Arc::clone(&failing),
+        );
         let worker = GroupCommit::start("audit-writer", QUEUE, MAX_BATCH, move |batch| {
-            write_batch(&mut log, batch, &counter, &head);
+            write_batch(&mut log, batch, &counter, &head, &fault);
         })?;
         Ok(Self {
             worker,
             syncs,
             last_seq,
+            failing,
         })
+    }
+
+    /// Why the last batch could not be written, until a later one is.
+    pub fn failing(&self) -> Option<Arc<AuditError>> {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The sequence number of the last entry on disk (0 for an empty log).
@@ -93,8 +113,14 @@ impl AuditWriter {
     }
 }
 
-/// Append one batch with one sync and answer each caller.
-fn write_batch(log: &mut AuditLog, batch: Vec<Pending>, syncs: &AtomicU64, head: &AtomicU64) {
+/// Append one batch with one sync, note whether it failed, and answer each caller.
+fn write_batch(
+    log: &mut AuditLog,
+    batch: Vec<Pending>,
+    syncs: &AtomicU64,
+    head: &AtomicU64,
+    failing: &Mutex<Option<Arc<AuditError>>>,
+) {
     let records: Vec<Record<'_, Value>> = batch
         .iter()
         .map(|p| Record {
@@ -103,7 +129,13 @@ fn write_batch(log: &mut AuditLog, batch: Vec<Pending>, syncs: &AtomicU64, head:
             event: &p.event,
         })
         .collect();
-    match log.append_batch(&records) {
+    let appended = log.append_batch(&records);
+    // Before any caller hears back, so none reads an older head; also after a failure that
+    // came once the entries were written (a checkpoint), so a restart numbers its steps anew.
+    head.store(log.head().0, Ordering::Release);
+    let appended = appended.map_err(Arc::new);
+    *failing.lock().unwrap_or_else(PoisonError::into_inner) = appended.as_ref().err().cloned();
+    match appended {
         Ok(outcomes) => {
             if outcomes
                 .iter()
@@ -111,14 +143,11 @@ fn write_batch(log: &mut AuditLog, batch: Vec<Pending>, syncs: &AtomicU64, head:
             {
                 syncs.fetch_add(1, Ordering::Relaxed);
             }
-            // Before any caller hears "recorded", so it never reads an older head.
-            head.store(log.head().0, Ordering::Release);
             for (pending, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = pending.reply.send(Ok(outcome));
             }
         }
         Err(error) => {
-            let error = Arc::new(error);
             for pending in batch {
                 let _ = pending
                     .reply

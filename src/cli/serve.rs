@@ -9,6 +9,7 @@ use crate::cli::{CliError, Outcome};
 use crate::config::relay::{ServeSection, build_sources};
 use crate::config::{Backend, Config, env_value};
 use crate::effects::clock::SystemClock;
+use crate::relay::history::check_history;
 use crate::relay::rules::Rules;
 use crate::relay::server::RelaySettings;
 use crate::relay::sqlite_store::SqliteStore;
@@ -47,9 +48,9 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         return runtime.block_on(crate::cli::serve_demo::demo(args.listen, &args.demo_dir));
     };
     let config = Config::load(config_path).map_err(|e| usage(&e))?;
-    let settings = settings(&config, config_path)?;
     let listen = config.serve.listen;
     runtime.block_on(async {
+        let settings = settings(&config, config_path).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| usage(&format!("listen on {listen}: {e}")))?;
@@ -66,8 +67,10 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
     })
 }
 
-/// The relay's settings from the configuration: sources, store, audit log, rules.
-pub(crate) fn settings(
+/// The relay's settings from the configuration: sources, store, audit log, rules. Refused
+/// while another relay has the store or the audit log, when the audit log's chain does not
+/// verify, or when the store lost triggers the audit log saw arrive.
+pub(crate) async fn settings(
     config: &Config,
     config_path: &std::path::Path,
 ) -> Result<RelaySettings, CliError> {
@@ -82,7 +85,11 @@ pub(crate) fn settings(
     let store_path = ServeSection::resolve(&serve.store, config_path);
     let store = SqliteStore::open(&store_path).map_err(|e| usage(&e))?;
     let audit_path = ServeSection::resolve(&serve.audit_log, config_path);
-    let log = AuditLog::open(&audit_path, AuditOptions::default()).map_err(|e| usage(&e))?;
+    let log =
+        AuditLog::open_verified(&audit_path, AuditOptions::default()).map_err(|e| usage(&e))?;
+    check_history(&store, store_path, &log, audit_path)
+        .await
+        .map_err(|e| usage(&e))?;
     let audit = AuditWriter::start(log).map_err(|e| usage(&e))?;
     let rules = Rules::load(&config.rules_path(config_path)).map_err(|e| usage(&e))?;
     let admin_token = match &serve.admin_token_env {
@@ -97,6 +104,7 @@ pub(crate) fn settings(
         admin_token,
         runner: config.runner_config(false),
         body_limit: serve.body_limit,
+        connections: serve.connection_limits(),
         clock: Arc::new(SystemClock),
     })
 }

@@ -95,6 +95,7 @@ pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, 
         admin_token: Some(admin_token.clone()),
         runner: RunnerConfig::default(),
         body_limit: DEFAULT_BODY_LIMIT,
+        connections: Default::default(),
         clock: Arc::new(SystemClock),
     };
     let listener = tokio::net::TcpListener::bind(listen)

@@ -22,8 +22,9 @@ pub(crate) async fn run_until_stopped<A: ScheduleApi + Send + 'static>(
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                // Logged and counted by the relay; a bad file leaves the old policy.
-                let _ = relay.reload();
+                // Logged and counted by the relay; a bad file leaves the old policy. Not
+                // awaited here, so a slow check never holds up a SIGTERM.
+                tokio::spawn(relay.reload());
             }
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,

@@ -3,13 +3,16 @@
 //! authenticates, how its JSON maps to a trigger). Secrets appear only as env-var names.
 
 use super::{ConfigError, env_value};
+use crate::relay::connections::ConnectionLimits;
 use crate::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
 use crate::relay::mapping::{Field, Mapping};
 use crate::relay::webhook_auth::{BearerVerifier, SignatureVerifier, WebhookSecret};
 use jiff::SignedDuration;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// `[serve]`.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -30,6 +33,43 @@ pub struct ServeSection {
     /// The largest webhook body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit: usize,
+    /// How long a request's headers may take to arrive, e.g. `"10s"` (on a kept-alive
+    /// connection, counted from the end of the previous answer).
+    #[serde(
+        default = "default_header_read_timeout",
+        deserialize_with = "positive_duration"
+    )]
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing moves for this long is closed, e.g. `"60s"`.
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "positive_duration"
+    )]
+    pub idle_timeout: Duration,
+    /// The most connections open at once; more wait to be accepted until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: NonZeroUsize,
+}
+
+fn default_header_read_timeout() -> Duration {
+    ConnectionLimits::default().header_read_timeout
+}
+
+fn default_idle_timeout() -> Duration {
+    ConnectionLimits::default().idle_timeout
+}
+
+fn default_max_connections() -> NonZeroUsize {
+    NonZeroUsize::new(ConnectionLimits::default().max_connections).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// A duration written as jiff reads one (`"10s"`, `"1m"`), more than zero.
+fn positive_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let given: SignedDuration = serde::Deserialize::deserialize(d)?;
+    Duration::try_from(given)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| serde::de::Error::custom(format!("{given:#} is not a positive duration")))
 }
 
 fn default_listen() -> SocketAddr {
@@ -56,11 +96,23 @@ impl Default for ServeSection {
             audit_log: default_audit_log(),
             admin_token_env: None,
             body_limit: default_body_limit(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
 
 impl ServeSection {
+    /// The connection timeouts and cap.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections.get(),
+        }
+    }
+
     /// `path` resolved against the directory of the configuration file.
     pub fn resolve(path: &Path, config_path: &Path) -> PathBuf {
         match config_path.parent() {

@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 /// The body limit unless configured otherwise: webhook payloads are small.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// The longest delivery id stored, in bytes (Standard Webhooks ids are far shorter).
+pub const MAX_DELIVERY_ID: usize = 256;
 
 /// How a source proves who it is.
 #[derive(Clone, Debug)]
@@ -101,6 +103,10 @@ impl Intake {
         let now = self.clock.now();
         let signed_id = match &config.auth {
             SourceAuth::Signed(verifier) => {
+                // Refused before its HMAC is computed.
+                if let Some(id) = text(headers, HEADER_ID) {
+                    check_delivery_id(id)?;
+                }
                 let signed = SignedHeaders {
                     id: text(headers, HEADER_ID),
                     timestamp: text(headers, HEADER_TIMESTAMP),
@@ -126,6 +132,7 @@ impl Intake {
             .or(mapped.delivery_id)
             .or_else(|| text(headers, "idempotency-key").map(str::to_owned))
             .unwrap_or_else(|| format!("sha256:{body_hash}"));
+        check_delivery_id(&delivery_id)?;
         let trigger = NewTrigger {
             source: source.to_owned(),
             delivery_id: delivery_id.clone(),
@@ -205,6 +212,20 @@ fn answer(status: StatusCode, receipt: &Receipt, duplicate: bool) -> Response {
         duplicate,
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// A delivery id is 1 to [`MAX_DELIVERY_ID`] bytes.
+fn check_delivery_id(id: &str) -> Result<(), Problem> {
+    if id.is_empty() {
+        return Err(Problem::invalid_delivery_id("the delivery id is empty"));
+    }
+    if id.len() > MAX_DELIVERY_ID {
+        return Err(Problem::invalid_delivery_id(format!(
+            "the delivery id is {} bytes long; the limit is {MAX_DELIVERY_ID}",
+            id.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A header's value, when present and visible ASCII.

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::{Mutex, PoisonError};
 
 /// Counter families: name and help text.
-const FAMILIES: [(&str, &str); 4] = [
+const FAMILIES: [(&str, &str); 6] = [
     (
         "publish_guard_webhooks_total",
         "Webhooks answered, by source and HTTP status.",
@@ -19,6 +19,14 @@ const FAMILIES: [(&str, &str); 4] = [
         "Schedule API calls, by kind and HTTP status (none: no answer).",
     ),
     ("publish_guard_reloads_total", "Rules reloads, by result."),
+    (
+        super::durability::WRITE_FAILURES,
+        "Writes that failed, by target (audit, store); processing waits and retries.",
+    ),
+    (
+        super::connections::CONNECTIONS_AT_CAP,
+        "Connections that waited to be accepted because the most allowed were open.",
+    ),
 ];
 
 /// A counter's identity: its family and its label pairs, in order.
@@ -68,7 +76,11 @@ impl Metrics {
                     .iter()
                     .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
                     .collect();
-                let _ = writeln!(out, "{family}{{{}}} {value}", labels.join(","));
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{family} {value}");
+                } else {
+                    let _ = writeln!(out, "{family}{{{}}} {value}", labels.join(","));
+                }
             }
         }
         let _ = writeln!(

@@ -14,6 +14,9 @@
 //!
 //! [`TriggerStore`]: store::TriggerStore
 
+pub mod connections;
+pub mod durability;
+pub mod history;
 pub mod intake;
 pub mod mapping;
 pub mod metrics;

@@ -132,6 +132,38 @@ impl Problem {
         )
     }
 
+    /// 400: the delivery id (`webhook-id`, the mapped field or `Idempotency-Key`) is empty
+    /// or longer than the limit.
+    pub fn invalid_delivery_id(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-delivery-id",
+            "The delivery id is empty or too long",
+            detail,
+        )
+    }
+
+    /// 503: the audit log (or the store) cannot be written now, so nothing accepted could be
+    /// processed and recorded; the sender should retry later.
+    pub fn not_durable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-durable",
+            "The relay cannot make anything durable now",
+            detail,
+        )
+    }
+
+    /// 409: another reload is still checking its file.
+    pub fn reload_in_progress() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "reload-in-progress",
+            "A reload is already in progress",
+            "another reload is still checking the rules file; the running policy stays in force",
+        )
+    }
+
     /// 422: a reloaded rules file does not check; the running policy stays in force.
     pub fn rules_rejected(diagnostics: impl Into<String>) -> Self {
         Self::new(
@@ -177,6 +209,20 @@ mod tests {
             Problem::invalid_payload("`/sys_id` is missing"),
             Problem::delivery_conflict("msg_1").at("/webhooks/servicenow"),
             Problem::store_unavailable("database is locked"),
+        ];
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| serde_json::to_string(p).unwrap())
+            .collect();
+        insta::assert_snapshot!(lines.join("\n"));
+    }
+
+    #[test]
+    fn the_hardening_kinds_serialise_as_rfc_9457() {
+        let problems = [
+            Problem::invalid_delivery_id("the delivery id is empty").at("/webhooks/servicenow"),
+            Problem::not_durable("the audit log cannot be written: No space left on device"),
+            Problem::reload_in_progress().at("/admin/reload"),
         ];
         let lines: Vec<String> = problems
             .iter()

@@ -1,11 +1,19 @@
 //! The relay service: the intake routes, the worker feeding the runner, health, readiness,
 //! metrics and rules reload, started on a listener and stopped gracefully (intake first,
 //! then the worker once the calls in flight are answered and recorded).
+//!
+//! A write that fails under the worker (a full disk under the audit log, a store that
+//! refuses commits) stops it as a crash would; it is started again after a wait that grows
+//! from 1 s to 1 min on the relay's clock, and carries on what is unfinished exactly as a
+//! restart does, so nothing accepted is lost. Meanwhile `/readyz` says why it is not ready
+//! and intake answers `503`.
 
+use super::connections::{ConnectionLimits, serve_connections};
+use super::durability::{Durability, WatchedStore, restart_backoff};
 use super::intake::{Intake, Source};
 use super::metrics::{Gauges, Metrics};
 use super::problem::Problem;
-use super::rules::{Rules, RulesError};
+use super::rules::{RELOAD_TIMEOUT, Rules, RulesError};
 use super::store::TriggerStore;
 use super::webhook_auth::BearerVerifier;
 use super::worker::{WorkerError, WorkerParts, run_worker};
@@ -15,16 +23,22 @@ use crate::effects::clock::Clock;
 use crate::runner::RunnerConfig;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::SignedDuration;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Mutex, Notify, watch};
+
+/// How often the store is tried again while its writes fail (the delivery pruner's write).
+const STORE_PROBE: SignedDuration = SignedDuration::from_secs(30);
+/// What a `503` while nothing can be made durable asks the sender to wait, in seconds.
+const RETRY_AFTER_SECONDS: &str = "30";
 
 /// Everything the relay needs besides the API client.
 pub struct RelaySettings {
@@ -42,6 +56,8 @@ pub struct RelaySettings {
     pub runner: RunnerConfig,
     /// The largest webhook body accepted.
     pub body_limit: usize,
+    /// Timeouts and the cap on open connections.
+    pub connections: ConnectionLimits,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -51,9 +67,12 @@ struct AppState {
     store: Arc<dyn TriggerStore>,
     rules: Arc<Rules>,
     metrics: Arc<Metrics>,
+    durability: Arc<Durability>,
     admin: Option<BearerVerifier>,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
+    /// Held while a rules file is being checked: one reload at a time.
+    reloading: Arc<Mutex<()>>,
 }
 
 /// A running relay.
@@ -93,30 +112,51 @@ impl Relay {
     {
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(Metrics::default());
+        let durability = Arc::new(Durability::new(
+            Arc::clone(&settings.audit),
+            Arc::clone(&counters),
+        ));
+        let store: Arc<dyn TriggerStore> = Arc::new(WatchedStore {
+            inner: settings.store,
+            durability: Arc::clone(&durability),
+        });
         let state = Arc::new(AppState {
-            store: Arc::clone(&settings.store),
+            store: Arc::clone(&store),
             rules: Arc::clone(&settings.rules),
-            metrics: Arc::new(Metrics::default()),
+            metrics: counters,
+            durability,
             admin: settings.admin_token.map(|t| BearerVerifier::new(vec![t])),
             wake: Arc::new(Notify::new()),
             clock: Arc::clone(&settings.clock),
+            reloading: Arc::new(Mutex::new(())),
         });
-        let parts = WorkerParts {
-            store: Arc::clone(&settings.store),
-            audit: settings.audit,
-            rules: settings.rules,
-            metrics: Arc::clone(&state.metrics),
-            clock: Arc::clone(&settings.clock),
-            config: settings.runner.clone(),
-            wake: Arc::clone(&state.wake),
-            stop: stop_rx.clone(),
+        let parts = {
+            let (store, audit, rules) = (Arc::clone(&store), settings.audit, settings.rules);
+            let (metrics, clock) = (Arc::clone(&state.metrics), Arc::clone(&settings.clock));
+            let (config, wake, stop) = (
+                settings.runner.clone(),
+                Arc::clone(&state.wake),
+                stop_rx.clone(),
+            );
+            move || WorkerParts {
+                store: Arc::clone(&store),
+                audit: Arc::clone(&audit),
+                rules: Arc::clone(&rules),
+                metrics: Arc::clone(&metrics),
+                clock: Arc::clone(&clock),
+                config: config.clone(),
+                wake: Arc::clone(&wake),
+                stop: stop.clone(),
+            }
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let supervised = Arc::clone(&state);
         let worker = std::thread::Builder::new()
             .name("relay-worker".into())
-            .spawn(move || runtime.block_on(run_worker(make_api(), parts)))?;
+            .spawn(move || runtime.block_on(supervise(&make_api(), parts, &supervised)))?;
         tokio::spawn(forget_old_deliveries(
             Arc::clone(&state),
             settings.runner.delivery_retention,
@@ -124,7 +164,7 @@ impl Relay {
         ));
         let intake = Arc::new(Intake {
             sources: settings.sources,
-            store: settings.store,
+            store,
             clock: settings.clock,
             body_limit: settings.body_limit,
         });
@@ -139,14 +179,13 @@ impl Relay {
             .route("/admin/reload", post(admin_reload))
             .with_state(Arc::clone(&state))
             .merge(webhooks);
-        let mut stopped = stop_rx;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let server = tokio::spawn(serve_connections(
+            listener,
+            app,
+            settings.connections,
+            Arc::clone(&state.metrics),
+            stop_rx,
+        ));
         tracing::info!(%addr, "relay listening");
         Ok(Relay {
             addr,
@@ -167,9 +206,16 @@ impl Relay {
         &self.state.metrics
     }
 
-    /// Check the rules file again and put it in force if it checks (SIGHUP does this).
-    pub fn reload(&self) -> Result<String, RulesError> {
-        reload(&self.state)
+    /// Why the relay is not ready, if it is not (what `/readyz` says).
+    pub fn not_ready(&self) -> Option<String> {
+        self.state.durability.not_ready()
+    }
+
+    /// Check the rules file again and put it in force if it checks (SIGHUP does this); the
+    /// check runs off the async runtime, one at a time, within [`RELOAD_TIMEOUT`].
+    pub fn reload(&self) -> impl Future<Output = Result<String, RulesError>> + Send + 'static {
+        let state = Arc::clone(&self.state);
+        async move { reload(&state).await }
     }
 
     /// Stop intake, let the worker record the answers of the calls in flight, and return.
@@ -186,8 +232,49 @@ impl Relay {
     }
 }
 
-fn reload(state: &AppState) -> Result<String, RulesError> {
-    let result = state.rules.reload();
+/// Run the worker; when a write fails under it, count and log that, say so in `/readyz`,
+/// wait (longer each time while the failures go on), and start it again: it carries on
+/// whatever is unfinished in the store, as after a restart.
+async fn supervise<A: ScheduleApi>(
+    api: &A,
+    parts: impl Fn() -> WorkerParts,
+    state: &AppState,
+) -> Result<(), WorkerError> {
+    let mut wait = restart_backoff();
+    let mut retry = 0;
+    loop {
+        let parts = parts();
+        let (audit, mut stop) = (Arc::clone(&parts.audit), parts.stop.clone());
+        let batches = audit.syncs();
+        let failed = match run_worker(api, parts).await {
+            Ok(()) => return Ok(()),
+            Err(failed) => failed,
+        };
+        if *stop.borrow() {
+            return Err(failed);
+        }
+        // A store failure was counted as the store answered; an audit one is counted here.
+        if let WorkerError::Audit(e) = &failed {
+            state.durability.audit_failed(e);
+        }
+        // Writes worked again since the last start: the waits start over.
+        if audit.syncs() > batches {
+            retry = 0;
+        }
+        let now = state.clock.now();
+        let at = now.checked_add(wait(retry)).unwrap_or(now);
+        retry = retry.saturating_add(1);
+        state.durability.worker_down(&failed, at);
+        tokio::select! {
+            () = state.clock.sleep_until(at) => {}
+            _ = stop.wait_for(|s| *s) => return Err(failed),
+        }
+        state.durability.worker_up();
+    }
+}
+
+async fn reload(state: &AppState) -> Result<String, RulesError> {
+    let result = check_and_install(state).await;
     let outcome = if result.is_ok() { "ok" } else { "rejected" };
     state
         .metrics
@@ -197,6 +284,25 @@ fn reload(state: &AppState) -> Result<String, RulesError> {
         Err(e) => tracing::warn!(error = %e, "rules reload rejected; the running policy stays"),
     }
     result
+}
+
+/// Check the rules file on a blocking thread, so a slow check holds up no request, and put
+/// it in force if it checks in time. A check given up on finishes on its own; until then no
+/// other reload starts.
+async fn check_and_install(state: &AppState) -> Result<String, RulesError> {
+    let turn = Arc::clone(&state.reloading)
+        .try_lock_owned()
+        .map_err(|_| RulesError::Busy)?;
+    let rules = Arc::clone(&state.rules);
+    let checking = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        rules.check_file()
+    });
+    let policy = tokio::select! {
+        checked = checking => checked.map_err(|_| RulesError::Panicked)??,
+        () = state.clock.sleep(RELOAD_TIMEOUT) => return Err(RulesError::TimedOut),
+    };
+    Ok(state.rules.install(policy))
 }
 
 /// Count each webhook answer by source and status; wake the worker on an acceptance.
@@ -211,7 +317,20 @@ async fn observe_webhook(
         .strip_prefix("/webhooks/")
         .unwrap_or_default()
         .to_owned();
-    let response = next.run(request).await;
+    let response = match state.durability.audit_failing() {
+        // Nothing accepted now could be processed and recorded: the sender keeps it.
+        Some(why) => {
+            let mut refused = Problem::not_durable(why)
+                .at(request.uri().path())
+                .into_response();
+            refused.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+            refused
+        }
+        None => next.run(request).await,
+    };
     let status = response.status();
     // An unknown source's name is the sender's text: do not let it grow the label set.
     let label = if status == StatusCode::NOT_FOUND {
@@ -230,6 +349,13 @@ async fn observe_webhook(
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(why) = state.durability.not_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response();
+    }
     match state.store.stats().await {
         Ok(_) => {
             let version = state.rules.current().version.clone();
@@ -269,34 +395,43 @@ async fn admin_reload(
             .at("/admin/reload")
             .into_response();
     }
-    match reload(&state) {
+    match reload(&state).await {
         Ok(version) => {
             axum::Json(serde_json::json!({ "reloaded": true, "version": version })).into_response()
         }
+        Err(RulesError::Busy) => Problem::reload_in_progress()
+            .at("/admin/reload")
+            .into_response(),
         Err(e) => Problem::rules_rejected(e.to_string())
             .at("/admin/reload")
             .into_response(),
     }
 }
 
-/// Forget delivery ids older than the retention, hourly.
+/// Forget delivery ids older than the retention, hourly; while the store's writes fail, more
+/// often, so that a store nobody writes to is seen to work again.
 async fn forget_old_deliveries(
     state: Arc<AppState>,
     retention: SignedDuration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut due = state.clock.now();
     loop {
         let now = state.clock.now();
-        if let Ok(cutoff) = now.checked_sub(retention) {
-            match state.store.forget_deliveries_before(cutoff).await {
-                Ok(n) if n > 0 => tracing::info!(forgotten = n, "delivery ids past retention"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "delivery ids not pruned"),
+        if now >= due || state.durability.store_failing() {
+            if let Ok(cutoff) = now.checked_sub(retention) {
+                match state.store.forget_deliveries_before(cutoff).await {
+                    Ok(n) if n > 0 => tracing::info!(forgotten = n, "delivery ids past retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "delivery ids not pruned"),
+                }
             }
+            due = now
+                .checked_add(SignedDuration::from_hours(1))
+                .unwrap_or(now);
         }
-        let next = now
-            .checked_add(SignedDuration::from_hours(1))
-            .unwrap_or(now);
+        let probe = now.checked_add(STORE_PROBE).unwrap_or(now);
+        let next = due.min(probe);
         tokio::select! {
             () = state.clock.sleep_until(next) => {}
             _ = stop.wait_for(|s| *s) => return,

@@ -18,6 +18,7 @@ use super::store::{
 };
 use crate::group_commit::GroupCommit;
 use crate::runner::EarlierWrite;
+use crate::lock_file::LockFile;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
@@ -92,6 +93,8 @@ pub struct SqliteStore {
     writer: GroupCommit<Job>,
     reader: GroupCommit<Read>,
     commits: Arc<AtomicU64>,
+    /// One relay at a time: a second writer would interleave its triggers with ours.
+    _lock: LockFile,
 }
 
 fn db(error: rusqlite::Error) -> StoreError {
@@ -99,8 +102,10 @@ fn db(error: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Open (or create) the store at `path` and start its writer thread.
+    /// Open (or create) the store at `path` and start its writer thread; refused while
+    /// another process has it open.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let lock = LockFile::acquire(path).map_err(|e| StoreError::InUse(e.to_string()))?;
         let connection = connect(path)?;
         let mode: String = connection
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -137,6 +142,7 @@ impl SqliteStore {
             writer,
             reader,
             commits,
+            _lock: lock,
         })
     }
 

@@ -29,6 +29,9 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("store: corrupt row: {0}")]
     Corrupt(String),
+    /// Another process has the store open (why, and who).
+    #[error("store: {0}")]
+    InUse(String),
 }
 
 /// A webhook that passed authentication and validation, about to be accepted.

@@ -69,6 +69,19 @@ pub enum WorkerError {
     Audit(#[from] crate::audit::writer::RecordError),
 }
 
+/// What an arrival's step id ends with.
+const ARRIVAL: &str = "/received";
+
+/// The step id of the arrival of the trigger with this receipt.
+fn arrival_step(receipt: &str) -> String {
+    format!("{receipt}{ARRIVAL}")
+}
+
+/// The receipt of the trigger whose arrival `step` records, when it records one.
+pub fn arrival_receipt(step: &str) -> Option<&str> {
+    step.strip_suffix(ARRIVAL)
+}
+
 /// A trigger for the driver, tagged with its receipt.
 type Feed = (ScheduleRef, Trigger, String);
 
@@ -477,10 +490,7 @@ impl AuditRecorder<'_> {
             .iter()
             .map(|event| match &event.kind {
                 EventKind::TriggerReceived { trigger, .. } if arrivals.contains_key(trigger) => {
-                    format!(
-                        "{}/received",
-                        arrivals.get(trigger).copied().unwrap_or_default()
-                    )
+                    arrival_step(arrivals.get(trigger).copied().unwrap_or_default())
                 }
                 _ => {
                     let n = self.steps.get() + 1;

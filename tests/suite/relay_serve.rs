@@ -2,33 +2,43 @@
 //! (in-process on loopback) in front of the API double. A storm for one draft schedule
 //! publishes once with no 409, every accepted trigger is in the audit log and the chain
 //! verifies; a broken rules file is refused with its diagnostics, a good one decides the
-//! next cycle.
+//! next cycle. The hardening: a full disk under the audit log (or a store refusing writes)
+//! makes the relay answer 503 and report not ready, then it resumes by itself and loses
+//! nothing; slow, stalled and surplus connections are closed; a reload's check runs off the
+//! runtime, one at a time, within its time bound.
 
 use crate::api_support::genesys_config;
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
 use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
 use publish_guard::api::genesys::GenesysClient;
 use publish_guard::api::model::ModelConfig;
 use publish_guard::audit::checkpoint::checkpoints_path;
-use publish_guard::audit::log::{AuditLog, AuditOptions};
+use publish_guard::audit::log::{AuditLog, AuditOptions, FullDisk};
 use publish_guard::audit::verify::verify;
 use publish_guard::audit::writer::AuditWriter;
-use publish_guard::effects::clock::SystemClock;
+use publish_guard::effects::clock::{Clock, ManualClock, SystemClock};
+use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::intake::{Source, SourceAuth};
 use publish_guard::relay::mapping::{Field, Mapping, ScheduleTarget};
-use publish_guard::relay::rules::Rules;
+use publish_guard::relay::rules::{RELOAD_TIMEOUT, Rules};
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
-use publish_guard::relay::store::{Acceptance, NewTrigger, TriggerStore};
+use publish_guard::relay::store::{
+    Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
+    TriggerStore,
+};
 use publish_guard::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
 use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ADMIN: &str = "admin-test-token";
@@ -54,22 +64,86 @@ struct Rig {
     store: Arc<SqliteStore>,
     audit_path: PathBuf,
     rules_path: PathBuf,
+    clock: Arc<dyn Clock>,
     http: reqwest::Client,
     dir: tempfile::TempDir,
 }
 
-async fn start() -> Rig {
-    start_after_crash(0).await
+/// How to start a rig; the default is a fresh relay on the system clock.
+#[derive(Default)]
+struct Options {
+    /// Accepted, unprocessed triggers for `s-1` already in the store, as a crash right
+    /// after accepting them would leave them.
+    left: usize,
+    /// The relay's clock, when the test moves it.
+    clock: Option<ManualClock>,
+    /// The audit log's disk, when the test fills it.
+    full_disk: Option<FullDisk>,
+    /// While true, the store refuses to record progress (as a full disk would).
+    refuse_records: Option<Arc<AtomicBool>>,
+    /// Connection timeouts and cap.
+    connections: ConnectionLimits,
 }
 
-/// A relay started on a store that already holds `left` accepted, unprocessed triggers for
-/// `s-1`, as a crash right after accepting them would leave it.
+/// The SQLite store, refusing to record progress while told to.
+struct RefusingStore {
+    inner: Arc<SqliteStore>,
+    refuse: Arc<AtomicBool>,
+}
+
+impl TriggerStore for RefusingStore {
+    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
+        self.inner.accept(trigger)
+    }
+
+    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
+        if self.refuse.load(Ordering::SeqCst) {
+            let full = StoreError::Database("database or disk is full (injected)".into());
+            return Box::pin(async move { Err(full) });
+        }
+        self.inner.record(receipt, progress)
+    }
+
+    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
+        self.inner.get(receipt)
+    }
+
+    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        self.inner.unfinished()
+    }
+
+    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        self.inner.unfinished_after(after)
+    }
+
+    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
+        self.inner.forget_deliveries_before(cutoff)
+    }
+
+    fn stats(&self) -> StoreFuture<'_, StoreStats> {
+        self.inner.stats()
+    }
+}
+
+async fn start() -> Rig {
+    start_with(Options::default()).await
+}
+
 async fn start_after_crash(left: usize) -> Rig {
+    start_with(Options {
+        left,
+        ..Options::default()
+    })
+    .await
+}
+
+async fn start_with(options: Options) -> Rig {
+    let left = options.left;
     let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::start(DoubleConfig {
         // A publish completes at once: no real time is spent waiting on it.
         model: ModelConfig {
-            processing_time: jiff::SignedDuration::ZERO,
+            processing_time: SignedDuration::ZERO,
             requests_per_minute: 10_000,
         },
         ..DoubleConfig::default()
@@ -96,7 +170,11 @@ async fn start_after_crash(left: usize) -> Rig {
         assert!(matches!(accepted, Acceptance::Accepted(_)), "{accepted:?}");
     }
     let audit_path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&audit_path, AuditOptions::default()).unwrap();
+    let audit_options = AuditOptions {
+        full_disk: options.full_disk,
+        ..AuditOptions::default()
+    };
+    let log = AuditLog::open(&audit_path, audit_options).unwrap();
     let rules_path = dir.path().join("policy.rules");
     std::fs::write(&rules_path, SERVE_RULES).unwrap();
     let pointer = |p: &str| Field::Pointer(p.into());
@@ -112,15 +190,27 @@ async fn start_after_crash(left: usize) -> Rig {
             delivery_id: None,
         },
     };
+    let clock: Arc<dyn Clock> = match options.clock {
+        Some(manual) => Arc::new(manual),
+        None => Arc::new(SystemClock),
+    };
+    let relay_store: Arc<dyn TriggerStore> = match options.refuse_records {
+        Some(refuse) => Arc::new(RefusingStore {
+            inner: Arc::clone(&store),
+            refuse,
+        }),
+        None => Arc::clone(&store) as Arc<dyn TriggerStore>,
+    };
     let settings = RelaySettings {
         sources: HashMap::from([("servicenow".to_owned(), source)]),
-        store: Arc::clone(&store) as Arc<dyn TriggerStore>,
+        store: relay_store,
         audit: Arc::new(AuditWriter::start(log).unwrap()),
         rules: Arc::new(Rules::load(&rules_path).unwrap()),
         admin_token: Some(ADMIN.into()),
         runner: RunnerConfig::default(),
         body_limit: 64 * 1024,
-        clock: Arc::new(SystemClock),
+        connections: options.connections,
+        clock: Arc::clone(&clock),
     };
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
@@ -134,6 +224,7 @@ async fn start_after_crash(left: usize) -> Rig {
         store,
         audit_path,
         rules_path,
+        clock,
         http: reqwest::Client::new(),
         dir,
     }
@@ -146,11 +237,16 @@ impl Rig {
 
     /// Send one signed webhook about `schedule_id`; returns the status.
     async fn webhook(&self, id: &str, schedule_id: &str) -> u16 {
+        self.webhook_answer(id, schedule_id).await.status().as_u16()
+    }
+
+    /// Send one signed webhook about `schedule_id`, signed as of the relay's clock.
+    async fn webhook_answer(&self, id: &str, schedule_id: &str) -> reqwest::Response {
         let body = json!({
             "bu": "bu-1", "week": "2026-03-30", "schedule_id": schedule_id, "event": "case.updated",
         })
         .to_string();
-        let timestamp = Timestamp::now().as_second().to_string();
+        let timestamp = self.clock.now().as_second().to_string();
         let secret: WebhookSecret = SECRET.parse().unwrap();
         let signature = secret.signature_header(id, &timestamp, body.as_bytes());
         self.http
@@ -163,8 +259,29 @@ impl Rig {
             .send()
             .await
             .unwrap()
-            .status()
-            .as_u16()
+    }
+
+    /// `/readyz`: its status and text.
+    async fn readiness(&self) -> (u16, String) {
+        let answer = self.http.get(self.url("/readyz")).send().await.unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap())
+    }
+
+    /// Wait (bounded) until `/readyz` answers `status`; returns its text.
+    async fn until_ready_is(&self, status: u16) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (now, text) = self.readiness().await;
+            if now == status {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/readyz still says {now}: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Wait (bounded) until the store holds nothing unfinished.
@@ -322,5 +439,267 @@ async fn triggers_accepted_before_a_restart_are_carried_on() {
         .count();
     assert_eq!(received, 5);
     chain_verifies(&rig.audit_path);
+    rig.relay.shutdown().await.unwrap();
+}
+
+/// A counter's value in `/metrics` (0 when absent).
+async fn counter(rig: &Rig, series: &str) -> u64 {
+    let text = rig.http.get(rig.url("/metrics")).send().await.unwrap();
+    let text = text.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The audit steps recording arrivals.
+fn arrivals(path: &Path) -> HashSet<String> {
+    entries(path)
+        .iter()
+        .filter_map(|e| e["step"].as_str())
+        .filter(|step| step.ends_with("/received"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_audit_disk_answers_503_and_not_ready_then_resumes_by_itself_losing_nothing() {
+    let clock = ManualClock::new(Timestamp::now());
+    let disk = FullDisk::default();
+    let rig = start_with(Options {
+        clock: Some(clock.clone()),
+        full_disk: Some(disk.clone()),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(rig.readiness().await.0, 200);
+
+    disk.fill();
+    // Accepted into the store, which still has room; its arrival cannot be audited.
+    let first = rig.webhook_answer("before-full", "s-1").await;
+    assert_eq!(first.status().as_u16(), 202);
+    let first: Value = first.json().await.unwrap();
+    let why = rig.until_ready_is(503).await;
+    assert!(why.contains("the audit log cannot be written"), "{why}");
+    assert!(why.contains("No space left on device"), "{why}");
+    let failures = "publish_guard_write_failures_total{target=\"audit\"}";
+    assert!(counter(&rig, failures).await >= 1);
+
+    let refused = rig.webhook_answer("while-full", "s-1").await;
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:publish-guard:problem:not-durable");
+
+    // Space returns; the retry waits for its instant on the relay's clock.
+    disk.free();
+    assert_eq!(rig.readiness().await.0, 503, "not before the retry");
+    clock.advance(SignedDuration::from_mins(2));
+    rig.until_ready_is(200).await;
+    // The sender retries what was refused.
+    assert_eq!(rig.webhook("while-full", "s-1").await, 202);
+    rig.settled().await;
+
+    let received = arrivals(&rig.audit_path);
+    let receipt = first["receipt"].as_str().unwrap();
+    assert!(
+        received.contains(&format!("{receipt}/received")),
+        "{received:?}"
+    );
+    assert_eq!(
+        received.len(),
+        2,
+        "both webhooks audited once: {received:?}"
+    );
+    assert_eq!(rig.writes(), 1, "the draft published once");
+    assert!(
+        rig.double
+            .schedule(&schedule("s-1"))
+            .unwrap()
+            .snapshot
+            .published
+    );
+    // No torn line from the failed writes: the whole chain verifies.
+    assert_eq!(
+        chain_verifies(&rig.audit_path),
+        entries(&rig.audit_path).len() as u64
+    );
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_writes_makes_the_relay_not_ready_until_a_retry_succeeds() {
+    let clock = ManualClock::new(Timestamp::now());
+    let refuse = Arc::new(AtomicBool::new(true));
+    let rig = start_with(Options {
+        clock: Some(clock.clone()),
+        refuse_records: Some(Arc::clone(&refuse)),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(rig.webhook("a-1", "s-1").await, 202);
+    let why = rig.until_ready_is(503).await;
+    assert!(why.contains("the store cannot be written"), "{why}");
+    assert!(why.contains("disk is full"), "{why}");
+    let failures = "publish_guard_write_failures_total{target=\"store\"}";
+    assert!(counter(&rig, failures).await >= 1);
+
+    refuse.store(false, Ordering::SeqCst);
+    clock.advance(SignedDuration::from_mins(2));
+    rig.settled().await;
+    rig.until_ready_is(200).await;
+    assert_eq!(rig.writes(), 1, "published once");
+    assert_eq!(arrivals(&rig.audit_path).len(), 1);
+    chain_verifies(&rig.audit_path);
+    rig.relay.shutdown().await.unwrap();
+}
+
+/// A rig whose connections time out and are capped as given.
+async fn start_limited(header_read: u64, idle: u64, max: usize) -> Rig {
+    start_with(Options {
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_millis(header_read),
+            idle_timeout: Duration::from_millis(idle),
+            max_connections: max,
+        },
+        ..Options::default()
+    })
+    .await
+}
+
+/// Read until the relay closes the connection (bounded); what it sent, and how long it took.
+async fn until_closed(stream: &mut TcpStream) -> (String, Duration) {
+    let began = Instant::now();
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, async {
+        let mut buffer = [0_u8; 1024];
+        // A reset is a close too.
+        while let Ok(n @ 1..) = stream.read(&mut buffer).await {
+            seen.extend_from_slice(&buffer[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the relay kept the connection open");
+    (String::from_utf8_lossy(&seen).into_owned(), began.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_headers_is_cut_off_at_the_header_read_timeout() {
+    let rig = start_limited(300, 60_000, 16).await;
+    let mut slow = TcpStream::connect(rig.relay.addr()).await.unwrap();
+    slow.write_all(b"POST /webhooks/servicenow HTTP/1.1\r\nhost: relay\r\nx-slow: 1")
+        .await
+        .unwrap();
+    let (_, took) = until_closed(&mut slow).await;
+    assert!(took >= Duration::from_millis(250), "closed after {took:?}");
+    // One that sends nothing at all is cut off the same way.
+    let mut silent = TcpStream::connect(rig.relay.addr()).await.unwrap();
+    until_closed(&mut silent).await;
+    let health = rig.http.get(rig.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_body_stalls_is_closed_at_the_idle_timeout() {
+    let rig = start_limited(60_000, 300, 16).await;
+    let mut stalled = TcpStream::connect(rig.relay.addr()).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /webhooks/servicenow HTTP/1.1\r\nhost: relay\r\n\
+              content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"bu\":",
+        )
+        .await
+        .unwrap();
+    let (_, took) = until_closed(&mut stalled).await;
+    assert!(took >= Duration::from_millis(250), "closed after {took:?}");
+    assert_eq!(
+        rig.store.stats().await.unwrap().pending,
+        0,
+        "nothing stored"
+    );
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_until_the_idle_ones_are_closed() {
+    const MAX: usize = 8;
+    let rig = start_limited(1_000, 60_000, MAX).await;
+    let mut idle = Vec::new();
+    for _ in 0..MAX {
+        idle.push(TcpStream::connect(rig.relay.addr()).await.unwrap());
+    }
+    // One more is not served while the cap is taken; once the header-read timeout has
+    // closed the idle ones, it is.
+    let health = tokio::spawn({
+        let (http, url) = (rig.http.clone(), rig.url("/healthz"));
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    });
+    for stream in &mut idle {
+        until_closed(stream).await;
+    }
+    let health = tokio::time::timeout(PATIENCE, health)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(health, 200);
+    assert!(counter(&rig, "publish_guard_connections_at_cap_total").await >= 1);
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_reload_checks_off_the_runtime_one_at_a_time_within_its_time_bound() {
+    let clock = ManualClock::new(Timestamp::now());
+    let rig = start_with(Options {
+        clock: Some(clock.clone()),
+        ..Options::default()
+    })
+    .await;
+    // A rules file that takes as long to read as the test likes: a FIFO nobody writes yet.
+    std::fs::remove_file(&rig.rules_path).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&rig.rules_path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let slow = tokio::spawn({
+        let (http, url) = (rig.http.clone(), rig.url("/admin/reload"));
+        async move {
+            let answer = http.post(url).bearer_auth(ADMIN).send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        }
+    });
+    // While it checks, the runtime's one worker thread still serves.
+    let health = tokio::time::timeout(PATIENCE, rig.http.get(rig.url("/healthz")).send()).await;
+    assert_eq!(health.unwrap().unwrap().status().as_u16(), 200);
+    let (status, busy) = rig.reload().await;
+    assert_eq!(status, 409, "{busy}");
+    assert_eq!(busy["type"], "urn:publish-guard:problem:reload-in-progress");
+
+    clock.advance(RELOAD_TIMEOUT);
+    let (status, gave_up) = slow.await.unwrap();
+    assert_eq!(status, 422, "{gave_up}");
+    let detail = gave_up["detail"].as_str().unwrap();
+    assert!(detail.contains("took longer than 30s"), "{detail}");
+
+    // The check given up on ends once its file does; then the next reload may start.
+    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
+    std::fs::remove_file(&rig.rules_path).unwrap();
+    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let (status, answer) = loop {
+        let (status, answer) = rig.reload().await;
+        if status != 409 || Instant::now() > deadline {
+            break (status, answer);
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(status, 200, "{answer}");
+    let frozen = publish_guard::audit::canonical::sha256_hex(FROZEN_RULES.as_bytes());
+    assert_eq!(answer["version"].as_str(), Some(frozen.as_str()));
     rig.relay.shutdown().await.unwrap();
 }
