@@ -43,6 +43,7 @@
 //!
 //! The modules follow the layers of the design, each using only those listed before it:
 //!
+//! - [`lock_file`] — one writer per file: the lock beside the store and the audit log.
 //! - [`effects`] — the clock and the randomness the other layers take as parameters.
 //! - [`language`] — the rules language as text: syntax tree, parser, formatter, spans,
 //!   diagnostics, "did you mean", and the fact schema the grammar reads.
@@ -81,6 +82,7 @@ pub mod evaluation;
 #[cfg(feature = "relay")]
 mod group_commit;
 pub mod language;
+#[cfg(feature = "relay")]
 pub mod lock_file;
 pub mod policy;
 #[cfg(feature = "relay")]

@@ -2,10 +2,19 @@
 //! log): `NAME.lock`, locked with `flock` for as long as the holder lives and holding its pid,
 //! so a second process is told who has it. The kernel drops the lock when the holder exits,
 //! however it exits, so a crash never leaves a stale lock; the pid is only for the message.
+//! A lock just let go can linger for an instant in a child the holder was spawning (the
+//! child shares the descriptor until it runs its program), so a busy lock is tried again
+//! for up to [`PATIENCE`] before it counts as held.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a busy lock is tried again before it counts as held.
+pub const PATIENCE: Duration = Duration::from_secs(1);
+/// The pause between tries.
+const RETRY: Duration = Duration::from_millis(20);
 
 /// The lock could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +57,7 @@ pub fn lock_path(path: &Path) -> PathBuf {
 }
 
 impl LockFile {
-    /// Take the exclusive lock guarding `path`, without waiting.
+    /// Take the exclusive lock guarding `path`, waiting at most [`PATIENCE`].
     pub fn acquire(path: &Path) -> Result<Self, LockError> {
         let lock = lock_path(path);
         let io = |source| LockError::Io {
@@ -62,7 +71,13 @@ impl LockFile {
             .truncate(false)
             .open(&lock)
             .map_err(io)?;
-        match file.try_lock() {
+        let deadline = Instant::now() + PATIENCE;
+        let mut locked = file.try_lock();
+        while matches!(locked, Err(TryLockError::WouldBlock)) && Instant::now() < deadline {
+            std::thread::sleep(RETRY);
+            locked = file.try_lock();
+        }
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 // A pid is a few digits; read no more than that of a file anyone could fill.

@@ -467,3 +467,69 @@ async fn the_shared_writer_records_concurrent_steps_once_each_in_few_syncs() {
         writer.syncs()
     );
 }
+
+#[test]
+fn audit_show_escapes_control_characters_a_webhook_could_smuggle_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut log = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    // A webhook's event field: clear the screen, set the title, reorder the text shown.
+    let event = serde_json::json!({
+        "kind": "trigger_received",
+        "event": "case.updated\u{1b}[2J\u{1b}]0;owned\u{7}",
+        "source": "servicenow\u{202e}",
+        "note\u{1b}[31m": "red",
+    });
+    log.append("rcpt_1/received", at(0), &event).unwrap();
+    drop(log);
+    let (code, shown, _) = run_cli(dir.path(), &["audit", "show", "audit.jsonl"]);
+    assert_eq!(code, 0);
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() && c != '\n' || c == '\u{202e}'),
+        "{shown:?}"
+    );
+    insta::assert_snapshot!(shown);
+}
+
+#[test]
+fn a_second_writer_is_refused_with_the_first_ones_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), false);
+    let first = AuditLog::open(&path, AuditOptions::default()).unwrap();
+    let second = AuditLog::open(&path, AuditOptions::default()).unwrap_err();
+    assert!(matches!(second, AuditError::Locked(_)), "{second:?}");
+    let message = second.to_string();
+    assert!(
+        message.contains(&format!("in use by PID {}", std::process::id())),
+        "{message}"
+    );
+    drop(first);
+    AuditLog::open(&path, AuditOptions::default()).unwrap();
+}
+
+#[test]
+fn a_chain_that_does_not_verify_is_not_appended_to_and_the_error_says_how_to_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), false);
+    let mut damaged = lines(&path);
+    damaged.remove(1);
+    rewrite(&path, &damaged);
+    let before = std::fs::read(&path).unwrap();
+    let refused = AuditLog::open_verified(&path, AuditOptions::default()).unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        matches!(refused, AuditError::BrokenChain { .. }),
+        "{message}"
+    );
+    assert!(message.contains("sequence gap"), "{message}");
+    assert!(
+        message.contains("mv audit.jsonl audit.jsonl.broken"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before, "nothing appended");
+    // An intact one opens, and so does a new chain once the broken one is moved aside.
+    std::fs::rename(&path, dir.path().join("audit.jsonl.broken")).unwrap();
+    AuditLog::open_verified(&path, AuditOptions::default()).unwrap();
+}

@@ -7,6 +7,7 @@ use std::path::Path;
 /// The layers, lowest first.
 const LAYERS: &[&str] = &[
     "group_commit",
+    "lock_file",
     "effects",
     "language",
     "policy",

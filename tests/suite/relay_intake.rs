@@ -431,3 +431,53 @@ async fn a_delivery_is_stored_once_and_its_id_cannot_carry_another_body() {
     );
     assert_eq!(stored[0].receipt.id, receipt["receipt"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn an_empty_or_oversized_delivery_id_is_refused_with_a_400_and_not_stored() {
+    let relay = start_at(NOW).await;
+    let body = good_body();
+    let oversized = "m".repeat(300 * 1024);
+    let longest = "m".repeat(256);
+    for (id, why) in [("", "is empty"), (oversized.as_str(), "the limit is 256")] {
+        let request = Send {
+            source: "signed",
+            headers: signed(id, NOW, &body),
+            body: body.clone(),
+        };
+        let (status, media, problem) = relay.send(&request).await;
+        assert_eq!(status, 400, "{problem}");
+        assert_eq!(media.as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            problem["type"],
+            "urn:publish-guard:problem:invalid-delivery-id"
+        );
+        assert!(
+            problem["detail"].as_str().unwrap().contains(why),
+            "{problem}"
+        );
+    }
+    // A bearer source's mapped id is held to the same bound.
+    let long_sys_id =
+        json!({"schedule_id": "s-1", "event": "case.created", "sys_id": "x".repeat(257)});
+    let request = Send {
+        source: "bearer",
+        headers: vec![
+            ("content-type", "application/json".into()),
+            ("authorization", "Bearer tok-1".into()),
+        ],
+        body: long_sys_id.to_string(),
+    };
+    assert_eq!(relay.send(&request).await.0, 400);
+    assert!(relay.store.unfinished().await.unwrap().is_empty());
+
+    let request = Send {
+        source: "signed",
+        headers: signed(&longest, NOW, &body),
+        body,
+    };
+    assert_eq!(
+        relay.send(&request).await.0,
+        202,
+        "256 bytes is within the bound"
+    );
+}

@@ -526,3 +526,83 @@ async fn serve_demo_prints_commands_that_work_and_shows_the_decision() {
     served.signal("TERM");
     assert!(served.wait_exit().success(), "{}", served.stderr());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_same_store_and_audit_log_is_refused_naming_the_first() {
+    let double = drafts(SignedDuration::ZERO).await;
+    let setup = Setup::new(&double, SERVE_RULES, SOURCES);
+    let mut first = setup.serve();
+    let (code, stderr) = setup.serve_refused();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in use by PID {}", first.pid())),
+        "{stderr}"
+    );
+    // The first carries on undisturbed.
+    let http = reqwest::Client::new();
+    let (status, _) = send_signed(&http, &first, "servicenow", "after-refusal", &body("s-0"))
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    settled(&http, &first).await;
+    first.signal("TERM");
+    assert!(first.wait_exit().success(), "{}", first.stderr());
+    audit_verifies(&setup.audit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_refuses_a_store_that_lost_its_history_and_an_audit_chain_that_is_broken() {
+    let double = drafts(SignedDuration::ZERO).await;
+    let setup = Setup::new(&double, SERVE_RULES, SOURCES);
+    let http = reqwest::Client::new();
+    let mut served = setup.serve();
+    let (status, _) = send_signed(&http, &served, "servicenow", "d-1", &body("s-0"))
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    settled(&http, &served).await;
+    served.signal("TERM");
+    assert!(served.wait_exit().success(), "{}", served.stderr());
+
+    // The store deleted, then emptied: either way the audit log knows a trigger it lacks.
+    let kept = setup.dir.path().join("relay.db.kept");
+    std::fs::rename(&setup.store, &kept).unwrap();
+    for lost in ["deleted", "emptied"] {
+        if lost == "emptied" {
+            std::fs::write(&setup.store, b"").unwrap();
+        }
+        let (code, stderr) = setup.serve_refused();
+        assert_eq!(code, Some(2), "{lost}: {stderr}");
+        assert!(
+            stderr.contains("does not hold trigger rcpt_"),
+            "{lost}: {stderr}"
+        );
+        assert!(
+            stderr.contains("Restore the store from a backup"),
+            "{stderr}"
+        );
+        for sidecar in ["relay.db", "relay.db-wal", "relay.db-shm"] {
+            let _ = std::fs::remove_file(setup.dir.path().join(sidecar));
+        }
+    }
+    std::fs::rename(&kept, &setup.store).unwrap();
+
+    // A chain with an entry cut out of its middle is not appended to.
+    let text = std::fs::read_to_string(&setup.audit).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.remove(1);
+    std::fs::write(&setup.audit, format!("{}\n", lines.join("\n"))).unwrap();
+    let (code, stderr) = setup.serve_refused();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("the chain does not verify"), "{stderr}");
+    assert!(
+        stderr.contains("mv audit.jsonl audit.jsonl.broken"),
+        "{stderr}"
+    );
+    let after: Vec<String> = std::fs::read_to_string(&setup.audit)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(after.len(), lines.len(), "nothing appended");
+}

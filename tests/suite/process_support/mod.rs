@@ -88,6 +88,11 @@ impl Served {
         served
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// `http://ADDR{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
@@ -346,5 +351,24 @@ admin_token_env = "PG_TEST_ADMIN_TOKEN"
     pub fn serve(&self) -> Served {
         let config = self.config.to_str().unwrap();
         Served::start(&["serve", "--config", config], &self.env)
+    }
+
+    /// `publish-guard serve --config FILE` that is expected to refuse to start: its exit
+    /// code and stderr.
+    pub fn serve_refused(&self) -> (Option<i32>, String) {
+        let output = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            !stderr.contains("listening"),
+            "it started after all:\n{stderr}"
+        );
+        (output.status.code(), stderr)
     }
 }
