@@ -354,21 +354,47 @@ admin_token_env = "PG_TEST_ADMIN_TOKEN"
     }
 
     /// `publish-guard serve --config FILE` that is expected to refuse to start: its exit
-    /// code and stderr.
+    /// code and stderr. Fails at once if it starts listening after all.
     pub fn serve_refused(&self) -> (Option<i32>, String) {
-        let output = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(
-            !stderr.contains("listening"),
-            "it started after all:\n{stderr}"
-        );
-        (output.status.code(), stderr)
+        let pipe = child.stderr.take().unwrap();
+        let (lines, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let mut stderr = String::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receive.recv_timeout(left) {
+                Ok(line) if line.starts_with(LISTENING) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("it started after all:\n{stderr}{line}");
+                }
+                Ok(line) => {
+                    stderr.push_str(&line);
+                    stderr.push('\n');
+                }
+                // Its stderr closed: it exited.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    panic!("it neither exited nor listened:\n{stderr}");
+                }
+            }
+        }
+        (child.wait().unwrap().code(), stderr)
     }
 }
