@@ -231,3 +231,32 @@ pub fn build_sources(
         .map(|s| Ok((s.name.clone(), s.build(default_business_unit)?)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_keys_read_in_friendly_form_and_refuse_nothing_or_less() {
+        let serve: ServeSection =
+            toml::from_str("header_read_timeout = \"2s\"\nmax_connections = 8").unwrap();
+        let limits = serve.connection_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(
+            limits.idle_timeout,
+            ConnectionLimits::default().idle_timeout
+        );
+        assert_eq!(limits.max_connections, 8);
+        for bad in [
+            "idle_timeout = \"0s\"",
+            "header_read_timeout = \"-5s\"",
+            "max_connections = 0",
+        ] {
+            let refused = toml::from_str::<ServeSection>(bad).unwrap_err();
+            assert!(
+                refused.to_string().contains("positive") || refused.to_string().contains("zero"),
+                "{bad}: {refused}"
+            );
+        }
+    }
+}

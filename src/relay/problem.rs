@@ -143,8 +143,8 @@ impl Problem {
         )
     }
 
-    /// 503: the audit log (or the store) cannot be written now, so nothing accepted could be
-    /// processed and recorded; the sender should retry later.
+    /// 503: the audit log cannot be written now, so nothing accepted could be processed and
+    /// recorded; the sender should retry later.
     pub fn not_durable(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

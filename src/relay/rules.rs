@@ -113,3 +113,20 @@ impl Rules {
         version
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rules_file_over_the_limit_is_refused_before_it_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.rules");
+        let line = "# a comment line of a rules file far too long to be checked at reload\n";
+        let lines = usize::try_from(MAX_RULES_BYTES).unwrap() / line.len() + 1;
+        std::fs::write(&path, line.repeat(lines)).unwrap();
+        let refused = load_policy(&path).unwrap_err();
+        assert!(matches!(refused, RulesError::TooLarge { .. }), "{refused}");
+        assert!(refused.to_string().contains("1048576 bytes"), "{refused}");
+    }
+}

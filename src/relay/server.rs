@@ -206,11 +206,6 @@ impl Relay {
         &self.state.metrics
     }
 
-    /// Why the relay is not ready, if it is not (what `/readyz` says).
-    pub fn not_ready(&self) -> Option<String> {
-        self.state.durability.not_ready()
-    }
-
     /// Check the rules file again and put it in force if it checks (SIGHUP does this); the
     /// check runs off the async runtime, one at a time, within [`RELOAD_TIMEOUT`].
     pub fn reload(&self) -> impl Future<Output = Result<String, RulesError>> + Send + 'static {
