@@ -17,8 +17,8 @@ use super::store::{
     TriggerNote, TriggerStatus, TriggerStore, new_receipt_id,
 };
 use crate::group_commit::GroupCommit;
-use crate::runner::EarlierWrite;
 use crate::lock_file::LockFile;
+use crate::runner::EarlierWrite;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
