@@ -236,6 +236,15 @@ pub enum LoadError {
     },
 }
 
+/// A trigger source as a scenario writes it, and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceUse {
+    /// The source's name.
+    pub name: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
 /// A loaded scenario with what checks against a policy need: its file, its text, and where
 /// each trigger source is written.
 #[derive(Clone, Debug)]
@@ -247,7 +256,7 @@ pub struct Loaded {
     /// Its text, for rendering diagnostics.
     pub text: String,
     /// Every trigger source written in it, with where, in file order.
-    pub sources: Vec<(String, Span)>,
+    pub sources: Vec<SourceUse>,
 }
 
 impl Loaded {
@@ -256,8 +265,8 @@ impl Loaded {
     pub fn check_sources(&self, policy: &Policy, rules: &Path) -> Vec<Diagnostic> {
         self.sources
             .iter()
-            .filter(|(name, _)| !policy.sources.contains(name))
-            .map(|(name, span)| {
+            .filter(|used| !policy.sources.contains(&used.name))
+            .map(|SourceUse { name, span }| {
                 let declared = policy.sources.join(", ");
                 let help = match suggest::did_you_mean(
                     name,
@@ -325,16 +334,13 @@ pub fn parse(text: &str, default_name: &str, dir: &Path) -> Result<Scenario, Vec
     parse_with_sources(text, default_name, dir).map(|(scenario, _)| scenario)
 }
 
-/// Every trigger source a scenario writes, with where.
-type SourcesWritten = Vec<(String, Span)>;
-
 /// [`parse`], also giving every trigger source written and where. Every error is reported
 /// (one per table entry at most when a value does not fit), in file order.
 fn parse_with_sources(
     text: &str,
     default_name: &str,
     dir: &Path,
-) -> Result<(Scenario, SourcesWritten), Vec<Diagnostic>> {
+) -> Result<(Scenario, Vec<SourceUse>), Vec<Diagnostic>> {
     let root = toml::de::DeTable::parse(text).map_err(|e| vec![toml_diagnostic(&e, text)])?;
     let mut diagnostics = Vec::new();
     let Some(raw) = RawScenario::read(root.into_inner(), text, &mut diagnostics) else {
@@ -713,7 +719,7 @@ struct Validator {
     /// Whether an undeclared schedule is an error (not when a `[[schedule]]` did not read).
     references_checked: bool,
     /// Every trigger source written, with where.
-    sources: Vec<(String, Span)>,
+    sources: Vec<SourceUse>,
     /// The scenario's `end`, which nothing may come after.
     end: Option<Timestamp>,
 }
@@ -729,7 +735,7 @@ impl Validator {
         raw: RawScenario,
         default_name: &str,
         dir: &Path,
-    ) -> Result<(Scenario, SourcesWritten), Vec<Diagnostic>> {
+    ) -> Result<(Scenario, Vec<SourceUse>), Vec<Diagnostic>> {
         let RawScenario { rules, start, rest } = raw;
         let schedules = self.schedules(rest.schedule);
         let api = self.api(rest.api);
@@ -865,7 +871,10 @@ impl Validator {
     fn source(&mut self, source: Spanned<String>) -> String {
         let span = span_of(&source);
         let name = source.into_inner();
-        self.sources.push((name.clone(), span));
+        self.sources.push(SourceUse {
+            name: name.clone(),
+            span,
+        });
         name
     }
 
