@@ -1070,3 +1070,113 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::expect::{RawDecision, RawExpect};
+    use serde::de::{self, DeserializeOwned, Visitor};
+    use std::collections::BTreeSet;
+
+    /// The field names a derived `Deserialize` asks for, caught from `deserialize_struct`.
+    #[derive(Debug)]
+    struct Fields(Vec<&'static str>);
+
+    impl std::fmt::Display for Fields {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "fields {:?}", self.0)
+        }
+    }
+
+    impl std::error::Error for Fields {}
+
+    impl de::Error for Fields {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Fields(Vec::new())
+        }
+    }
+
+    /// A deserializer that answers only with the names of the struct's fields.
+    struct FieldNames;
+
+    impl<'de> de::Deserializer<'de> for FieldNames {
+        type Error = Fields;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(Vec::new()))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields.to_vec()))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    fn fields_of<T: DeserializeOwned>() -> BTreeSet<&'static str> {
+        match T::deserialize(FieldNames) {
+            Err(Fields(fields)) => fields.into_iter().collect(),
+            Ok(_) => BTreeSet::new(),
+        }
+    }
+
+    /// The keys each `## ...` section of the reference lists in its table's first column.
+    fn documented() -> BTreeMap<String, BTreeSet<String>> {
+        let mut sections = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in include_str!("../../docs/scenarios.md").lines() {
+            if let Some(heading) = line.strip_prefix("## ") {
+                let name = heading.trim_matches('`').to_string();
+                let is_table = name == "Top level" || name.starts_with('[');
+                current = is_table.then_some(name);
+                continue;
+            }
+            let (Some(section), Some(row)) = (&current, line.strip_prefix("| `")) else {
+                continue;
+            };
+            if let Some((key, _)) = row.split_once("` |") {
+                sections
+                    .entry(section.clone())
+                    .or_insert_with(BTreeSet::new)
+                    .insert(key.to_string());
+            }
+        }
+        sections
+    }
+
+    #[test]
+    fn scenario_reference_lists_every_key() {
+        let read: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
+            ("Top level", TOP_LEVEL_KEYS.iter().copied().collect()),
+            ("[runner]", fields_of::<RawRunner>()),
+            ("[api]", fields_of::<RawApi>()),
+            ("[[api.outage]]", fields_of::<RawOutage>()),
+            ("[[schedule]]", fields_of::<RawSchedule>()),
+            ("[[person]]", fields_of::<RawPerson>()),
+            ("[[trigger]]", fields_of::<RawTrigger>()),
+            ("[[burst]]", fields_of::<RawBurst>()),
+            ("[[every]]", fields_of::<RawEvery>()),
+            ("[[random]]", fields_of::<RawRandom>()),
+            ("[expect]", fields_of::<RawExpect>()),
+            ("[[expect.decision]]", fields_of::<RawDecision>()),
+        ]);
+        let docs = documented();
+        let doc_sections: BTreeSet<&str> = docs.keys().map(String::as_str).collect();
+        let read_sections: BTreeSet<&str> = read.keys().copied().collect();
+        assert_eq!(doc_sections, read_sections, "docs/scenarios.md's sections");
+        for (section, keys) in &read {
+            assert!(!keys.is_empty(), "{section}: no fields found");
+            let written: BTreeSet<&str> = docs[*section].iter().map(String::as_str).collect();
+            assert_eq!(&written, keys, "docs/scenarios.md, {section}");
+        }
+    }
+}
