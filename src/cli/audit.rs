@@ -40,7 +40,8 @@ pub enum AuditCommand {
         /// Only entries about this schedule id.
         #[arg(long)]
         schedule: Option<String>,
-        /// Only entries at or after this instant (RFC 3339, e.g. 2026-03-29T01:00:00Z).
+        /// Only entries at or after this instant: RFC 3339 (2026-03-29T01:00:00Z) or a plain
+        /// date (2026-03-29), read as midnight UTC.
         #[arg(long)]
         since: Option<String>,
     },
@@ -65,13 +66,7 @@ pub fn run(args: &AuditArgs, out: &mut impl Write) -> Result<Outcome, CliError> 
             schedule,
             since,
         } => {
-            let since = since
-                .as_deref()
-                .map(|text| {
-                    text.parse::<Timestamp>()
-                        .map_err(|e| CliError::Usage(format!("--since {text:?}: {e}")))
-                })
-                .transpose()?;
+            let since = since.as_deref().map(parse_since).transpose()?;
             let filter = ShowFilter {
                 schedule: schedule.clone(),
                 since,
@@ -83,6 +78,21 @@ pub fn run(args: &AuditArgs, out: &mut impl Write) -> Result<Outcome, CliError> 
         }
         AuditCommand::Keygen { out: prefix } => run_keygen(prefix, out),
     }
+}
+
+/// `--since`: an RFC 3339 instant, or a date meaning its midnight UTC.
+fn parse_since(text: &str) -> Result<Timestamp, CliError> {
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Ok(at);
+    }
+    let midnight = text
+        .parse::<jiff::civil::Date>()
+        .and_then(|date| date.to_zoned_datetime(jiff::tz::TimeZone::UTC));
+    midnight.map(|z| z.timestamp()).map_err(|_| {
+        CliError::Usage(format!(
+            "--since {text:?}: not an instant like 2026-03-29T01:00:00Z or a date like 2026-03-29"
+        ))
+    })
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> CliError {

@@ -1,6 +1,6 @@
 //! `publish-guard check`: report every diagnostic in some rules files.
 
-use super::{CliError, Outcome, read_text};
+use super::{CliError, Outcome, read_input};
 use crate::language::diagnostic::{Diagnostic, Severity, render_all};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// Arguments of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The rules files to check.
+    /// The rules files to check (`-` reads standard input).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// How to print the diagnostics.
@@ -33,8 +33,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, CliError> {
     let mut failed = false;
     let mut json = Vec::new();
     for path in &args.files {
-        let name = path.display().to_string();
-        let source = read_text(path)?;
+        let (name, source) = read_input(path)?;
         let diagnostics = match crate::compile(&source) {
             Ok(checked) => checked.warnings,
             Err(e) => e.into_diagnostics(),

@@ -1,7 +1,6 @@
 //! `publish-guard explain`: show how a policy decides on a set of facts.
 
 use super::{CliError, Outcome, read_text};
-use crate::cli::check::Format;
 use crate::evaluation::explain::explain;
 use crate::language::ast::PhaseKind;
 use crate::language::diagnostic::render_all;
@@ -24,6 +23,18 @@ pub struct ExplainArgs {
     /// How to print the explanation.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+/// How `explain` prints the explanation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// As a person reads it: each rule tried with its source line, why it did or did not
+    /// match, and the decision.
+    Human,
+    /// One JSON object: the policy, the phase, each rule tried (where, whether it matched,
+    /// each condition's value) and the decision (rule, where, verdict). Diagnostics, when the
+    /// rules or facts do not check, are printed as text.
+    Json,
 }
 
 /// The phase, as a command-line value.

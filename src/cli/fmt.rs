@@ -1,6 +1,6 @@
 //! `publish-guard fmt`: rewrite rules files in the canonical layout.
 
-use super::{CliError, Outcome, read_text};
+use super::{CliError, Outcome, is_stdin, read_input};
 use crate::language::diagnostic::render_all;
 use crate::language::format::format_source;
 use clap::Args;
@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 /// Arguments of `fmt`.
 #[derive(Debug, Args)]
 pub struct FmtArgs {
-    /// Change nothing; list the files that would change and exit 1 if there are any.
+    /// Change nothing; show how each file would change (a unified diff) and exit 1 if any would.
     #[arg(long)]
     pub check: bool,
-    /// The rules files to format.
+    /// The rules files to format (`-` reads standard input and writes the result to standard
+    /// output).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -21,8 +22,7 @@ pub struct FmtArgs {
 pub fn run(args: &FmtArgs) -> Result<Outcome, CliError> {
     let mut failed = false;
     for path in &args.files {
-        let name = path.display().to_string();
-        let source = read_text(path)?;
+        let (name, source) = read_input(path)?;
         let formatted = match format_source(&source) {
             Ok(formatted) => formatted,
             Err(diagnostics) => {
@@ -32,17 +32,34 @@ pub fn run(args: &FmtArgs) -> Result<Outcome, CliError> {
                 continue;
             }
         };
-        if formatted == source {
-            continue;
-        }
         if args.check {
-            println!("{name}");
-            failed = true;
-        } else {
+            if formatted != source {
+                print!("{}", unified_diff(&name, &source, &formatted));
+                failed = true;
+            }
+        } else if is_stdin(path) {
+            print!("{formatted}");
+        } else if formatted != source {
             write_atomically(path, &formatted)?;
         }
     }
     Ok(if failed { Outcome::Failed } else { Outcome::Ok })
+}
+
+/// What formatting changes in a file, as a unified diff (`--- name`, `+++ name (formatted)`).
+fn unified_diff(name: &str, source: &str, formatted: &str) -> String {
+    let diff = similar::TextDiff::from_lines(source, formatted);
+    let text = diff
+        .unified_diff()
+        .context_radius(2)
+        .header(name, &format!("{name} (formatted)"))
+        .to_string();
+    // A last line without a newline would run into the next file's header.
+    if text.ends_with('\n') {
+        text
+    } else {
+        format!("{text}\n")
+    }
 }
 
 /// Replace `path` by `text` through a sibling temporary file, so a crash midway leaves

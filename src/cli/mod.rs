@@ -79,6 +79,35 @@ pub fn read_text(path: &Path) -> Result<String, CliError> {
     })
 }
 
+/// The path that stands for standard input.
+pub const STDIN: &str = "-";
+
+/// Whether `path` is `-`, standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == STDIN
+}
+
+/// A file's name as diagnostics show it, and its text; `-` reads standard input, shown as
+/// `<stdin>`.
+pub fn read_input(path: &Path) -> Result<(String, String), CliError> {
+    if !is_stdin(path) {
+        return Ok((path.display().to_string(), read_text(path)?));
+    }
+    let name = "<stdin>";
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes).map_err(|source| {
+        CliError::Io {
+            path: PathBuf::from(name),
+            source,
+        }
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| CliError::NotText {
+        path: PathBuf::from(name),
+        at: e.utf8_error().valid_up_to(),
+    })?;
+    Ok((name.to_string(), text))
+}
+
 /// Decide, skip or back off on Genesys Cloud schedule publishes.
 #[derive(Debug, Parser)]
 #[command(name = "publish-guard", version, about, long_about = None)]

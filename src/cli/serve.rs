@@ -19,8 +19,8 @@ use std::sync::Arc;
 /// Arguments of `serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The configuration file (see examples/relay.toml).
-    #[arg(long, required_unless_present = "demo")]
+    /// The configuration file (see examples/relay.toml); without one, `--demo` is needed.
+    #[arg(long)]
     pub config: Option<PathBuf>,
     /// Serve against an in-process model of the Genesys API and print how to send webhooks.
     #[arg(long, conflicts_with = "config")]
@@ -38,6 +38,13 @@ pub struct ServeArgs {
 
 /// Serve until told to stop.
 pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
+    if args.config.is_none() && !args.demo {
+        return Err(CliError::Usage(
+            "serve needs --config FILE (see examples/relay.toml), or --demo to try the relay \
+             against an in-process model of the Genesys API, no org needed"
+                .into(),
+        ));
+    }
     init_logs(args.log_json);
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,8 +120,10 @@ pub(crate) async fn settings(
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: escape codes garble a redirected log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // Another subscriber already set (in tests) is fine.
     let _ = if json {

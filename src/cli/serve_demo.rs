@@ -119,6 +119,24 @@ pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, 
     outcome
 }
 
+/// This program as the instructions name it: the running binary's path, so the commands
+/// work whether or not it is on `PATH`.
+fn this_program() -> String {
+    std::env::current_exe()
+        .map(|path| shell_quoted(&path.display().to_string()))
+        .unwrap_or_else(|_| "publish-guard".to_owned())
+}
+
+/// `text` as one shell word: bare when it holds only safe characters, else single-quoted.
+fn shell_quoted(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@,".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// What to type in another terminal.
 fn instructions(
     addr: SocketAddr,
@@ -135,13 +153,20 @@ fn instructions(
   one draft schedule: {bu} / week {week} / {id} (a publish stays Processing for {PROCESSING_SECS}s)
   files: {dir}
 
-Send a signed webhook (Standard Webhooks, HMAC-SHA256, secret {secret}); repeat it,
-or send ten at once:
+Send signed webhooks (Standard Webhooks, HMAC-SHA256, secret {secret});
+in another terminal (bash or zsh), define `send`, then send one, or ten at once:
 
-  id=msg-$RANDOM; ts=$(date +%s); body='{{"event":"case.updated"}}'
-  sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:{key_hex} -binary | base64)
-  curl -sS http://{addr}/webhooks/{SOURCE} -H 'content-type: application/json' \
-    -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"
+  send() {{
+    id=msg-$(od -An -N8 -tx8 /dev/urandom | tr -d ' '); ts=$(date +%s); body='{{"event":"case.updated"}}'
+    sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:{key_hex} -binary | base64)
+    curl -sS http://{addr}/webhooks/{SOURCE} -H 'content-type: application/json' \
+      -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body" -w '\n'
+  }}
+  send
+  for i in 1 2 3 4 5 6 7 8 9 10; do send & done; wait
+
+Ten at once: the relay evaluates one at a time and coalesces the rest into one further
+evaluation; the metrics and the audit log show it.
 
 Or run the ServiceNow business rule against it (README, "Wiring ServiceNow to the relay"):
 
@@ -150,12 +175,13 @@ Or run the ServiceNow business rule against it (README, "Wiring ServiceNow to th
 Then look:
 
   curl -sS http://{addr}/metrics
-  publish-guard audit show {audit}
-  publish-guard audit verify {audit}
+  {program} audit show {audit}
+  {program} audit verify {audit}
 
-Edit {rules} and reload it (a file that does not check is refused with its diagnostics):
+Edit {rules} and reload it
+(a file that does not check is refused, its diagnostics answered as text):
 
-  curl -sS -X POST http://{addr}/admin/reload -H 'authorization: Bearer {admin}'
+  curl -sS -X POST http://{addr}/admin/reload -H 'accept: text/plain' -H 'authorization: Bearer {admin}'
 
 "#,
         bu = schedule.business_unit,
@@ -164,5 +190,6 @@ Edit {rules} and reload it (a file that does not check is refused with its diagn
         dir = dir.display(),
         rules = rules.display(),
         audit = audit.display(),
+        program = this_program(),
     )
 }

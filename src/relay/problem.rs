@@ -180,6 +180,20 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// The problem as plain text (title, then detail), for a client that asked for
+    /// `text/plain`: multi-line details such as diagnostics stay readable.
+    pub fn into_text_response(self) -> Response {
+        let body = format!("{}\n\n{}\n", self.title, self.detail.trim_end());
+        let mut response = (self.status_code(), body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();

@@ -397,10 +397,25 @@ async fn admin_reload(
         Err(RulesError::Busy) => Problem::reload_in_progress()
             .at("/admin/reload")
             .into_response(),
-        Err(e) => Problem::rules_rejected(e.to_string())
-            .at("/admin/reload")
-            .into_response(),
+        Err(e) => {
+            let problem = Problem::rules_rejected(e.to_string()).at("/admin/reload");
+            if accepts_text(&headers) {
+                problem.into_text_response()
+            } else {
+                problem.into_response()
+            }
+        }
     }
+}
+
+/// Whether the client asked for plain text (`Accept: text/plain`) rather than JSON.
+fn accepts_text(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| media.trim().starts_with("text/plain"))
 }
 
 /// Forget delivery ids older than the retention, hourly; while the store's writes fail, more

@@ -89,7 +89,7 @@ pub struct RawExpect {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDecision {
+pub(crate) struct RawDecision {
     trigger: Spanned<String>,
     #[serde(default = "first")]
     occurrence: Spanned<usize>,

@@ -236,6 +236,15 @@ pub enum LoadError {
     },
 }
 
+/// A trigger source as a scenario writes it, and where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceUse {
+    /// The source's name.
+    pub name: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
 /// A loaded scenario with what checks against a policy need: its file, its text, and where
 /// each trigger source is written.
 #[derive(Clone, Debug)]
@@ -247,7 +256,7 @@ pub struct Loaded {
     /// Its text, for rendering diagnostics.
     pub text: String,
     /// Every trigger source written in it, with where, in file order.
-    pub sources: Vec<(String, Span)>,
+    pub sources: Vec<SourceUse>,
 }
 
 impl Loaded {
@@ -256,8 +265,8 @@ impl Loaded {
     pub fn check_sources(&self, policy: &Policy, rules: &Path) -> Vec<Diagnostic> {
         self.sources
             .iter()
-            .filter(|(name, _)| !policy.sources.contains(name))
-            .map(|(name, span)| {
+            .filter(|used| !policy.sources.contains(&used.name))
+            .map(|SourceUse { name, span }| {
                 let declared = policy.sources.join(", ");
                 let help = match suggest::did_you_mean(
                     name,
@@ -325,16 +334,13 @@ pub fn parse(text: &str, default_name: &str, dir: &Path) -> Result<Scenario, Vec
     parse_with_sources(text, default_name, dir).map(|(scenario, _)| scenario)
 }
 
-/// Every trigger source a scenario writes, with where.
-type SourcesWritten = Vec<(String, Span)>;
-
 /// [`parse`], also giving every trigger source written and where. Every error is reported
 /// (one per table entry at most when a value does not fit), in file order.
 fn parse_with_sources(
     text: &str,
     default_name: &str,
     dir: &Path,
-) -> Result<(Scenario, SourcesWritten), Vec<Diagnostic>> {
+) -> Result<(Scenario, Vec<SourceUse>), Vec<Diagnostic>> {
     let root = toml::de::DeTable::parse(text).map_err(|e| vec![toml_diagnostic(&e, text)])?;
     let mut diagnostics = Vec::new();
     let Some(raw) = RawScenario::read(root.into_inner(), text, &mut diagnostics) else {
@@ -713,7 +719,7 @@ struct Validator {
     /// Whether an undeclared schedule is an error (not when a `[[schedule]]` did not read).
     references_checked: bool,
     /// Every trigger source written, with where.
-    sources: Vec<(String, Span)>,
+    sources: Vec<SourceUse>,
     /// The scenario's `end`, which nothing may come after.
     end: Option<Timestamp>,
 }
@@ -729,7 +735,7 @@ impl Validator {
         raw: RawScenario,
         default_name: &str,
         dir: &Path,
-    ) -> Result<(Scenario, SourcesWritten), Vec<Diagnostic>> {
+    ) -> Result<(Scenario, Vec<SourceUse>), Vec<Diagnostic>> {
         let RawScenario { rules, start, rest } = raw;
         let schedules = self.schedules(rest.schedule);
         let api = self.api(rest.api);
@@ -865,7 +871,10 @@ impl Validator {
     fn source(&mut self, source: Spanned<String>) -> String {
         let span = span_of(&source);
         let name = source.into_inner();
-        self.sources.push((name.clone(), span));
+        self.sources.push(SourceUse {
+            name: name.clone(),
+            span,
+        });
         name
     }
 
@@ -1058,6 +1067,116 @@ impl Validator {
             Target::All
         } else {
             Target::One(self.schedule_ref(name))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::expect::{RawDecision, RawExpect};
+    use serde::de::{self, DeserializeOwned, Visitor};
+    use std::collections::BTreeSet;
+
+    /// The field names a derived `Deserialize` asks for, caught from `deserialize_struct`.
+    #[derive(Debug)]
+    struct Fields(Vec<&'static str>);
+
+    impl std::fmt::Display for Fields {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "fields {:?}", self.0)
+        }
+    }
+
+    impl std::error::Error for Fields {}
+
+    impl de::Error for Fields {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Fields(Vec::new())
+        }
+    }
+
+    /// A deserializer that answers only with the names of the struct's fields.
+    struct FieldNames;
+
+    impl<'de> de::Deserializer<'de> for FieldNames {
+        type Error = Fields;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(Vec::new()))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields.to_vec()))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    fn fields_of<T: DeserializeOwned>() -> BTreeSet<&'static str> {
+        match T::deserialize(FieldNames) {
+            Err(Fields(fields)) => fields.into_iter().collect(),
+            Ok(_) => BTreeSet::new(),
+        }
+    }
+
+    /// The keys each `## ...` section of the reference lists in its table's first column.
+    fn documented() -> BTreeMap<String, BTreeSet<String>> {
+        let mut sections = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in include_str!("../../docs/scenarios.md").lines() {
+            if let Some(heading) = line.strip_prefix("## ") {
+                let name = heading.trim_matches('`').to_string();
+                let is_table = name == "Top level" || name.starts_with('[');
+                current = is_table.then_some(name);
+                continue;
+            }
+            let (Some(section), Some(row)) = (&current, line.strip_prefix("| `")) else {
+                continue;
+            };
+            if let Some((key, _)) = row.split_once("` |") {
+                sections
+                    .entry(section.clone())
+                    .or_insert_with(BTreeSet::new)
+                    .insert(key.to_string());
+            }
+        }
+        sections
+    }
+
+    #[test]
+    fn scenario_reference_lists_every_key() {
+        let read: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
+            ("Top level", TOP_LEVEL_KEYS.iter().copied().collect()),
+            ("[runner]", fields_of::<RawRunner>()),
+            ("[api]", fields_of::<RawApi>()),
+            ("[[api.outage]]", fields_of::<RawOutage>()),
+            ("[[schedule]]", fields_of::<RawSchedule>()),
+            ("[[person]]", fields_of::<RawPerson>()),
+            ("[[trigger]]", fields_of::<RawTrigger>()),
+            ("[[burst]]", fields_of::<RawBurst>()),
+            ("[[every]]", fields_of::<RawEvery>()),
+            ("[[random]]", fields_of::<RawRandom>()),
+            ("[expect]", fields_of::<RawExpect>()),
+            ("[[expect.decision]]", fields_of::<RawDecision>()),
+        ]);
+        let docs = documented();
+        let doc_sections: BTreeSet<&str> = docs.keys().map(String::as_str).collect();
+        let read_sections: BTreeSet<&str> = read.keys().copied().collect();
+        assert_eq!(doc_sections, read_sections, "docs/scenarios.md's sections");
+        for (section, keys) in &read {
+            assert!(!keys.is_empty(), "{section}: no fields found");
+            let written: BTreeSet<&str> = docs[*section].iter().map(String::as_str).collect();
+            assert_eq!(&written, keys, "docs/scenarios.md, {section}");
         }
     }
 }
