@@ -14,10 +14,12 @@
 //!
 //! [`TriggerStore`]: store::TriggerStore
 
+pub(crate) mod choice;
 pub mod intake;
 pub mod mapping;
 pub mod metrics;
 pub(crate) mod problem;
+pub(crate) mod resolve;
 pub mod rules;
 pub mod server;
 pub mod sqlite_store;

@@ -72,7 +72,8 @@ async fn the_gateway_lists_a_week() {
         .await
         .ok()
         .and_then(|a| a.body);
-    assert_eq!(listed, Some(vec!["sched-1".to_owned()]));
+    let ids: Option<Vec<String>> = listed.map(|l| l.into_iter().map(|s| s.id).collect());
+    assert_eq!(ids, Some(vec!["sched-1".to_owned()]));
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod notify_client;
 mod parse;
 mod readme;
 mod relay_crash;
+mod relay_genesys;
 mod relay_intake;
 mod relay_process;
 mod relay_serve;

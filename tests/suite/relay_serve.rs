@@ -71,6 +71,7 @@ async fn start_after_crash(left: usize) -> Rig {
         model: ModelConfig {
             processing_time: jiff::SignedDuration::ZERO,
             requests_per_minute: 10_000,
+            ..ModelConfig::default()
         },
         ..DoubleConfig::default()
     })
