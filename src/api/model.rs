@@ -401,6 +401,8 @@ impl Model {
         now: Timestamp,
         by: &str,
     ) {
+        // A schedule takes a serial as uploads and operations do: ids stay as they were.
+        self.next_serial();
         self.unindex(&schedule);
         self.running.retain(|s| *s != schedule);
         self.by_id

@@ -30,14 +30,21 @@ impl SimApi {
             list_seed: scenario.seed,
             ..ModelConfig::default()
         });
+        for unit in &scenario.business_units {
+            model.set_week_settings(&unit.id, unit.week.clone());
+        }
         for (spec, schedule) in scenario.schedules.iter().zip(refs) {
             model.insert(
                 schedule.clone(),
                 spec.published,
                 spec.version,
-                scenario.start,
+                spec.created.unwrap_or(scenario.start),
                 "planner",
             );
+            if spec.weeks > 1 {
+                // The schedule was just inserted: it is there to span more weeks.
+                let _ = model.set_week_count(schedule, spec.weeks);
+            }
         }
         SimApi {
             model,

@@ -1,13 +1,16 @@
-//! The Genesys client against the double, over real HTTP on loopback.
+//! The Genesys client against the double, over real HTTP on loopback: what is particular
+//! to Genesys (the call sequence, OAuth, rate limits, timeouts, optional fields, regions);
+//! what every backend keeps is in `api_contract`.
 
 use crate::api_support;
 
 use crate::api_support::{double, genesys, genesys_config, genesys_with, schedule};
 use jiff::SignedDuration;
-use publish_guard::api::double::{ApiDouble, CallKind, Fault};
+use publish_guard::api::double::{ApiDouble, CallKind, Fault, OptionalField};
 use publish_guard::api::model::ModelConfig;
 use publish_guard::api::secret::Secret;
-use publish_guard::api::{ApiError, ListedSchedule, OperationStatus, ScheduleApi};
+use publish_guard::api::week::WeekSettings;
+use publish_guard::api::{ApiError, ListedSchedule, OperationStatus, PublishAccepted, ScheduleApi};
 use publish_guard::effects::clock::ManualClock;
 use std::time::{Duration, Instant};
 
@@ -59,41 +62,6 @@ async fn the_full_publish_sequence_publishes_after_processing() {
     clock.advance(SignedDuration::from_secs(30));
     let after = client.read(&schedule()).await.ok().and_then(|a| a.body);
     assert_eq!(after.map(|s| (s.published, s.version)), Some((true, 4)));
-}
-
-#[tokio::test]
-async fn a_publish_while_processing_answers_409() {
-    let (double, clock) = double(|_| {}).await;
-    double.add_schedule(&schedule(), false, 3);
-    let client = genesys(&double, &clock);
-    let first = client.publish(&schedule(), 3, "a").await.ok();
-    assert_eq!(first.map(|a| a.status), Some(200));
-    let second = client.publish(&schedule(), 3, "b").await.ok();
-    assert_eq!(second.map(|a| (a.status, a.body)), Some((409, None)));
-}
-
-#[tokio::test]
-async fn publishing_a_published_schedule_answers_409() {
-    let (double, clock) = double(|_| {}).await;
-    double.add_schedule(&schedule(), true, 3);
-    let client = genesys(&double, &clock);
-    let answer = client.publish(&schedule(), 3, "a").await.ok();
-    assert_eq!(answer.map(|a| a.status), Some(409));
-    assert_eq!(double.calls(CallKind::Update), 1);
-}
-
-#[tokio::test]
-async fn a_stale_version_answers_409() {
-    let (double, clock) = double(|_| {}).await;
-    double.add_schedule(&schedule(), false, 3);
-    assert!(double.person_edit(&schedule()).is_ok());
-    let client = genesys(&double, &clock);
-    let answer = client.publish(&schedule(), 3, "a").await.ok();
-    assert_eq!(answer.map(|a| a.status), Some(409));
-    let current = double
-        .schedule(&schedule())
-        .map(|v| (v.snapshot.published, v.snapshot.version));
-    assert_eq!(current, Some((false, 4)));
 }
 
 /// A double that allows two reads a minute (each a `GET` and the week's list), with the
@@ -367,13 +335,6 @@ async fn the_week_lists_its_schedules_with_their_weeks_state_and_times() {
     );
 }
 
-#[tokio::test]
-async fn a_missing_schedule_answers_404() {
-    let (double, clock) = double(|_| {}).await;
-    let answer = genesys(&double, &clock).read(&schedule()).await.ok();
-    assert_eq!(answer.map(|a| (a.status, a.body)), Some((404, None)));
-}
-
 #[test]
 fn the_client_futures_are_send() {
     fn send<T: Send>(_: &T) {}
@@ -404,4 +365,92 @@ fn the_region_table_is_pinned() {
         })
         .collect();
     insta::assert_snapshot!(rows.join("\n"));
+}
+
+/// Publishes `sched-1` (a draft at version 3) against a double leaving `field` out.
+async fn publish_without(field: OptionalField) -> Option<(u16, Option<PublishAccepted>)> {
+    let (double, clock) = double(|c| c.model.processing_time = SignedDuration::ZERO).await;
+    double.add_schedule(&schedule(), false, 3);
+    double.leave_out(field);
+    let answer = genesys(&double, &clock).publish(&schedule(), 3, "k").await;
+    answer.ok().map(|a| (a.status, a.body))
+}
+
+#[tokio::test]
+async fn an_update_answered_complete_without_an_operation_id_is_accepted() {
+    let answer = publish_without(OptionalField::OperationId).await;
+    let accepted = PublishAccepted {
+        status: OperationStatus::Complete,
+        operation_id: None,
+    };
+    assert_eq!(answer, Some((200, Some(accepted))));
+}
+
+#[tokio::test]
+async fn an_update_without_its_result_is_accepted() {
+    let answer = publish_without(OptionalField::Result).await;
+    let body = answer.and_then(|(_, body)| body);
+    assert_eq!(
+        body.map(|b| (b.status, b.operation_id.is_some())),
+        Some((OperationStatus::Complete, true))
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_without_published_reads_as_unpublished() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), true, 3);
+    double.leave_out(OptionalField::Published);
+    let read = genesys(&double, &clock).read(&schedule()).await.ok();
+    let snapshot = read.and_then(|a| a.body);
+    assert_eq!(snapshot.map(|s| (s.published, s.version)), Some((false, 3)));
+}
+
+#[tokio::test]
+async fn a_list_without_entities_is_an_empty_week() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    double.leave_out(OptionalField::Entities);
+    let client = genesys(&double, &clock);
+    let listed = client.list_week("bu-1", schedule().week).await.ok();
+    assert_eq!(
+        listed.map(|a| (a.status, a.body)),
+        Some((200, Some(Vec::new())))
+    );
+    let read = client.read(&schedule()).await.ok().and_then(|a| a.body);
+    assert_eq!(read.and_then(|s| s.other_published), Some(false));
+}
+
+#[tokio::test]
+async fn the_week_settings_are_read_with_their_expand() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let sunday = WeekSettings {
+        start_day: jiff::civil::Weekday::Sunday,
+        time_zone: jiff::tz::TimeZone::get("America/Chicago").ok(),
+    };
+    double.set_week_settings("bu-1", sunday.clone());
+    let client = genesys(&double, &clock);
+    let settings = client.week_settings("bu-1").await.ok();
+    assert_eq!(
+        settings.map(|a| (a.status, a.body)),
+        Some((200, Some(sunday)))
+    );
+    let unknown = client.week_settings("bu-9").await.ok();
+    assert_eq!(unknown.map(|a| (a.status, a.body)), Some((404, None)));
+}
+
+#[tokio::test]
+async fn another_published_schedule_of_the_week_shows_in_the_read() {
+    let (double, clock) = double(|_| {}).await;
+    double.add_schedule(&schedule(), false, 3);
+    let client = genesys(&double, &clock);
+    let other = |s: Option<publish_guard::api::ScheduleSnapshot>| s.and_then(|s| s.other_published);
+    let alone = client.read(&schedule()).await.ok().and_then(|a| a.body);
+    assert_eq!(other(alone), Some(false));
+    let mut colleague = schedule();
+    colleague.schedule_id = "colleague".into();
+    double.add_schedule(&colleague, true, 1);
+    let beside = client.read(&schedule()).await.ok().and_then(|a| a.body);
+    assert_eq!(other(beside), Some(true));
 }

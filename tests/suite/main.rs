@@ -5,6 +5,7 @@ mod common;
 mod process_support;
 mod runner_support;
 
+mod api_contract;
 mod api_double;
 mod api_genesys;
 mod api_rest;
@@ -12,6 +13,7 @@ mod audit_log;
 mod audit_rfc8785;
 mod audit_runner_events;
 mod cli_check;
+mod data_action;
 mod diagnostics;
 mod diff;
 mod explain;

@@ -56,14 +56,6 @@ pub struct SourceSetup {
     pub schedule: &'static str,
 }
 
-fn field(text: &str) -> Field {
-    if text.starts_with('/') {
-        Field::Pointer(text.into())
-    } else {
-        Field::Fixed(text.into())
-    }
-}
-
 impl Rig {
     /// The double holds what `schedules` adds (moving the clock forward from March 2026 as
     /// it goes); then the clock is set to `now` and the relay starts under the
@@ -99,8 +91,8 @@ impl Rig {
             auth: SourceAuth::Bearer(BearerVerifier::new(vec![TOKEN.into()])),
             mapping: Mapping {
                 business_unit: Field::Fixed(BU.into()),
-                week: field(source.week),
-                schedule_id: field(source.schedule),
+                week: Field::from_setting(source.week),
+                schedule_id: Field::from_setting(source.schedule),
                 event: Field::Pointer("/event".into()),
                 delivery_id: Some("/id".into()),
             },
@@ -222,48 +214,42 @@ const CURRENT_LATEST: SourceSetup = SourceSetup {
     schedule: "latest",
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sunday_start_in_chicago_publishes_the_week_that_began_last_sunday_there() {
-    // Sunday 29 November 2026, 05:30 UTC: still Saturday 23:30 in Chicago, so the week is
-    // the one that began on Sunday the 22nd (Monday-in-UTC would say the 23rd).
-    let (last, this) = (date(2026, 11, 22), date(2026, 11, 29));
-    let rig = Rig::start(
-        week(Weekday::Sunday, "America/Chicago"),
-        CURRENT_LATEST,
-        at("2026-11-29T05:30:00Z"),
-        |double, _| {
-            double.add_schedule(&schedule("week-22", last), false, 1);
-            double.add_schedule(&schedule("week-29", this), false, 1);
-        },
-    )
+/// With a draft in the week before `this` and one in `this`, a trigger at `now` publishes
+/// the schedule of `expected` (one of the two) and only it.
+async fn current_week_publishes(settings: WeekSettings, now: &str, this: Date, expected: Date) {
+    let last = this - jiff::Span::new().days(7);
+    let rig = Rig::start(settings, CURRENT_LATEST, at(now), |double, _| {
+        double.add_schedule(&schedule("last", last), false, 1);
+        double.add_schedule(&schedule("this", this), false, 1);
+    })
     .await;
     let (status, note) = rig.trigger("d-1").await;
     assert_eq!((status, note), (TriggerStatus::Done, None));
-    assert!(rig.published(&schedule("week-22", last)));
-    assert!(!rig.published(&schedule("week-29", this)));
+    let published = [("last", last), ("this", this)]
+        .map(|(id, week)| (week, rig.published(&schedule(id, week))));
+    assert_eq!(
+        published,
+        [(last, last == expected), (this, this == expected)]
+    );
     assert_eq!(rig.double.calls(CallKind::BusinessUnit), 1);
     rig.relay.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sunday_start_in_chicago_publishes_the_week_that_began_last_sunday_there() {
+    // Sunday 29 November 2026, 05:30 UTC: still Saturday 23:30 in Chicago, so the week is
+    // the one that began on Sunday the 22nd (Monday-in-UTC would say the 23rd).
+    let sunday = week(Weekday::Sunday, "America/Chicago");
+    let this = date(2026, 11, 29);
+    current_week_publishes(sunday, "2026-11-29T05:30:00Z", this, date(2026, 11, 22)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_monday_start_in_london_publishes_the_week_that_began_this_monday_there() {
     // Sunday 29 March 2026, 23:30 UTC: already Monday 00:30 in London (summer time).
-    let (last, this) = (date(2026, 3, 23), date(2026, 3, 30));
-    let rig = Rig::start(
-        week(Weekday::Monday, "Europe/London"),
-        CURRENT_LATEST,
-        at("2026-03-29T23:30:00Z"),
-        |double, _| {
-            double.add_schedule(&schedule("week-23", last), false, 1);
-            double.add_schedule(&schedule("week-30", this), false, 1);
-        },
-    )
-    .await;
-    let (status, _) = rig.trigger("d-1").await;
-    assert_eq!(status, TriggerStatus::Done);
-    assert!(rig.published(&schedule("week-30", this)));
-    assert!(!rig.published(&schedule("week-23", last)));
-    rig.relay.shutdown().await.unwrap();
+    let monday = week(Weekday::Monday, "Europe/London");
+    let this = date(2026, 3, 30);
+    current_week_publishes(monday, "2026-03-29T23:30:00Z", this, this).await;
 }
 
 /// Sunday 29 November 2026 at noon in Chicago.
