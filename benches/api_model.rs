@@ -21,6 +21,7 @@ fn model() -> Model {
     let mut model = Model::new(ModelConfig {
         processing_time: SignedDuration::from_secs(30),
         requests_per_minute: u32::MAX,
+        ..ModelConfig::default()
     });
     model.insert(schedule(), false, 1, Timestamp::UNIX_EPOCH, "planner");
     model

@@ -276,6 +276,7 @@ async fn start_rig(processing: SignedDuration) -> Rig {
         model: ModelConfig {
             processing_time: processing,
             requests_per_minute: 100_000,
+            ..ModelConfig::default()
         },
         ..DoubleConfig::default()
     })

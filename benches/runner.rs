@@ -21,6 +21,7 @@ fn snapshot(published: bool, version: i64) -> Input {
             modified_at: None,
             modified_by: None,
             publishing: false,
+            other_published: None,
         }),
     }))
 }
@@ -44,7 +45,7 @@ fn one_cycle(c: &mut Criterion) {
         rate_limit: None,
         body: Some(PublishAccepted {
             status: OperationStatus::Processing,
-            operation_id: "op-1".into(),
+            operation_id: Some("op-1".into()),
         }),
     }));
     let mut random = SeededRandom::new(1);

@@ -31,13 +31,19 @@ fn scenario(triggers: u64) -> Scenario {
         start,
         end: None,
         seed: 1,
+        business_units: Vec::new(),
         schedules: (0..SCHEDULES)
             .map(|i| ScheduleSpec {
                 id: format!("s{i:04}"),
                 business_unit: format!("bu-{}", i % 10),
-                week: jiff::civil::date(2026, 3, 2),
+                // One schedule per business unit and week, as Genesys has it.
+                week: jiff::civil::date(2026, 3, 2)
+                    .checked_add(jiff::Span::new().weeks(i64::try_from(i / 10).unwrap_or(0)))
+                    .unwrap_or(jiff::civil::date(2026, 3, 2)),
                 published: i % 2 == 0,
                 version: 1,
+                weeks: 1,
+                created: None,
             })
             .collect(),
         api: ApiBehaviour {

@@ -1,5 +1,12 @@
-//! The Genesys Cloud client: the schedule read, the week's list, and the publish sequence
-//! (upload URL, gzip upload, update), with OAuth, a rate limiter and a timeout on each call.
+//! The Genesys Cloud client: the schedule read, the week's list, the business unit's week
+//! settings, and the publish sequence (upload URL, gzip upload, update), with OAuth, a rate
+//! limiter and a timeout on each call.
+//!
+//! The bodies follow platform-client-sdk-python's `build/docs` models: `BuScheduleListing`
+//! (`entities` optional), `BuScheduleListItem` (every field optional),
+//! `WfmVersionedEntityMetadata` (`version` required, `dateCreated` "if available"),
+//! `BuAsyncScheduleResponse` (`status`, `operationId` and `result` optional),
+//! `BusinessUnitResponse` (`settings` optional, present when expanded).
 
 use crate::api::http::{self, Caller, RawAnswer};
 use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, SharedLimiter};
@@ -7,8 +14,10 @@ use crate::api::region::Endpoints;
 use crate::api::secret::Secret;
 use crate::api::token::TokenSource;
 use crate::api::upload::gzip_publish_body;
+use crate::api::week::{WeekSettings, parse_weekday};
 use crate::api::{
-    Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
+    Answer, ApiError, ListedSchedule, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef,
+    ScheduleSnapshot,
 };
 use crate::effects::clock::Clock;
 use jiff::Timestamp;
@@ -54,9 +63,14 @@ pub struct GenesysClient {
     tokens: Arc<TokenSource>,
 }
 
-/// `GET .../schedules/{id}`'s answer, the part we read.
+/// The business-unit settings a week needs, as `expand` names them.
+const WEEK_EXPANDS: [&str; 2] = ["settings.startDayOfWeek", "settings.timeZone"];
+
+/// `GET .../schedules/{id}`'s answer, the part we read. `published` is optional in the SDK;
+/// absent, the schedule is taken for unpublished (a publish then meets a 409 at worst).
 #[derive(serde::Deserialize)]
 struct ScheduleBody {
+    #[serde(default)]
     published: bool,
     metadata: MetadataBody,
 }
@@ -66,6 +80,7 @@ struct ScheduleBody {
 struct MetadataBody {
     version: i64,
     date_modified: Option<Timestamp>,
+    date_created: Option<Timestamp>,
     modified_by: Option<UserRef>,
 }
 
@@ -76,12 +91,46 @@ struct UserRef {
 
 #[derive(serde::Deserialize)]
 struct ListBody {
-    entities: Vec<IdBody>,
+    #[serde(default)]
+    entities: Vec<ListItemBody>,
 }
 
 #[derive(serde::Deserialize)]
-struct IdBody {
-    id: String,
+#[serde(rename_all = "camelCase")]
+struct ListItemBody {
+    id: Option<String>,
+    week_date: Option<Date>,
+    week_count: Option<u32>,
+    published: Option<bool>,
+    metadata: Option<MetadataBody>,
+}
+
+impl ListItemBody {
+    /// The entity, when it has an id to address it by.
+    fn into_listed(self) -> Option<ListedSchedule> {
+        let metadata = self.metadata;
+        Some(ListedSchedule {
+            id: self.id?,
+            week: self.week_date,
+            week_count: self.week_count,
+            published: self.published,
+            version: metadata.as_ref().map(|m| m.version),
+            created_at: metadata.as_ref().and_then(|m| m.date_created),
+            modified_at: metadata.as_ref().and_then(|m| m.date_modified),
+        })
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct BusinessUnitBody {
+    settings: Option<SettingsBody>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SettingsBody {
+    start_day_of_week: String,
+    time_zone: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -96,8 +145,8 @@ struct UploadUrlBody {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UpdateBody {
-    status: OperationStatus,
-    operation_id: String,
+    status: Option<OperationStatus>,
+    operation_id: Option<String>,
 }
 
 impl GenesysClient {
@@ -220,7 +269,7 @@ impl ScheduleApi for GenesysClient {
         let answer = self
             .call("read", || self.caller.http.get(url.clone()))
             .await?;
-        answer.into_answer("read", |body| {
+        let mut read = answer.into_answer("read", |body| {
             let s: ScheduleBody = http::json(body)?;
             Ok(ScheduleSnapshot {
                 published: s.published,
@@ -228,8 +277,13 @@ impl ScheduleApi for GenesysClient {
                 modified_at: s.metadata.date_modified,
                 modified_by: s.metadata.modified_by.map(|u| u.id),
                 publishing: false,
+                other_published: None,
             })
-        })
+        })?;
+        if let Some(snapshot) = read.body.as_mut() {
+            snapshot.other_published = self.other_published(schedule).await;
+        }
+        Ok(read)
     }
 
     async fn publish(
@@ -277,9 +331,17 @@ impl ScheduleApi for GenesysClient {
             })
             .await?;
         answer.into_answer("update", |body| {
-            let u: UpdateBody = http::json(body)?;
+            // An empty 2xx is an accepted update that said nothing: follow it by reading.
+            let u: UpdateBody = if body.is_empty() {
+                UpdateBody {
+                    status: None,
+                    operation_id: None,
+                }
+            } else {
+                http::json(body)?
+            };
             Ok(PublishAccepted {
-                status: u.status,
+                status: u.status.unwrap_or(OperationStatus::Processing),
                 operation_id: u.operation_id,
             })
         })
@@ -289,14 +351,60 @@ impl ScheduleApi for GenesysClient {
         &self,
         business_unit: &str,
         week: Date,
-    ) -> Result<Answer<Vec<String>>, ApiError> {
+    ) -> Result<Answer<Vec<ListedSchedule>>, ApiError> {
         let url = self.schedules_url(business_unit, week, &[]);
         let answer = self
             .call("list_week", || self.caller.http.get(url.clone()))
             .await?;
         answer.into_answer("list_week", |body| {
             let list: ListBody = http::json(body)?;
-            Ok(list.entities.into_iter().map(|e| e.id).collect())
+            Ok(list
+                .entities
+                .into_iter()
+                .filter_map(ListItemBody::into_listed)
+                .collect())
         })
+    }
+
+    async fn week_settings(&self, business_unit: &str) -> Result<Answer<WeekSettings>, ApiError> {
+        let path = ["api", "v2", "workforcemanagement", "businessunits"];
+        let url = http::join(&self.api_base, path.iter().chain([&business_unit]));
+        let expand: Vec<(&str, &str)> = WEEK_EXPANDS.iter().map(|e| ("expand", *e)).collect();
+        let answer = self
+            .call("week_settings", || {
+                self.caller.http.get(url.clone()).query(&expand)
+            })
+            .await?;
+        answer.into_answer("week_settings", |body| {
+            let unit: BusinessUnitBody = http::json(body)?;
+            let settings = unit
+                .settings
+                .ok_or("the business unit came without its settings")?;
+            let start_day =
+                parse_weekday(&settings.start_day_of_week).map_err(|e| e.to_string())?;
+            let time_zone = jiff::tz::TimeZone::get(&settings.time_zone)
+                .map_err(|e| format!("settings.timeZone {:?}: {e}", settings.time_zone))?;
+            Ok(WeekSettings {
+                start_day,
+                time_zone: Some(time_zone),
+            })
+        })
+    }
+}
+
+impl GenesysClient {
+    /// Whether the week's list shows another published schedule covering `schedule`'s week;
+    /// `None` when the list cannot be had.
+    async fn other_published(&self, schedule: &ScheduleRef) -> Option<bool> {
+        let listed = self
+            .list_week(&schedule.business_unit, schedule.week)
+            .await
+            .ok()?;
+        let entities = listed.body?;
+        Some(entities.iter().any(|e| {
+            e.id != schedule.schedule_id
+                && e.published == Some(true)
+                && e.covers(schedule.week, schedule.week)
+        }))
     }
 }

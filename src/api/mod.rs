@@ -19,9 +19,11 @@ pub mod secret;
 #[cfg(feature = "genesys")]
 pub(crate) mod token;
 pub mod upload;
+pub mod week;
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
+use week::WeekSettings;
 
 /// Which schedule: Genesys addresses a schedule by business unit, week and id.
 #[derive(
@@ -50,6 +52,57 @@ pub struct ScheduleSnapshot {
     /// A publish is known to be running: a REST gateway that reports `publishing` says so;
     /// Genesys' schedule read cannot tell, so its client always answers `false`.
     pub publishing: bool,
+    /// Another schedule covering this week is published (Genesys: from the week's list);
+    /// `None` when the backend cannot say.
+    pub other_published: Option<bool>,
+}
+
+/// One entity of a week's list (`BuScheduleListItem`; every field but the id is optional
+/// in the SDK, platform-client-sdk-python `build/docs/BuScheduleListItem.md`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListedSchedule {
+    /// The schedule id.
+    pub id: String,
+    /// `weekDate`: the week it starts in.
+    pub week: Option<Date>,
+    /// `weekCount`: how many weeks it spans.
+    pub week_count: Option<u32>,
+    /// `published`.
+    pub published: Option<bool>,
+    /// `metadata.version`.
+    pub version: Option<i64>,
+    /// `metadata.dateCreated`, where the service gives it.
+    pub created_at: Option<Timestamp>,
+    /// `metadata.dateModified`.
+    pub modified_at: Option<Timestamp>,
+}
+
+impl ListedSchedule {
+    /// A listed id and nothing more (a gateway that lists ids).
+    pub fn id_only(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            week: None,
+            week_count: None,
+            published: None,
+            version: None,
+            created_at: None,
+            modified_at: None,
+        }
+    }
+
+    /// The week it starts in: its `weekDate`, or the week it was listed for.
+    pub fn starts(&self, listed_for: Date) -> Date {
+        self.week.unwrap_or(listed_for)
+    }
+
+    /// Whether it spans `week` (from its start, `weekCount` weeks, one when not given).
+    pub fn covers(&self, week: Date, listed_for: Date) -> bool {
+        let start = self.starts(listed_for);
+        let weeks = i64::from(self.week_count.unwrap_or(1).max(1));
+        let end = start.checked_add(jiff::Span::new().days(7 * weeks)).ok();
+        start <= week && end.is_none_or(|end| week < end)
+    }
 }
 
 /// The status of an asynchronous update operation.
@@ -70,8 +123,9 @@ pub enum OperationStatus {
 pub struct PublishAccepted {
     /// The operation's status as first reported.
     pub status: OperationStatus,
-    /// The operation's id.
-    pub operation_id: String,
+    /// The operation's id (optional in the SDK's `BuAsyncScheduleResponse`: an update that
+    /// completes at once may come without one).
+    pub operation_id: Option<String>,
 }
 
 /// The rate-limit headers Genesys sends on every answer (`inin-ratelimit-*`).
@@ -149,12 +203,16 @@ pub trait ScheduleApi {
         idempotency_key: &str,
     ) -> Result<Answer<PublishAccepted>, ApiError>;
 
-    /// The ids of a week's schedules, newest last.
+    /// The schedules the API lists for a week, in no particular order; they may include
+    /// multi-week schedules that started earlier.
     async fn list_week(
         &self,
         business_unit: &str,
         week: Date,
-    ) -> Result<Answer<Vec<String>>, ApiError>;
+    ) -> Result<Answer<Vec<ListedSchedule>>, ApiError>;
+
+    /// When the business unit's weeks start.
+    async fn week_settings(&self, business_unit: &str) -> Result<Answer<WeekSettings>, ApiError>;
 }
 
 /// A borrowed client is a client: the relay keeps one across its worker's restarts.
@@ -176,7 +234,11 @@ impl<A: ScheduleApi + ?Sized> ScheduleApi for &A {
         &self,
         business_unit: &str,
         week: Date,
-    ) -> Result<Answer<Vec<String>>, ApiError> {
+    ) -> Result<Answer<Vec<ListedSchedule>>, ApiError> {
         (**self).list_week(business_unit, week).await
+    }
+
+    async fn week_settings(&self, business_unit: &str) -> Result<Answer<WeekSettings>, ApiError> {
+        (**self).week_settings(business_unit).await
     }
 }

@@ -3,12 +3,27 @@
 //! Every call takes the instant it happens at; nothing here reads a clock, sleeps or does
 //! I/O, so the simulator drives it directly on a virtual clock and the HTTP double wraps it
 //! in routes. A publish is settled lazily: a schedule whose operation has run its course is
-//! published the first time anything looks at it afterwards.
+//! published the first time anything looks at the service afterwards.
+//!
+//! As Genesys documents it: a business unit's weeks start on its own day in its own zone
+//! (`BusinessUnitSettingsResponse`); a schedule spans `weekCount` weeks from its `weekDate`
+//! (`BuScheduleListItem`); a week's list (`BuScheduleListing`) has no order and includes the
+//! multi-week schedules that started earlier; and publishing one schedule un-publishes any
+//! other of the business unit that covers one of its weeks.
 
 use crate::api::notify::event::{ScheduleEventType, ScheduleNotification};
-use crate::api::{OperationStatus, RateLimitInfo, ScheduleRef, ScheduleSnapshot};
+use crate::api::upload::gzip_publish_body;
+use crate::api::week::WeekSettings;
+use crate::api::{
+    Answer, ListedSchedule, OperationStatus, PublishAccepted, RateLimitInfo, ScheduleRef,
+    ScheduleSnapshot,
+};
 use flate2::read::GzDecoder;
+use jiff::civil::{Date, Weekday};
 use jiff::{SignedDuration, Timestamp};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
@@ -36,6 +51,10 @@ pub struct ModelConfig {
     pub processing_time: SignedDuration,
     /// API requests allowed per client per minute (Genesys' default is 300).
     pub requests_per_minute: u32,
+    /// The week of a business unit given no settings of its own.
+    pub default_week: WeekSettings,
+    /// Seeds the order a week's list comes in (a fresh shuffle each call).
+    pub list_seed: u64,
 }
 
 impl Default for ModelConfig {
@@ -43,6 +62,12 @@ impl Default for ModelConfig {
         Self {
             processing_time: SignedDuration::from_secs(30),
             requests_per_minute: 300,
+            // Monday in London: the shipped policy's zone.
+            default_week: WeekSettings {
+                start_day: Weekday::Monday,
+                time_zone: jiff::tz::TimeZone::get("Europe/London").ok(),
+            },
+            list_seed: 0,
         }
     }
 }
@@ -150,6 +175,40 @@ pub struct Reply<T> {
     pub outcome: Result<T, Refusal>,
 }
 
+impl<T> Reply<T> {
+    /// The answer a live client would give the runner: the body, or the refusal's status
+    /// (and `Retry-After`), with the rate-limit headers.
+    pub fn into_answer<U>(self, body: impl FnOnce(T) -> U) -> Answer<U> {
+        match self.outcome {
+            Ok(value) => Answer {
+                status: 200,
+                retry_after: None,
+                rate_limit: Some(self.rate_limit),
+                body: Some(body(value)),
+            },
+            Err(refusal) => refusal.into_answer(Some(self.rate_limit)),
+        }
+    }
+}
+
+impl Refusal {
+    /// The answer a live client gives for this refusal.
+    pub fn into_answer<U>(self, rate_limit: Option<RateLimitInfo>) -> Answer<U> {
+        let retry_after = match self {
+            Refusal::TooManyRequests { retry_after_secs } => {
+                Some(SignedDuration::from_secs(i64::from(retry_after_secs)))
+            }
+            _ => None,
+        };
+        Answer {
+            status: self.status(),
+            retry_after,
+            rate_limit,
+            body: None,
+        }
+    }
+}
+
 /// A call refused by the rate limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Throttled {
@@ -168,6 +227,8 @@ pub struct ScheduleView {
     pub snapshot: ScheduleSnapshot,
     /// Its state as a gateway reports it.
     pub state: PublishState,
+    /// As the week's list shows it.
+    pub listed: ListedSchedule,
 }
 
 /// Where and how to upload a change (`update/uploadurl`'s answer, less the URL the double
@@ -222,9 +283,10 @@ struct Pending {
 /// One stored schedule.
 #[derive(Clone, Debug)]
 struct Record {
-    created: u64,
+    week_count: u32,
     published: bool,
     version: i64,
+    created_at: Timestamp,
     modified_at: Timestamp,
     modified_by: String,
     pending: Option<Pending>,
@@ -233,17 +295,20 @@ struct Record {
 }
 
 impl Record {
-    /// Applies a publish whose time has come.
-    fn settle(&mut self, now: Timestamp) {
-        if let Some(pending) = self.pending.take_if(|p| p.done_at <= now) {
-            if pending.ends != OperationStatus::Complete {
-                return;
-            }
-            self.published = pending.published;
-            self.version += 1;
-            self.modified_at = pending.done_at;
-            self.modified_by = pending.by;
+    /// Applies a publish whose time has come; whether it published. An operation that
+    /// ends `Error` or `Canceled` changes nothing.
+    fn settle(&mut self, now: Timestamp) -> bool {
+        let Some(pending) = self.pending.take_if(|p| p.done_at <= now) else {
+            return false;
+        };
+        if pending.ends != OperationStatus::Complete {
+            return false;
         }
+        self.published = pending.published;
+        self.version += 1;
+        self.modified_at = pending.done_at;
+        self.modified_by = pending.by;
+        self.published
     }
 
     fn state(&self) -> PublishState {
@@ -261,6 +326,19 @@ impl Record {
             modified_at: Some(self.modified_at),
             modified_by: Some(self.modified_by.clone()),
             publishing: self.pending.is_some(),
+            other_published: None,
+        }
+    }
+
+    fn listed(&self, schedule: &ScheduleRef) -> ListedSchedule {
+        ListedSchedule {
+            id: schedule.schedule_id.clone(),
+            week: Some(schedule.week),
+            week_count: Some(self.week_count),
+            published: Some(self.published),
+            version: Some(self.version),
+            created_at: Some(self.created_at),
+            modified_at: Some(self.modified_at),
         }
     }
 }
@@ -278,6 +356,12 @@ pub struct Model {
     config: ModelConfig,
     schedules: HashMap<ScheduleRef, Record>,
     by_id: HashMap<String, ScheduleRef>,
+    /// The schedules covering each (business unit, week), in creation order.
+    by_week: HashMap<(String, Date), Vec<ScheduleRef>>,
+    /// Business units' own week settings.
+    units: HashMap<String, WeekSettings>,
+    /// Schedules with a publish running.
+    running: Vec<ScheduleRef>,
     uploads: HashMap<String, Upload>,
     windows: HashMap<String, Window>,
     issued: u64,
@@ -286,6 +370,7 @@ pub struct Model {
     outbox: BTreeMap<(Timestamp, u64), ScheduleNotification>,
     notify_down_until: Option<Timestamp>,
     events_queued: u64,
+    lists: u64,
 }
 
 impl Model {
@@ -307,7 +392,7 @@ impl Model {
         self.config = config;
     }
 
-    /// Creates (or replaces) a schedule, as the scheduling team would.
+    /// Creates (or replaces) a one-week schedule, as the scheduling team would.
     pub fn insert(
         &mut self,
         schedule: ScheduleRef,
@@ -316,21 +401,44 @@ impl Model {
         now: Timestamp,
         by: &str,
     ) {
-        let created = self.next_serial();
+        // A schedule takes a serial as uploads and operations do: ids stay as they were.
+        self.next_serial();
+        self.unindex(&schedule);
+        self.running.retain(|s| *s != schedule);
         self.by_id
             .insert(schedule.schedule_id.clone(), schedule.clone());
         self.schedules.insert(
-            schedule,
+            schedule.clone(),
             Record {
-                created,
+                week_count: 1,
                 published,
                 version,
+                created_at: now,
                 modified_at: now,
                 modified_by: by.to_owned(),
                 pending: None,
                 next_ends: None,
             },
         );
+        self.index(&schedule);
+    }
+
+    /// Makes a schedule span `weeks` weeks from its `weekDate` (`weekCount`).
+    pub fn set_week_count(&mut self, schedule: &ScheduleRef, weeks: u32) -> Result<(), Refusal> {
+        if !self.schedules.contains_key(schedule) {
+            return Err(not_found(schedule));
+        }
+        self.unindex(schedule);
+        if let Some(record) = self.schedules.get_mut(schedule) {
+            record.week_count = weeks.max(1);
+        }
+        self.index(schedule);
+        Ok(())
+    }
+
+    /// Gives a business unit its own start day and time zone.
+    pub fn set_week_settings(&mut self, business_unit: &str, settings: WeekSettings) {
+        self.units.insert(business_unit.to_owned(), settings);
     }
 
     /// The schedule with this id, whatever its business unit and week.
@@ -340,9 +448,8 @@ impl Model {
 
     /// Looks at a schedule without counting a call (for tests and the simulator's report).
     pub fn peek(&mut self, schedule: &ScheduleRef, now: Timestamp) -> Option<ScheduleView> {
-        let record = self.schedules.get_mut(schedule)?;
-        record.settle(now);
-        Some(view(schedule, record))
+        self.settle(now);
+        self.view(schedule).ok()
     }
 
     /// A person edits the schedule: a new draft at the next version.
@@ -390,32 +497,81 @@ impl Model {
         schedule: &ScheduleRef,
     ) -> Reply<ScheduleView> {
         self.admitted(client, now, |model| {
-            let record = model.record(schedule, now)?;
-            Ok(view(schedule, record))
+            model.settle(now);
+            model.view(schedule)
         })
     }
 
-    /// `GET .../weeks/{week}/schedules`: the week's schedules, oldest first.
+    /// `GET .../weeks/{week}/schedules`: every schedule covering the week, including those
+    /// that started in earlier weeks, in a fresh order each call.
     pub fn list_week(
         &mut self,
         client: &str,
         now: Timestamp,
         business_unit: &str,
-        week: jiff::civil::Date,
+        week: Date,
     ) -> Reply<Vec<ScheduleView>> {
         self.admitted(client, now, |model| {
-            let mut found: Vec<(u64, ScheduleView)> = model
-                .schedules
-                .iter_mut()
-                .filter(|(s, _)| s.business_unit == business_unit && s.week == week)
-                .map(|(s, record)| {
-                    record.settle(now);
-                    (record.created, view(s, record))
-                })
-                .collect();
-            found.sort_by_key(|(created, _)| *created);
-            Ok(found.into_iter().map(|(_, v)| v).collect())
+            model.settle(now);
+            let key = (business_unit.to_owned(), week);
+            let covering = model.by_week.get(&key).cloned().unwrap_or_default();
+            let mut views = covering
+                .iter()
+                .map(|s| model.view(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            model.lists += 1;
+            let mut rng = ChaCha8Rng::seed_from_u64(model.config.list_seed ^ model.lists);
+            views.shuffle(&mut rng);
+            Ok(views)
         })
+    }
+
+    /// `GET /api/v2/workforcemanagement/businessunits/{bu}` with its week settings: a unit
+    /// the model knows of (it has settings or schedules) answers; any other is not found.
+    pub fn business_unit(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        business_unit: &str,
+    ) -> Reply<WeekSettings> {
+        self.admitted(client, now, |model| {
+            if let Some(settings) = model.units.get(business_unit) {
+                return Ok(settings.clone());
+            }
+            let known = model.by_week.keys().any(|(bu, _)| bu == business_unit);
+            if known {
+                Ok(model.config.default_week.clone())
+            } else {
+                Err(Refusal::NotFound(format!(
+                    "business unit {business_unit} not found"
+                )))
+            }
+        })
+    }
+
+    /// What the Genesys client's publish does, in one call: `uploadurl`, the gzip upload of
+    /// `{"published": true, "metadata": {"version": version}}`, `update`.
+    pub fn client_publish(
+        &mut self,
+        client: &str,
+        now: Timestamp,
+        schedule: &ScheduleRef,
+        version: i64,
+    ) -> std::io::Result<Answer<PublishAccepted>> {
+        let body = gzip_publish_body(version)?;
+        let ticket = self.upload_url(client, now, schedule, body.len() as u64);
+        let key = match ticket.outcome {
+            Ok(t) => t.upload_key,
+            Err(refusal) => return Ok(refusal.into_answer(Some(ticket.rate_limit))),
+        };
+        if let Err(refusal) = self.upload(&key, &body) {
+            return Ok(refusal.into_answer(None));
+        }
+        let reply = self.update(client, now, schedule, &key);
+        Ok(reply.into_answer(|op| PublishAccepted {
+            status: op.status,
+            operation_id: Some(op.operation_id),
+        }))
     }
 
     /// `POST .../update/uploadurl` with `{"contentLengthBytes": declared_len}`.
@@ -448,7 +604,6 @@ impl Model {
             })
         })
     }
-
     /// The `PUT` to the upload URL: gzip-encoded JSON of exactly the declared length.
     /// Storage, not the API: it counts against no rate limit.
     pub fn upload(&mut self, upload_key: &str, bytes: &[u8]) -> Result<(), Refusal> {
@@ -515,8 +670,8 @@ impl Model {
     ) -> Reply<ScheduleView> {
         self.admitted(client, now, |model| {
             let schedule = model.gateway_ref(schedule_id)?;
-            let record = model.record(&schedule, now)?;
-            Ok(view(&schedule, record))
+            model.settle(now);
+            model.view(&schedule)
         })
     }
 
@@ -625,12 +780,6 @@ impl Model {
             ends,
         });
         let started = record.snapshot();
-        record.settle(now);
-        let status = if record.pending.is_some() {
-            OperationStatus::Processing
-        } else {
-            ends
-        };
         // What the operation's events will say is settled now: nothing can change a
         // schedule while its operation runs.
         let after = match ends {
@@ -640,10 +789,18 @@ impl Model {
                 modified_at: Some(done_at),
                 modified_by: Some(by.to_owned()),
                 publishing: false,
+                other_published: None,
             },
             _ => before,
         };
         self.issued = serial;
+        self.running.push(schedule.clone());
+        self.settle(now);
+        let status = if self.running.contains(schedule) {
+            OperationStatus::Processing
+        } else {
+            ends
+        };
         let id = Some(operation_id.clone());
         if status == OperationStatus::Processing {
             self.notify(now, schedule, status, id.clone(), started);
@@ -731,15 +888,124 @@ impl Model {
         self.outbox.insert((due, self.events_queued), event);
     }
 
+    /// Ends every publish whose time has come, in the order they end; one that publishes
+    /// un-publishes the business unit's other schedules sharing a week with it.
+    fn settle(&mut self, now: Timestamp) {
+        if self.running.is_empty() {
+            return;
+        }
+        let mut due: Vec<(Timestamp, ScheduleRef)> = Vec::new();
+        self.running.retain(|s| {
+            let done_at = self
+                .schedules
+                .get(s)
+                .and_then(|r| r.pending.as_ref())
+                .map(|p| p.done_at);
+            match done_at {
+                Some(at) if at <= now => {
+                    due.push((at, s.clone()));
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            }
+        });
+        due.sort();
+        for (at, schedule) in due {
+            let Some(record) = self.schedules.get_mut(&schedule) else {
+                continue;
+            };
+            let by = record.pending.as_ref().map(|p| p.by.clone());
+            if record.settle(now) {
+                self.unpublish_others(&schedule, at, by.as_deref().unwrap_or_default());
+            }
+        }
+    }
+
+    /// Publishing `schedule` un-publishes every other schedule covering one of its weeks.
+    fn unpublish_others(&mut self, schedule: &ScheduleRef, at: Timestamp, by: &str) {
+        let others: Vec<ScheduleRef> = self
+            .weeks_of(schedule)
+            .into_iter()
+            .filter_map(|week| self.by_week.get(&(schedule.business_unit.clone(), week)))
+            .flatten()
+            .filter(|s| *s != schedule)
+            .cloned()
+            .collect();
+        for other in others {
+            if let Some(record) = self.schedules.get_mut(&other)
+                && record.published
+            {
+                record.published = false;
+                record.version += 1;
+                record.modified_at = at;
+                record.modified_by = by.to_owned();
+                let snapshot = record.snapshot();
+                // Everyone else's changes are announced on the topic too.
+                self.notify(at, &other, OperationStatus::Complete, None, snapshot);
+            }
+        }
+    }
+
+    /// The schedule as a read shows it, with whether another sharing a week is published.
+    fn view(&self, schedule: &ScheduleRef) -> Result<ScheduleView, Refusal> {
+        let record = self
+            .schedules
+            .get(schedule)
+            .ok_or_else(|| not_found(schedule))?;
+        // Publishing it would un-publish any other schedule sharing one of its weeks.
+        let other_published = self.weeks_of(schedule).into_iter().any(|week| {
+            let key = (schedule.business_unit.clone(), week);
+            self.by_week.get(&key).is_some_and(|covering| {
+                covering
+                    .iter()
+                    .any(|s| s != schedule && self.schedules.get(s).is_some_and(|r| r.published))
+            })
+        });
+        let mut snapshot = record.snapshot();
+        snapshot.other_published = Some(other_published);
+        Ok(ScheduleView {
+            schedule: schedule.clone(),
+            snapshot,
+            state: record.state(),
+            listed: record.listed(schedule),
+        })
+    }
+
+    /// The weeks a stored schedule covers.
+    fn weeks_of(&self, schedule: &ScheduleRef) -> Vec<Date> {
+        let weeks = self.schedules.get(schedule).map_or(0, |r| r.week_count);
+        (0..weeks)
+            .filter_map(|n| {
+                schedule
+                    .week
+                    .checked_add(jiff::Span::new().days(7 * i64::from(n)))
+                    .ok()
+            })
+            .collect()
+    }
+
+    fn index(&mut self, schedule: &ScheduleRef) {
+        for week in self.weeks_of(schedule) {
+            let key = (schedule.business_unit.clone(), week);
+            self.by_week.entry(key).or_default().push(schedule.clone());
+        }
+    }
+
+    fn unindex(&mut self, schedule: &ScheduleRef) {
+        for week in self.weeks_of(schedule) {
+            let key = (schedule.business_unit.clone(), week);
+            if let Some(covering) = self.by_week.get_mut(&key) {
+                covering.retain(|s| s != schedule);
+            }
+        }
+    }
+
     fn record(&mut self, schedule: &ScheduleRef, now: Timestamp) -> Result<&mut Record, Refusal> {
-        let record = self.schedules.get_mut(schedule).ok_or_else(|| {
-            Refusal::NotFound(format!(
-                "schedule {} not found in week {} of business unit {}",
-                schedule.schedule_id, schedule.week, schedule.business_unit
-            ))
-        })?;
-        record.settle(now);
-        Ok(record)
+        self.settle(now);
+        self.schedules
+            .get_mut(schedule)
+            .ok_or_else(|| not_found(schedule))
     }
 
     fn gateway_ref(&self, schedule_id: &str) -> Result<ScheduleRef, Refusal> {
@@ -754,12 +1020,11 @@ impl Model {
     }
 }
 
-fn view(schedule: &ScheduleRef, record: &Record) -> ScheduleView {
-    ScheduleView {
-        schedule: schedule.clone(),
-        snapshot: record.snapshot(),
-        state: record.state(),
-    }
+fn not_found(schedule: &ScheduleRef) -> Refusal {
+    Refusal::NotFound(format!(
+        "schedule {} not found in week {} of business unit {}",
+        schedule.schedule_id, schedule.week, schedule.business_unit
+    ))
 }
 
 /// Whether the event with this serial is lost, at `per_mille` (a fixed mix of the serial).
@@ -783,7 +1048,6 @@ fn ceil_secs(d: SignedDuration) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::upload::gzip_publish_body;
 
     const CLIENT: &str = "client-a";
 
@@ -977,21 +1241,98 @@ mod tests {
         assert!(model.get(CLIENT, at(60), &sched("s1")).outcome.is_ok());
     }
 
-    #[test]
-    fn the_week_lists_its_schedules_oldest_first() {
+    fn ids(views: &[ScheduleView]) -> Vec<String> {
+        views
+            .iter()
+            .map(|v| v.schedule.schedule_id.clone())
+            .collect()
+    }
+
+    /// `s1` this week; `m` from the week before spanning two; `s2` this week; `x` next week.
+    fn a_busy_week() -> Model {
         let mut model = model_with(false, 3);
-        let mut other_week = sched("s0");
-        other_week.week = jiff::civil::date(2026, 3, 9);
-        model.insert(other_week, false, 1, at(1), "planner");
-        model.insert(sched("s2"), true, 1, at(2), "planner");
-        let listed = model.list_week(CLIENT, at(3), "bu-1", jiff::civil::date(2026, 3, 2));
-        let ids: Vec<String> = listed
-            .outcome
+        let mut multi = sched("m");
+        multi.week = jiff::civil::date(2026, 2, 23);
+        model.insert(multi.clone(), true, 1, at(1), "planner");
+        assert_eq!(model.set_week_count(&multi, 2), Ok(()));
+        model.insert(sched("s2"), false, 1, at(2), "planner");
+        let mut next = sched("x");
+        next.week = jiff::civil::date(2026, 3, 9);
+        model.insert(next, false, 1, at(3), "planner");
+        model
+    }
+
+    #[test]
+    fn the_week_lists_every_schedule_covering_it_in_no_fixed_order() {
+        let mut model = a_busy_week();
+        let week = jiff::civil::date(2026, 3, 2);
+        let orders: Vec<Vec<String>> = (0..8)
+            .map(|n| {
+                let listed = model.list_week(CLIENT, at(4 + n), "bu-1", week).outcome;
+                ids(&listed.unwrap_or_default())
+            })
+            .collect();
+        for order in &orders {
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, ["m", "s1", "s2"]);
+        }
+        assert!(
+            orders.iter().any(|o| *o != orders[0]),
+            "the order changes between calls: {orders:?}"
+        );
+        let listed = model.list_week(CLIENT, at(20), "bu-1", week).outcome;
+        let multi = listed
             .unwrap_or_default()
             .into_iter()
-            .map(|v| v.schedule.schedule_id)
-            .collect();
-        assert_eq!(ids, ["s1", "s2"]);
+            .find(|v| v.schedule.schedule_id == "m")
+            .map(|v| (v.listed.week, v.listed.week_count, v.listed.created_at));
+        assert_eq!(
+            multi,
+            Some((Some(jiff::civil::date(2026, 2, 23)), Some(2), Some(at(1))))
+        );
+    }
+
+    #[test]
+    fn publishing_one_schedule_unpublishes_another_of_its_week() {
+        let mut model = a_busy_week();
+        let read = |model: &mut Model, id: &str| {
+            let schedule = model.find(id).cloned().unwrap_or_else(|| sched(id));
+            model.peek(&schedule, at(100)).map(|v| {
+                (
+                    v.snapshot.published,
+                    v.snapshot.version,
+                    v.snapshot.other_published,
+                )
+            })
+        };
+        assert_eq!(read(&mut model, "s1"), Some((false, 3, Some(true))));
+        assert_eq!(read(&mut model, "x"), Some((false, 1, Some(false))));
+        assert!(publish(&mut model, at(10), 3).is_ok());
+        assert_eq!(
+            read(&mut model, "m"),
+            Some((false, 2, Some(true))),
+            "un-published"
+        );
+        assert_eq!(read(&mut model, "s1"), Some((true, 4, Some(false))));
+    }
+
+    #[test]
+    fn a_business_unit_answers_its_own_week_or_the_default() {
+        let mut model = model_with(false, 3);
+        let sunday = WeekSettings {
+            start_day: Weekday::Sunday,
+            time_zone: jiff::tz::TimeZone::get("America/Chicago").ok(),
+        };
+        model.set_week_settings("bu-2", sunday.clone());
+        assert_eq!(
+            model.business_unit(CLIENT, at(0), "bu-2").outcome,
+            Ok(sunday)
+        );
+        let default = model.business_unit(CLIENT, at(0), "bu-1").outcome;
+        assert_eq!(default, Ok(ModelConfig::default().default_week));
+        let unknown = model.business_unit(CLIENT, at(0), "bu-9").outcome;
+        assert_eq!(unknown.map_err(|r| r.status()), Err(404));
     }
 
     fn heard(model: &mut Model, now: Timestamp) -> Vec<(OperationStatus, bool, i64)> {

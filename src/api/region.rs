@@ -19,8 +19,10 @@ pub struct UnknownRegion {
     pub known: String,
 }
 
-/// (AWS region, Genesys domain, the city people call it by).
-const REGIONS: &[(&str, &str, &str)] = &[
+/// (AWS region, Genesys domain, the city people call it by), as Genesys' SDKs list them
+/// (platform-client-sdk-python `PureCloudRegionHosts`); `us-east-2` is the FedRAMP region and
+/// `eusc-de-east-1` the EU sovereign cloud.
+pub const REGIONS: &[(&str, &str, &str)] = &[
     ("us-east-1", "mypurecloud.com", "virginia"),
     ("us-west-2", "usw2.pure.cloud", "oregon"),
     ("ca-central-1", "cac1.pure.cloud", "canada"),
@@ -35,6 +37,10 @@ const REGIONS: &[(&str, &str, &str)] = &[
     ("ap-northeast-2", "apne2.pure.cloud", "seoul"),
     ("ap-northeast-3", "apne3.pure.cloud", "osaka"),
     ("ap-southeast-2", "mypurecloud.com.au", "sydney"),
+    ("mx-central-1", "mxc1.pure.cloud", "mexico"),
+    ("ap-southeast-1", "apse1.pure.cloud", "singapore"),
+    ("us-east-2", "use2.us-gov-pure.cloud", "fedramp"),
+    ("eusc-de-east-1", "edee1.eusc-pure.cloud", "eu-sovereign"),
 ];
 
 impl Endpoints {

@@ -9,8 +9,10 @@ use crate::api::http::{self, Caller, RawAnswer};
 use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, SharedLimiter};
 use crate::api::model::PublishState;
 use crate::api::secret::Secret;
+use crate::api::week::WeekSettings;
 use crate::api::{
-    Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
+    Answer, ApiError, ListedSchedule, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef,
+    ScheduleSnapshot,
 };
 use crate::effects::clock::Clock;
 use jiff::civil::Date;
@@ -191,6 +193,7 @@ impl ScheduleApi for RestClient {
                 modified_at: None,
                 modified_by: None,
                 publishing: status.state == PublishState::Publishing,
+                other_published: None,
             })
         })
     }
@@ -223,7 +226,7 @@ impl ScheduleApi for RestClient {
             };
             Ok(PublishAccepted {
                 status: published.status.unwrap_or(OperationStatus::Processing),
-                operation_id: published.operation_id.unwrap_or_default(),
+                operation_id: published.operation_id,
             })
         })
     }
@@ -232,17 +235,39 @@ impl ScheduleApi for RestClient {
         &self,
         business_unit: &str,
         week: Date,
-    ) -> Result<Answer<Vec<String>>, ApiError> {
+    ) -> Result<Answer<Vec<ListedSchedule>>, ApiError> {
         let Some(list) = &self.list else {
             return Err(ApiError::Protocol {
                 call: "list_week",
                 reason: "the REST gateway has no list path configured".into(),
             });
         };
+        let week_date = week;
         let week = week.to_string();
         let url = list.url(&self.base, [business_unit, &week, ""]);
         let answer = self.call("list_week", self.caller.http.get(url)).await?;
-        answer.into_answer("list_week", http::json)
+        answer.into_answer("list_week", |body| {
+            // A gateway lists ids only: each starts in the week asked for, and nothing
+            // tells them apart, so `latest` picks one only when one is listed.
+            let ids: Vec<String> = http::json(body)?;
+            Ok(ids
+                .into_iter()
+                .map(|id| ListedSchedule {
+                    week: Some(week_date),
+                    ..ListedSchedule::id_only(id)
+                })
+                .collect())
+        })
+    }
+
+    /// A gateway has no business-unit settings: weeks start on Monday in the policy's zone.
+    async fn week_settings(&self, _business_unit: &str) -> Result<Answer<WeekSettings>, ApiError> {
+        Ok(Answer {
+            status: 200,
+            retry_after: None,
+            rate_limit: None,
+            body: Some(WeekSettings::MONDAY_IN_POLICY_ZONE),
+        })
     }
 }
 

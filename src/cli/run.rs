@@ -108,11 +108,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         match config.backend.get_ref() {
             Backend::Genesys => {
                 let client = genesys_client(&config)?;
+                check_week(&client, &schedule).await?;
                 drive(&client, &policy, runner, &sink, schedule, trigger).await;
                 Ok(())
             }
             Backend::Rest => {
                 let client = rest_client(&config)?;
+                check_week(&client, &schedule).await?;
                 drive(&client, &policy, runner, &sink, schedule, trigger).await;
                 Ok(())
             }
@@ -172,6 +174,21 @@ fn endpoints(section: &GenesysSection) -> Result<Endpoints, String> {
         (Some(region), _, _) => Endpoints::for_region(region).map_err(|e| e.to_string()),
         (None, Some(login), Some(api)) => Ok(Endpoints::explicit(login, api)),
         _ => Err("[genesys] needs `region`, or `login_url` and `api_url`".into()),
+    }
+}
+
+/// `--week` must be the business unit's start day. When the settings cannot be read, the
+/// schedule read that follows reports why.
+async fn check_week<A: ScheduleApi>(api: &A, schedule: &ScheduleRef) -> Result<(), CliError> {
+    let Ok(answer) = api.week_settings(&schedule.business_unit).await else {
+        return Ok(());
+    };
+    match answer.body {
+        Some(settings) => settings
+            .check(schedule.week)
+            .map(|_| ())
+            .map_err(|e| CliError::Usage(format!("--week {}: {e}", schedule.week))),
+        None => Ok(()),
     }
 }
 

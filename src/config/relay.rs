@@ -138,11 +138,12 @@ pub struct SourceSection {
     pub token_env: Option<String>,
     /// The business unit (default: the file's `business_unit`).
     pub business_unit: Option<String>,
-    /// The week: a pointer to a date, or `current` (the week containing now, in the
-    /// policy's time zone).
+    /// The week: a pointer to a date (the business unit's start day), or `current` (the
+    /// week containing now, by the business unit's start day and time zone).
     #[serde(default = "default_week")]
     pub week: String,
-    /// The schedule id: a pointer, a fixed id, or `latest` (the week's newest schedule).
+    /// The schedule id: a pointer, a fixed id, `latest` (the newest schedule starting that
+    /// week) or `published` (the week's published one).
     #[serde(default = "default_schedule")]
     pub schedule: String,
     /// The event name.
@@ -162,14 +163,6 @@ fn default_schedule() -> String {
 
 fn default_event() -> String {
     "/event".into()
-}
-
-fn field(text: &str) -> Field {
-    if text.starts_with('/') {
-        Field::Pointer(text.to_owned())
-    } else {
-        Field::Fixed(text.to_owned())
-    }
 }
 
 impl SourceSection {
@@ -211,10 +204,10 @@ impl SourceSection {
         Ok(Source {
             auth,
             mapping: Mapping {
-                business_unit: field(business_unit),
-                week: field(&self.week),
-                schedule_id: field(&self.schedule),
-                event: field(&self.event),
+                business_unit: Field::from_setting(business_unit),
+                week: Field::from_setting(&self.week),
+                schedule_id: Field::from_setting(&self.schedule),
+                event: Field::from_setting(&self.event),
                 delivery_id: self.delivery_id.clone(),
             },
         })

@@ -133,6 +133,13 @@ pub const FACTS: &[FactDef] = &[
         "Who last changed it (`metadata.modifiedBy`).",
     ),
     fact(
+        "schedule.other_published",
+        FactType::Bool,
+        true,
+        Availability::Always,
+        "Another schedule covering this schedule's week is published (from the week's list); publishing this one would un-publish it. Absent when the backend cannot say.",
+    ),
+    fact(
         "trigger.source",
         FactType::Source,
         false,

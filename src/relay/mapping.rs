@@ -16,6 +16,18 @@ pub enum Field {
     Fixed(String),
 }
 
+impl Field {
+    /// A setting as a configuration gives it: a JSON pointer when it starts with `/`, else
+    /// a fixed value.
+    pub fn from_setting(text: &str) -> Field {
+        if text.starts_with('/') {
+            Field::Pointer(text.to_owned())
+        } else {
+            Field::Fixed(text.to_owned())
+        }
+    }
+}
+
 /// A source's mapping from payload to trigger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mapping {

@@ -14,6 +14,7 @@
 //!
 //! [`TriggerStore`]: store::TriggerStore
 
+pub(crate) mod choice;
 pub mod connections;
 pub mod durability;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod intake;
 pub mod mapping;
 pub mod metrics;
 pub(crate) mod problem;
+pub(crate) mod resolve;
 pub mod rules;
 pub mod server;
 pub mod sqlite_store;

@@ -15,6 +15,7 @@
 
 use super::mapping::ScheduleTarget;
 use super::metrics::Metrics;
+use super::resolve::{Unresolved, WeekCache, resolve};
 use super::rules::Rules;
 use super::store::{Progress, StoredTrigger, TriggerNote, TriggerStatus, TriggerStore};
 use crate::api::{OperationStatus, ScheduleApi, ScheduleRef};
@@ -26,7 +27,6 @@ use crate::policy::Policy;
 use crate::runner::driver::Driver;
 use crate::runner::event::{Batch, CycleCause, Event, EventKind, EventRecorder, Outcome};
 use crate::runner::{EarlierWrite, RunnerConfig, Trigger};
-use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -90,9 +90,11 @@ type Feed = (ScheduleRef, Trigger, String);
 /// restart.
 pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<(), WorkerError> {
     let book = RefCell::new(Book::default());
+    let weeks = Weeks::default();
     let recorder = AuditRecorder {
         parts: &parts,
         book: &book,
+        weeks: &weeks,
         run: parts.audit.last_seq() + 1,
         steps: Cell::new(0),
     };
@@ -110,7 +112,7 @@ pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<()
     }
     let rules = &parts.rules;
     let driving = driver.run(|| rules.current(), rx);
-    let feeding = feed(&api, &parts, &book, unfinished, tx);
+    let feeding = feed(&api, &parts, &book, &weeks, unfinished, tx);
     tokio::pin!(driving, feeding);
     tokio::select! {
         // While the feeder runs, the driver ends only on an error.
@@ -135,6 +137,10 @@ struct Book {
     /// Triggers not fed yet: new, deferred, or waiting to be resolved (see `due_at`).
     waiting: Vec<StoredTrigger>,
 }
+
+/// Business units' week settings: the feeder reads them, and forgets a unit's once a read
+/// of one of its schedules answers 404.
+type Weeks = RefCell<WeekCache>;
 
 impl Book {
     /// Take the waiting triggers due at `now`; returns them and when the next one is due.
@@ -291,6 +297,7 @@ async fn feed<A: ScheduleApi>(
     api: &A,
     parts: &WorkerParts,
     book: &RefCell<Book>,
+    weeks: &Weeks,
     unfinished: Vec<StoredTrigger>,
     driver: mpsc::Sender<Feed>,
 ) -> Result<(), WorkerError> {
@@ -318,7 +325,7 @@ async fn feed<A: ScheduleApi>(
         };
         if !due.is_empty() {
             let policy = parts.rules.current();
-            for (stored, schedule) in resolve_all(api, &policy, parts, book, due).await? {
+            for (stored, schedule) in resolve_all(api, &policy, parts, book, weeks, due).await? {
                 let trigger = trigger_of(&stored);
                 let receipt = stored.receipt.id.clone();
                 book.borrow_mut().fed.insert(receipt.clone(), stored);
@@ -361,6 +368,7 @@ async fn resolve_all<A: ScheduleApi>(
     policy: &Policy,
     parts: &WorkerParts,
     book: &RefCell<Book>,
+    weeks: &Weeks,
     due: Vec<StoredTrigger>,
 ) -> Result<Vec<(StoredTrigger, ScheduleRef)>, WorkerError> {
     let mut fed = Vec::with_capacity(due.len());
@@ -370,7 +378,7 @@ async fn resolve_all<A: ScheduleApi>(
         let resolved = match cache.get(&stored.target) {
             Some(r) => r.clone(),
             None => {
-                let r = resolve(api, policy, now, &stored.target).await;
+                let r = resolve(api, &policy.timezone, now, &stored.target, weeks).await;
                 cache.insert(stored.target.clone(), r.clone());
                 r
             }
@@ -410,65 +418,12 @@ async fn resolve_all<A: ScheduleApi>(
     Ok(fed)
 }
 
-/// Why a trigger's schedule is not known.
-#[derive(Clone, Debug)]
-enum Unresolved {
-    /// The API could not say now; try again later.
-    Later(String),
-    /// The stored target is unusable.
-    Never(String),
-}
-
-/// The schedule a stored target names: `current` is the week (from Monday) containing now
-/// in the policy's time zone; `latest` is the newest schedule the API lists for that week.
-async fn resolve<A: ScheduleApi>(
-    api: &A,
-    policy: &Policy,
-    now: Timestamp,
-    target: &ScheduleTarget,
-) -> Result<ScheduleRef, Unresolved> {
-    let week = if target.week == "current" {
-        let today = policy.timezone.to_datetime(now).date();
-        let back = i64::from(today.weekday().to_monday_zero_offset());
-        today
-            .checked_sub(jiff::Span::new().days(back))
-            .map_err(|e| Unresolved::Never(e.to_string()))?
-    } else {
-        target
-            .week
-            .parse::<Date>()
-            .map_err(|e| Unresolved::Never(format!("week {:?}: {e}", target.week)))?
-    };
-    let schedule_id = if target.schedule_id == "latest" {
-        let answer = api
-            .list_week(&target.business_unit, week)
-            .await
-            .map_err(|e| Unresolved::Later(e.to_string()))?;
-        let listed = answer.body.filter(|_| (200..300).contains(&answer.status));
-        let Some(ids) = listed else {
-            return Err(Unresolved::Later(format!(
-                "list answered {}",
-                answer.status
-            )));
-        };
-        ids.last().cloned().ok_or_else(|| {
-            Unresolved::Later(format!("no schedule listed for the week of {week}"))
-        })?
-    } else {
-        target.schedule_id.clone()
-    };
-    Ok(ScheduleRef {
-        business_unit: target.business_unit.clone(),
-        week,
-        schedule_id,
-    })
-}
-
 /// Records the driver's batches in the audit log, then the progress of the triggers whose
 /// cycles ended in them.
 struct AuditRecorder<'p> {
     parts: &'p WorkerParts,
     book: &'p RefCell<Book>,
+    weeks: &'p Weeks,
     /// This run's step-id prefix.
     run: u64,
     /// Steps numbered so far in this run.
@@ -516,6 +471,16 @@ impl EventRecorder<String> for AuditRecorder<'_> {
             written?;
         }
         count(&self.parts.metrics, &batch.events);
+        for event in &batch.events {
+            if let EventKind::StateRead {
+                status: Some(404), ..
+            } = &event.kind
+            {
+                self.weeks
+                    .borrow_mut()
+                    .forget(&event.schedule.business_unit);
+            }
+        }
         let marks = self.book.borrow_mut().answer(&batch);
         let store = &self.parts.store;
         // Submitted in order, so a cycle's publish note never lands after its outcome.

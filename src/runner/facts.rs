@@ -13,6 +13,7 @@ const SCHEDULE_VERSION: FactId = fact_id("schedule.version");
 const SCHEDULE_WEEK: FactId = fact_id("schedule.week");
 const SCHEDULE_MODIFIED_AT: FactId = fact_id("schedule.modified_at");
 const SCHEDULE_MODIFIED_BY: FactId = fact_id("schedule.modified_by");
+const SCHEDULE_OTHER_PUBLISHED: FactId = fact_id("schedule.other_published");
 const TRIGGER_SOURCE: FactId = fact_id("trigger.source");
 const TRIGGER_EVENT: FactId = fact_id("trigger.event");
 const TRIGGER_RECEIVED_AT: FactId = fact_id("trigger.received_at");
@@ -120,6 +121,7 @@ pub fn trigger_facts(from: &FactSources<'_>) -> Facts {
         facts.set(SCHEDULE_VERSION, Some(Value::Int(s.version)));
         facts.set(SCHEDULE_MODIFIED_AT, s.modified_at.map(Value::Instant));
         facts.set(SCHEDULE_MODIFIED_BY, s.modified_by.clone().map(Value::Str));
+        facts.set(SCHEDULE_OTHER_PUBLISHED, s.other_published.map(Value::Bool));
     }
     let t = from.trigger;
     facts.set(TRIGGER_SOURCE, Some(Value::Str(t.source.clone())));
@@ -187,6 +189,7 @@ mod tests {
             modified_at: None,
             modified_by: None,
             publishing: false,
+            other_published: None,
         };
         let processing = Some(OperationStatus::Processing);
         assert_eq!(

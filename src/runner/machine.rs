@@ -361,7 +361,7 @@ impl ScheduleMachine {
                 error,
                 retry_after,
                 operation: accepted.as_ref().map(|a| a.status),
-                operation_id: accepted.map(|a| a.operation_id),
+                operation_id: accepted.and_then(|a| a.operation_id),
             },
         );
         self.decide(step, PhaseKind::Response, Some((status, retry_after)));

@@ -162,6 +162,7 @@ fn snapshot(published: bool, version: i64) -> CallResult<ScheduleSnapshot> {
             modified_at: None,
             modified_by: None,
             publishing: false,
+            other_published: None,
         }),
     })
 }
@@ -173,7 +174,7 @@ fn accepted(status: OperationStatus) -> CallResult<PublishAccepted> {
         rate_limit: None,
         body: Some(PublishAccepted {
             status,
-            operation_id: "op-1".into(),
+            operation_id: Some("op-1".into()),
         }),
     })
 }

@@ -2,8 +2,7 @@
 //! instants, behind the faults a scenario switches on (outages, a rate of server errors).
 //! The answers take the shape the live clients give the runner.
 
-use crate::api::model::{Model, ModelConfig, Refusal, Reply};
-use crate::api::upload::gzip_publish_body;
+use crate::api::model::{Model, ModelConfig};
 use crate::api::{Answer, OperationStatus, PublishAccepted, ScheduleRef, ScheduleSnapshot};
 use crate::runner::{CallFailure, CallResult};
 use crate::sim::scenario::{ApiBehaviour, Scenario};
@@ -28,15 +27,24 @@ impl SimApi {
         let mut model = Model::new(ModelConfig {
             processing_time: scenario.api.processing,
             requests_per_minute: scenario.api.rate_limit,
+            list_seed: scenario.seed,
+            ..ModelConfig::default()
         });
+        for unit in &scenario.business_units {
+            model.set_week_settings(&unit.id, unit.week.clone());
+        }
         for (spec, schedule) in scenario.schedules.iter().zip(refs) {
             model.insert(
                 schedule.clone(),
                 spec.published,
                 spec.version,
-                scenario.start,
+                spec.created.unwrap_or(scenario.start),
                 "planner",
             );
+            if spec.weeks > 1 {
+                // The schedule was just inserted: it is there to span more weeks.
+                let _ = model.set_week_count(schedule, spec.weeks);
+            }
         }
         SimApi {
             model,
@@ -76,7 +84,7 @@ impl SimApi {
             return Ok(error_answer(status));
         }
         let reply = self.model.get(CLIENT, now, schedule);
-        Ok(answer(reply, |view| view.snapshot))
+        Ok(reply.into_answer(|view| view.snapshot))
     }
 
     /// Publish the schedule at `version` at `now`: uploadurl, the upload, update.
@@ -89,49 +97,9 @@ impl SimApi {
         if let Some(status) = self.fault(now) {
             return Ok(error_answer(status));
         }
-        let body = gzip_publish_body(version).map_err(|e| CallFailure(e.to_string()))?;
-        let ticket = self
-            .model
-            .upload_url(CLIENT, now, schedule, body.len() as u64);
-        let key = match ticket.outcome {
-            Ok(t) => t.upload_key,
-            Err(refusal) => return Ok(refused(refusal, Some(ticket.rate_limit))),
-        };
-        if let Err(refusal) = self.model.upload(&key, &body) {
-            return Ok(refused(refusal, None));
-        }
-        let reply = self.model.update(CLIENT, now, schedule, &key);
-        Ok(answer(reply, |op| PublishAccepted {
-            status: op.status,
-            operation_id: op.operation_id,
-        }))
-    }
-}
-
-fn answer<T, U>(reply: Reply<T>, body: impl FnOnce(T) -> U) -> Answer<U> {
-    match reply.outcome {
-        Ok(value) => Answer {
-            status: 200,
-            retry_after: None,
-            rate_limit: Some(reply.rate_limit),
-            body: Some(body(value)),
-        },
-        Err(refusal) => refused(refusal, Some(reply.rate_limit)),
-    }
-}
-
-fn refused<U>(refusal: Refusal, rate_limit: Option<crate::api::RateLimitInfo>) -> Answer<U> {
-    let retry_after = match refusal {
-        Refusal::TooManyRequests { retry_after_secs } => {
-            Some(SignedDuration::from_secs(i64::from(retry_after_secs)))
-        }
-        _ => None,
-    };
-    Answer {
-        status: refusal.status(),
-        retry_after,
-        rate_limit,
-        body: None,
+        self.model
+            .client_publish(CLIENT, now, schedule, version)
+            .map_err(|e| CallFailure(e.to_string()))
     }
 }
 

@@ -2,12 +2,13 @@
 //! behaves, which rules decide, and what the run should show. Loaded from TOML into a
 //! validated [`Scenario`], or into diagnostics that point at the offending line.
 
+use crate::api::week::{WeekSettings, parse_weekday};
 use crate::language::diagnostic::{Code, Diagnostic};
 use crate::language::span::Span;
 use crate::language::suggest;
 use crate::policy::Policy;
 use crate::sim::expect::Expectations;
-use jiff::civil::{Date, Time};
+use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -33,6 +34,8 @@ pub struct Scenario {
     pub seed: u64,
     /// The schedules, in file order; triggers refer to them by index.
     pub schedules: Vec<ScheduleSpec>,
+    /// Business units with a week of their own (others start on Monday in London).
+    pub business_units: Vec<BusinessUnitSpec>,
     /// How the simulated API behaves.
     pub api: ApiBehaviour,
     /// How the runner is configured.
@@ -60,6 +63,19 @@ pub struct ScheduleSpec {
     pub published: bool,
     /// Its `metadata.version` at the start.
     pub version: i64,
+    /// How many weeks it spans from `week` (`weekCount`).
+    pub weeks: u32,
+    /// When it was created (`metadata.dateCreated`); the start when not given.
+    pub created: Option<Timestamp>,
+}
+
+/// A business unit's own week (what `GET .../businessunits/{id}` answers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BusinessUnitSpec {
+    /// The business unit id.
+    pub id: String,
+    /// Its start day and time zone.
+    pub week: WeekSettings,
 }
 
 /// How the simulated Genesys API behaves.
@@ -454,6 +470,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "runner",
     "api",
     "schedule",
+    "business_unit",
     "person",
     "trigger",
     "burst",
@@ -537,6 +554,7 @@ impl RawScenario {
                 "runner" => raw.runner = r.one(value).unwrap_or_default(),
                 "api" => raw.api = r.one(value).unwrap_or_default(),
                 "schedule" => raw.schedule = r.each(value),
+                "business_unit" => raw.business_unit = r.one(value).unwrap_or_default(),
                 "person" => raw.person = r.each(value),
                 "trigger" => raw.trigger = r.each(value),
                 "burst" => raw.burst = r.each(value),
@@ -579,6 +597,7 @@ struct RawRest {
     runner: RawRunner,
     api: RawApi,
     schedule: Vec<Spanned<RawSchedule>>,
+    business_unit: Vec<RawBusinessUnit>,
     person: Vec<Spanned<RawPerson>>,
     trigger: Vec<Spanned<RawTrigger>>,
     burst: Vec<Spanned<RawBurst>>,
@@ -628,6 +647,16 @@ struct RawSchedule {
     published: bool,
     #[serde(default = "default_version")]
     version: i64,
+    weeks: Option<Spanned<u32>>,
+    created: Option<Spanned<Instant>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBusinessUnit {
+    id: String,
+    week_starts: Spanned<String>,
+    timezone: Spanned<String>,
 }
 
 fn default_version() -> i64 {
@@ -737,9 +766,10 @@ impl Validator {
         dir: &Path,
     ) -> Result<(Scenario, Vec<SourceUse>), Vec<Diagnostic>> {
         let RawScenario { rules, start, rest } = raw;
-        let schedules = self.schedules(rest.schedule);
-        let api = self.api(rest.api);
         let start = start.0;
+        let schedules = self.schedules(rest.schedule, start);
+        let business_units = self.business_units(rest.business_unit);
+        let api = self.api(rest.api);
         let end = rest.end.map(|end| {
             if end.get_ref().0 <= start {
                 self.error(span_of(&end), "`end` must come after `start`");
@@ -855,6 +885,7 @@ impl Validator {
             end,
             seed: rest.seed,
             schedules,
+            business_units,
             api,
             runner: RunnerOptions {
                 coalesce: rest.runner.coalesce.unwrap_or(true),
@@ -932,7 +963,7 @@ impl Validator {
         from
     }
 
-    fn schedules(&mut self, raw: Vec<Spanned<RawSchedule>>) -> Vec<ScheduleSpec> {
+    fn schedules(&mut self, raw: Vec<Spanned<RawSchedule>>, start: Timestamp) -> Vec<ScheduleSpec> {
         let mut out = Vec::with_capacity(raw.len());
         for schedule in raw {
             let schedule = schedule.into_inner();
@@ -949,15 +980,62 @@ impl Validator {
                     format!("schedule `{id}` is declared twice"),
                 );
             }
+            let weeks = schedule.weeks.map_or(1, |w| {
+                if *w.get_ref() == 0 {
+                    self.error(span_of(&w), "`weeks` must be at least 1");
+                }
+                *w.get_ref()
+            });
+            let created = schedule.created.map(|c| {
+                let at = c.get_ref().0;
+                if at > start {
+                    self.error(span_of(&c), "`created` must not be after `start`");
+                }
+                at
+            });
             out.push(ScheduleSpec {
                 id,
                 business_unit: schedule.bu,
                 week: schedule.week.0,
                 published: schedule.published,
                 version: schedule.version,
+                weeks,
+                created,
             });
         }
         out
+    }
+
+    fn business_units(&mut self, raw: Vec<RawBusinessUnit>) -> Vec<BusinessUnitSpec> {
+        raw.into_iter()
+            .map(|unit| {
+                let start_day = parse_weekday(unit.week_starts.get_ref()).unwrap_or_else(|_| {
+                    let message = format!(
+                        "`week_starts` must be a day of the week (Sunday..Saturday), got {:?}",
+                        unit.week_starts.get_ref()
+                    );
+                    self.error(span_of(&unit.week_starts), message);
+                    Weekday::Monday
+                });
+                let time_zone = TimeZone::get(unit.timezone.get_ref()).unwrap_or_else(|_| {
+                    self.error(
+                        span_of(&unit.timezone),
+                        format!(
+                            "`{}` is not an IANA time-zone name",
+                            unit.timezone.get_ref()
+                        ),
+                    );
+                    TimeZone::UTC
+                });
+                BusinessUnitSpec {
+                    id: unit.id,
+                    week: WeekSettings {
+                        start_day,
+                        time_zone: Some(time_zone),
+                    },
+                }
+            })
+            .collect()
     }
 
     fn api(&mut self, raw: RawApi) -> ApiBehaviour {
@@ -1161,6 +1239,7 @@ mod tests {
             ("[api]", fields_of::<RawApi>()),
             ("[[api.outage]]", fields_of::<RawOutage>()),
             ("[[schedule]]", fields_of::<RawSchedule>()),
+            ("[[business_unit]]", fields_of::<RawBusinessUnit>()),
             ("[[person]]", fields_of::<RawPerson>()),
             ("[[trigger]]", fields_of::<RawTrigger>()),
             ("[[burst]]", fields_of::<RawBurst>()),

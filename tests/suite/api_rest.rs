@@ -1,4 +1,6 @@
-//! The plain REST backend against the double's gateway routes, over real HTTP on loopback.
+//! The plain REST backend against the double's gateway routes, over real HTTP on loopback:
+//! what is particular to a gateway (its publishing state, configurable paths, timeouts); what
+//! every backend keeps is in `api_contract`.
 
 use crate::api_support::{double, schedule};
 use jiff::SignedDuration;
@@ -49,30 +51,6 @@ async fn the_gateway_reads_draft_publishing_and_published() {
         .collect();
     assert_eq!(keys, [Some("t-1:publish".to_owned())]);
     assert_eq!(double.calls(CallKind::GatewayStatus), 3);
-}
-
-#[tokio::test]
-async fn the_gateway_answers_409_to_a_second_publish_and_a_stale_version() {
-    let (double, clock) = double(|_| {}).await;
-    double.add_schedule(&schedule(), false, 3);
-    let client = rest(&double, &clock);
-    let stale = client.publish(&schedule(), 2, "a").await.ok();
-    assert_eq!(stale.map(|a| a.status), Some(409));
-    assert!(client.publish(&schedule(), 3, "b").await.is_ok());
-    let again = client.publish(&schedule(), 3, "c").await.ok();
-    assert_eq!(again.map(|a| (a.status, a.body)), Some((409, None)));
-}
-
-#[tokio::test]
-async fn the_gateway_lists_a_week() {
-    let (double, clock) = double(|_| {}).await;
-    double.add_schedule(&schedule(), false, 3);
-    let listed = rest(&double, &clock)
-        .list_week("bu-1", schedule().week)
-        .await
-        .ok()
-        .and_then(|a| a.body);
-    assert_eq!(listed, Some(vec!["sched-1".to_owned()]));
 }
 
 #[tokio::test]

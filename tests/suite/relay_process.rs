@@ -32,11 +32,17 @@ event = "/event"
 "#;
 
 const WEEK: Date = Date::constant(2026, 3, 30);
+
+/// Each schedule its own week: publishing one schedule un-publishes another of its week.
+fn week_of(schedule_id: &str) -> Date {
+    let n: i64 = schedule_id.trim_start_matches("s-").parse().unwrap_or(0);
+    WEEK.checked_add(jiff::Span::new().weeks(n)).unwrap()
+}
 /// The storms spread over this many draft schedules, `s-0`, `s-1`, ...
 const SCHEDULES: usize = 4;
 
 fn body(schedule_id: &str) -> String {
-    json!({"week": WEEK.to_string(), "schedule_id": schedule_id, "event": "case.updated"})
+    json!({"week": week_of(schedule_id).to_string(), "schedule_id": schedule_id, "event": "case.updated"})
         .to_string()
 }
 
@@ -84,7 +90,8 @@ async fn a_relay_killed_while_publishes_are_processing_does_not_publish_them_aga
 async fn drafts(processing: SignedDuration) -> ApiDouble {
     let double = double(processing).await;
     for s in 0..SCHEDULES {
-        double.add_schedule(&schedule(WEEK, &format!("s-{s}")), false, 1);
+        let id = format!("s-{s}");
+        double.add_schedule(&schedule(week_of(&id), &id), false, 1);
     }
     double
 }
@@ -194,7 +201,8 @@ async fn kill_mid_storm_then_restart(processing: SignedDuration) {
     assert_eq!(double.calls(CallKind::Update), SCHEDULES);
     assert_eq!(double.conflicts(), 0);
     for s in 0..SCHEDULES {
-        let view = double.schedule(&schedule(WEEK, &format!("s-{s}"))).unwrap();
+        let id = format!("s-{s}");
+        let view = double.schedule(&schedule(week_of(&id), &id)).unwrap();
         assert!(view.snapshot.published, "s-{s}");
     }
 }
@@ -212,7 +220,7 @@ fn receipt_of(json: Result<Value, reqwest::Error>) -> Option<String> {
 async fn sighup_with_a_broken_file_keeps_the_policy_and_with_a_good_one_the_next_cycle_uses_it() {
     let double = double(SignedDuration::ZERO).await;
     for id in ["s-1", "s-2"] {
-        double.add_schedule(&schedule(WEEK, id), false, 1);
+        double.add_schedule(&schedule(week_of(id), id), false, 1);
     }
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();

@@ -145,6 +145,7 @@ async fn start_with(options: Options) -> Rig {
         model: ModelConfig {
             processing_time: SignedDuration::ZERO,
             requests_per_minute: 10_000,
+            ..ModelConfig::default()
         },
         ..DoubleConfig::default()
     })

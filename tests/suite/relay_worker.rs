@@ -1,4 +1,4 @@
-//! The relay's worker against a scripted API, a SQLite store and an audit log, on a clock
+//! The relay's worker against the one model of Genesys' API, a SQLite store and an audit log, on a clock
 //! the test moves: one schedule's long backoff holds up no other schedule, triggers that
 //! arrive while a publish is processing coalesce into it, the decision to publish is on
 //! disk before the publish call goes out, a crash between recording a cycle and marking its
@@ -8,8 +8,10 @@
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
+use publish_guard::api::model::{Model, ModelConfig};
+use publish_guard::api::week::WeekSettings;
 use publish_guard::api::{
-    Answer, ApiError, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
+    Answer, ApiError, ListedSchedule, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
 };
 use publish_guard::audit::checkpoint::checkpoints_path;
 use publish_guard::audit::log::{AuditLog, AuditOptions};
@@ -31,7 +33,7 @@ use publish_guard::runner::event::{Batch, EventKind, EventRecorder};
 use publish_guard::runner::{RunnerConfig, Trigger};
 use serde_json::{Value, json};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -57,65 +59,85 @@ fn schedule(id: &str) -> ScheduleRef {
     }
 }
 
-/// One schedule as the scripted API holds it.
-#[derive(Clone, Debug, Default)]
-struct Held {
-    published: bool,
-    publishing: bool,
-    version: i64,
-    /// When the publish in flight completes.
-    completes_at: Option<Timestamp>,
-}
-
-impl Held {
-    /// Complete the publish in flight once its time has come.
-    fn settle(&mut self, now: Timestamp) {
-        if self.completes_at.is_some_and(|t| t <= now) {
-            self.completes_at = None;
-            self.published = true;
-            self.version += 1;
-        }
-    }
-}
-
 /// Called as each publish call arrives, before it takes effect.
 type PublishHook = Box<dyn Fn(&ScheduleRef)>;
 
-/// What the scripted API shares with the test.
-#[derive(Default)]
+/// What the test shares with the API: the one model, and what the test watches.
 struct ApiState {
-    schedules: HashMap<String, Held>,
-    /// `read A`, `publish A`, in order.
+    model: Model,
+    /// `read A`, `publish A`, `conflict A`, in order.
     calls: Vec<String>,
-    /// How long a publish stays Processing.
-    processing: SignedDuration,
     /// Called as each publish call arrives, before it takes effect.
     on_publish: Option<PublishHook>,
     /// Reads wait for this before they answer.
     read_gate: Option<Rc<Notify>>,
+    /// Reads say a publish is running, as a REST gateway does; Genesys' read cannot tell.
+    shows_publishing: bool,
 }
 
-/// An in-memory schedule API on the test's clock.
+/// The one model of Genesys' API (`api::model`), called in process on the test's clock.
 #[derive(Clone)]
-struct ScriptedApi {
+struct ModelApi {
     state: Rc<RefCell<ApiState>>,
     clock: ManualClock,
 }
 
-impl ScriptedApi {
-    fn set(&self, id: &str, held: Held) {
-        self.state.borrow_mut().schedules.insert(id.into(), held);
+/// The OAuth client the worker calls the model as.
+const CLIENT: &str = "relay";
+
+impl ModelApi {
+    fn new(clock: &ManualClock) -> Self {
+        let model = Model::new(ModelConfig {
+            processing_time: SignedDuration::ZERO,
+            ..ModelConfig::default()
+        });
+        let state = ApiState {
+            model,
+            calls: Vec::new(),
+            on_publish: None,
+            read_gate: None,
+            shows_publishing: false,
+        };
+        Self {
+            state: Rc::new(RefCell::new(state)),
+            clock: clock.clone(),
+        }
     }
 
-    /// An unpublished schedule at `version`.
+    /// An unpublished schedule at `version` (replacing any of that id).
     fn draft(&self, id: &str, version: i64) {
-        self.set(
-            id,
-            Held {
-                version,
-                ..Held::default()
-            },
-        );
+        let now = self.clock.now();
+        self.state
+            .borrow_mut()
+            .model
+            .insert(schedule(id), false, version, now, "planner");
+    }
+
+    /// A draft at `version` that a planner is publishing, for as long as the test wants;
+    /// reads say so from now on.
+    fn publishing(&self, id: &str, version: i64) {
+        self.draft(id, version);
+        let now = self.clock.now();
+        let mut state = self.state.borrow_mut();
+        state.shows_publishing = true;
+        let config = state.model.config().clone();
+        state.model.set_config(ModelConfig {
+            processing_time: SignedDuration::from_hours(24),
+            ..config.clone()
+        });
+        let started = state.model.person_publish(&schedule(id), now, "planner");
+        assert!(started.is_ok(), "{started:?}");
+        state.model.set_config(config);
+    }
+
+    /// How long our publishes stay Processing.
+    fn set_processing(&self, processing: SignedDuration) {
+        let mut state = self.state.borrow_mut();
+        let config = state.model.config().clone();
+        state.model.set_config(ModelConfig {
+            processing_time: processing,
+            ..config
+        });
     }
 
     fn calls(&self) -> Vec<String> {
@@ -127,9 +149,7 @@ impl ScriptedApi {
     }
 }
 
-impl ScheduleApi for ScriptedApi {
-    /// Like Genesys: a read cannot tell that a publish is running; the version moves on
-    /// when it completes.
+impl ScheduleApi for ModelApi {
     async fn read(&self, schedule: &ScheduleRef) -> Result<Answer<ScheduleSnapshot>, ApiError> {
         let gate = {
             let mut state = self.state.borrow_mut();
@@ -141,21 +161,14 @@ impl ScheduleApi for ScriptedApi {
         }
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();
-        let held = state
-            .schedules
-            .entry(schedule.schedule_id.clone())
-            .or_default();
-        held.settle(now);
-        Ok(answer(ScheduleSnapshot {
-            published: held.published,
-            version: held.version,
-            modified_at: None,
-            modified_by: None,
-            publishing: held.publishing,
+        let shows_publishing = state.shows_publishing;
+        let reply = state.model.get(CLIENT, now, schedule);
+        Ok(reply.into_answer(|view| ScheduleSnapshot {
+            publishing: view.snapshot.publishing && shows_publishing,
+            ..view.snapshot
         }))
     }
 
-    /// Like Genesys: a publish while one is running answers 409.
     async fn publish(
         &self,
         schedule: &ScheduleRef,
@@ -167,55 +180,41 @@ impl ScheduleApi for ScriptedApi {
         }
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();
-        let processing = state.processing;
-        let held = state
-            .schedules
-            .entry(schedule.schedule_id.clone())
-            .or_default();
-        held.settle(now);
-        if held.completes_at.is_some() || held.version != version {
-            state
-                .calls
-                .push(format!("conflict {}", schedule.schedule_id));
-            return Ok(Answer {
-                status: 409,
-                retry_after: None,
-                rate_limit: None,
-                body: None,
-            });
-        }
-        held.completes_at = now.checked_add(processing).ok();
-        held.settle(now);
-        let status = if held.completes_at.is_some() {
-            OperationStatus::Processing
+        let answer = state
+            .model
+            .client_publish(CLIENT, now, schedule, version)
+            .map_err(|e| ApiError::Protocol {
+                call: "publish",
+                reason: e.to_string(),
+            })?;
+        let call = if answer.status == 409 {
+            "conflict"
         } else {
-            OperationStatus::Complete
+            "publish"
         };
-        let operation_id = format!("op-{}", held.version);
-        state
-            .calls
-            .push(format!("publish {}", schedule.schedule_id));
-        Ok(answer(PublishAccepted {
-            status,
-            operation_id,
-        }))
+        state.calls.push(format!("{call} {}", schedule.schedule_id));
+        Ok(answer)
     }
 
     async fn list_week(
         &self,
-        _business_unit: &str,
-        _week: Date,
-    ) -> Result<Answer<Vec<String>>, ApiError> {
-        Ok(answer(Vec::new()))
+        business_unit: &str,
+        week: Date,
+    ) -> Result<Answer<Vec<ListedSchedule>>, ApiError> {
+        let now = self.clock.now();
+        let mut state = self.state.borrow_mut();
+        let reply = state.model.list_week(CLIENT, now, business_unit, week);
+        Ok(reply.into_answer(|views| views.into_iter().map(|v| v.listed).collect()))
     }
-}
 
-fn answer<T>(body: T) -> Answer<T> {
-    Answer {
-        status: 200,
-        retry_after: None,
-        rate_limit: None,
-        body: Some(body),
+    async fn week_settings(&self, business_unit: &str) -> Result<Answer<WeekSettings>, ApiError> {
+        let now = self.clock.now();
+        let reply = self
+            .state
+            .borrow_mut()
+            .model
+            .business_unit(CLIENT, now, business_unit);
+        Ok(reply.into_answer(|settings| settings))
     }
 }
 
@@ -309,7 +308,7 @@ impl TriggerStore for ObservedStore {
 
 struct Rig {
     clock: ManualClock,
-    api: ScriptedApi,
+    api: ModelApi,
     store: Arc<ObservedStore>,
     audit_path: PathBuf,
     rules: Arc<Rules>,
@@ -332,10 +331,7 @@ impl Rig {
             marks: Mutex::new(Vec::new()),
         };
         Rig {
-            api: ScriptedApi {
-                state: Rc::default(),
-                clock: clock.clone(),
-            },
+            api: ModelApi::new(&clock),
             clock,
             store: Arc::new(store),
             audit_path: dir.path().join("audit.jsonl"),
@@ -440,12 +436,7 @@ fn log_is_sound(path: &Path) -> Vec<Value> {
 #[tokio::test]
 async fn a_schedule_in_a_long_backoff_does_not_hold_up_another() {
     let rig = Rig::new(MONDAY_10);
-    let publishing = Held {
-        publishing: true,
-        version: 4,
-        ..Held::default()
-    };
-    rig.api.set("A", publishing);
+    rig.api.publishing("A", 4);
     rig.api.draft("B", 1);
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
@@ -478,7 +469,7 @@ async fn a_schedule_in_a_long_backoff_does_not_hold_up_another() {
 async fn triggers_that_arrive_while_a_publish_is_processing_coalesce_into_it() {
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
-    rig.api.state.borrow_mut().processing = SignedDuration::from_mins(3);
+    rig.api.set_processing(SignedDuration::from_mins(3));
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
         let first = rig.accept("a-1", "A").await;
@@ -718,12 +709,7 @@ async fn the_driver_stops_when_a_step_cannot_be_recorded_and_acts_on_nothing_unr
 async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_next_takes_the_reload()
 {
     let rig = Rig::new(MONDAY_10);
-    let publishing = Held {
-        publishing: true,
-        version: 4,
-        ..Held::default()
-    };
-    rig.api.set("A", publishing);
+    rig.api.publishing("A", 4);
     rig.api.draft("B", 1);
     let started_with = rig.rules.current().version().to_owned();
     let worker = run_worker(rig.api.clone(), rig.parts());
@@ -773,7 +759,7 @@ async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_nex
 async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publishing_again() {
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
-    rig.api.state.borrow_mut().processing = SignedDuration::from_mins(3);
+    rig.api.set_processing(SignedDuration::from_mins(3));
     let worker = run_worker(rig.api.clone(), rig.parts());
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
@@ -825,7 +811,7 @@ async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publis
 async fn crash_before_the_answer_is_noted_then_restart(after: i64) -> (usize, Vec<Value>) {
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
-    rig.api.state.borrow_mut().processing = SignedDuration::from_mins(10);
+    rig.api.set_processing(SignedDuration::from_mins(10));
     *rig.store.dies_at.lock().unwrap() = Some(|p| accepted_write(p) == Some(true));
     let receipt = rig.accept("a-1", "A").await;
     let crashed = run_worker(rig.api.clone(), rig.parts()).await;

@@ -38,14 +38,10 @@ fn write_config(dir: &Path, double: &ApiDouble, extra: &str) -> PathBuf {
 async fn run(double: &ApiDouble, config: &Path, extra_args: &[&str], env: bool) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_publish-guard"));
     command.arg("run").arg("--config").arg(config);
-    command.args([
-        "--schedule",
-        "sched-1",
-        "--week",
-        "2026-03-02",
-        "--source",
-        "manual",
-    ]);
+    command.args(["--schedule", "sched-1", "--source", "manual"]);
+    if !extra_args.contains(&"--week") {
+        command.args(["--week", "2026-03-02"]);
+    }
     command.args(extra_args);
     command.env_remove(ID_VAR).env_remove(SECRET_VAR);
     if env {
@@ -141,4 +137,25 @@ async fn missing_credentials_and_bad_keys_are_usage_errors_that_say_where() {
         "{stderr}"
     );
     assert_eq!(double.calls(CallKind::GetSchedule), 0, "nothing was called");
+}
+
+#[tokio::test]
+async fn a_week_off_the_business_units_start_day_is_a_usage_error_naming_the_right_week() {
+    let double = double_with(false).await;
+    double.set_week_settings(
+        "bu-1",
+        publish_guard::api::week::WeekSettings {
+            start_day: jiff::civil::Weekday::Sunday,
+            time_zone: jiff::tz::TimeZone::get("America/Chicago").ok(),
+        },
+    );
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, "");
+    let output = run(&double, &config, &["--week", "2026-12-01"], true).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr).trim(),
+        "error: --week 2026-12-01: week 2026-12-01 is a Tuesday, but the business unit's weeks start on Sunday: the week must start on Sunday 2026-11-29"
+    );
+    assert_eq!(double.calls(CallKind::GetSchedule), 0, "nothing was read");
 }

@@ -283,3 +283,36 @@ fn a_burst_ending_exactly_at_end_loads() {
     // 09:59:57, :58, :59 and 10:00:00, the last at `end` itself.
     assert_eq!(errors(&text), "loaded without error");
 }
+
+#[test]
+fn a_scenario_says_a_units_week_and_a_schedules_span_and_creation() {
+    let text = format!(
+        "{HEAD}[[business_unit]]\nid = \"bu-chicago\"\nweek_starts = \"Sunday\"\ntimezone = \"America/Chicago\"\n\
+         [[schedule]]\nid = \"multi\"\nbu = \"bu-chicago\"\nweek = \"2026-02-22\"\nweeks = 2\ncreated = \"2026-02-10T12:00:00Z\"\n\
+         [[schedule]]\nid = \"one\"\nbu = \"bu-chicago\"\nweek = \"2026-03-01\"\n"
+    );
+    let scenario = parse(&text, "x", Path::new(".")).unwrap();
+    let unit = &scenario.business_units[0];
+    assert_eq!(
+        (unit.id.as_str(), unit.week.start_day),
+        ("bu-chicago", jiff::civil::Weekday::Sunday)
+    );
+    let zone = unit.week.time_zone.as_ref().and_then(|z| z.iana_name());
+    assert_eq!(zone, Some("America/Chicago"));
+    let spans: Vec<(u32, Option<String>)> = scenario
+        .schedules
+        .iter()
+        .map(|s| (s.weeks, s.created.map(|t| t.to_string())))
+        .collect();
+    assert_eq!(spans, [(2, Some("2026-02-10T12:00:00Z".into())), (1, None)]);
+    assert_eq!(
+        errors(&format!(
+            "{HEAD}[[business_unit]]\nid = \"b\"\nweek_starts = \"Caturday\"\ntimezone = \"Mars/Olympus\"\n\
+             [[schedule]]\nid = \"s\"\nbu = \"b\"\nweek = \"2026-03-02\"\nweeks = 0\ncreated = \"2026-03-03T00:00:00Z\"\n"
+        )),
+        "5:15 S301 `week_starts` must be a day of the week (Sunday..Saturday), got \"Caturday\"\n\
+         6:12 S301 `Mars/Olympus` is not an IANA time-zone name\n\
+         11:9 S301 `weeks` must be at least 1\n\
+         12:11 S301 `created` must not be after `start`"
+    );
+}

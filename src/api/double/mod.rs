@@ -15,6 +15,7 @@ pub use notify::{CHANNEL_LIFETIME, CLOSING_NOTICE, HEARTBEAT_EVERY, Outage};
 
 use crate::api::OperationStatus;
 use crate::api::model::{Model, ModelConfig, NotifyConfig, Operation, Refusal, ScheduleView};
+use crate::api::week::WeekSettings;
 use crate::api::{ScheduleRef, ScheduleSnapshot};
 use crate::effects::clock::{Clock, SystemClock};
 use conn::{CuttableListener, Cutter};
@@ -61,6 +62,8 @@ pub enum CallKind {
     GetSchedule,
     /// `GET .../weeks/{week}/schedules`.
     ListWeek,
+    /// `GET .../businessunits/{bu}`.
+    BusinessUnit,
     /// `POST .../update/uploadurl`.
     UploadUrl,
     /// `PUT` to an upload URL.
@@ -94,6 +97,31 @@ pub struct Call {
     pub status: Option<u16>,
 }
 
+/// A field the SDK marks optional, which the double can leave out of its answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionalField {
+    /// `operationId` of the update's answer.
+    OperationId,
+    /// `result` of the update's answer.
+    Result,
+    /// `published` of a schedule (read and list).
+    Published,
+    /// `entities` of the week's list.
+    Entities,
+}
+
+impl OptionalField {
+    /// The field's name in the body it is left out of (`entities` drops the whole list).
+    fn top_level_name(self) -> Option<&'static str> {
+        match self {
+            OptionalField::OperationId => Some("operationId"),
+            OptionalField::Result => Some("result"),
+            OptionalField::Published => Some("published"),
+            OptionalField::Entities => None,
+        }
+    }
+}
+
 /// A token the double granted.
 #[derive(Clone, Debug)]
 struct Grant {
@@ -109,6 +137,7 @@ struct State {
     calls: Vec<Call>,
     issued_tokens: u64,
     channels: notify::Channels,
+    left_out: Vec<OptionalField>,
 }
 
 /// The double's shared core.
@@ -150,6 +179,7 @@ impl ApiDouble {
                 calls: Vec::new(),
                 issued_tokens: 0,
                 channels: notify::Channels::default(),
+                left_out: Vec::new(),
             }),
             clock: config.clock,
             client_id: config.client_id,
@@ -205,6 +235,24 @@ impl ApiDouble {
             .lock()
             .model
             .insert(schedule.clone(), published, version, now, "planner");
+    }
+
+    /// Makes the schedule span `weeks` weeks (`weekCount`).
+    pub fn set_week_count(&self, schedule: &ScheduleRef, weeks: u32) -> Result<(), Refusal> {
+        self.shared.lock().model.set_week_count(schedule, weeks)
+    }
+
+    /// Gives a business unit its own start day and time zone.
+    pub fn set_week_settings(&self, business_unit: &str, settings: WeekSettings) {
+        self.shared
+            .lock()
+            .model
+            .set_week_settings(business_unit, settings);
+    }
+
+    /// Leaves `field` out of every answer from now on, as the SDK allows.
+    pub fn leave_out(&self, field: OptionalField) {
+        self.shared.lock().left_out.push(field);
     }
 
     /// The schedule as it stands now, without counting a call.

@@ -2,10 +2,11 @@
 
 use super::conn::Cutter;
 use super::notify;
-use super::{Call, CallKind, FaultEffect, Grant, Shared, State};
+use super::{Call, CallKind, FaultEffect, Grant, OptionalField, Shared, State};
 use crate::api::RateLimitInfo;
 use crate::api::ScheduleRef;
 use crate::api::model::{Operation, Refusal, Reply, ScheduleView, UPLOAD_HEADERS};
+use crate::api::week::weekday_name;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::FormRejection;
@@ -48,6 +49,10 @@ const SCHEDULES: &str = "/api/v2/workforcemanagement/businessunits/{bu}/weeks/{w
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/oauth/token", post(token))
+        .route(
+            "/api/v2/workforcemanagement/businessunits/{bu}",
+            get(business_unit),
+        )
         .route(SCHEDULES, get(list_week))
         .route(&format!("{SCHEDULES}/{{id}}"), get(get_schedule))
         .route(
@@ -204,8 +209,9 @@ async fn token(ctx: Ctx, form: Result<Form<TokenForm>, FormRejection>) -> Respon
 
 async fn get_schedule(ctx: Ctx, SchedulePath(schedule): SchedulePath) -> Response {
     ctx.serve_api(CallKind::GetSchedule, |state, now, client| {
+        let left_out = state.left_out.clone();
         reply(state.model.get(client, now, &schedule), |v| {
-            (StatusCode::OK, schedule_json(&v))
+            (StatusCode::OK, without(schedule_json(&v), &left_out))
         })
     })
     .await
@@ -213,9 +219,68 @@ async fn get_schedule(ctx: Ctx, SchedulePath(schedule): SchedulePath) -> Respons
 
 async fn list_week(ctx: Ctx, WeekPath(bu, week): WeekPath) -> Response {
     ctx.serve_api(CallKind::ListWeek, |state, now, client| {
+        let left_out = state.left_out.clone();
         reply(state.model.list_week(client, now, &bu, week), |views| {
-            let entities: Vec<Value> = views.iter().map(schedule_json).collect();
+            if left_out.contains(&OptionalField::Entities) {
+                return (StatusCode::OK, json!({}));
+            }
+            let entities: Vec<Value> = views
+                .iter()
+                .map(|v| without(schedule_json(v), &left_out))
+                .collect();
             (StatusCode::OK, json!({"entities": entities}))
+        })
+    })
+    .await
+}
+
+/// `GET .../businessunits/{bu}`: the settings come only as far as `expand` asks
+/// (`expand=settings.startDayOfWeek&expand=settings.timeZone`, or comma-separated).
+async fn business_unit(ctx: Ctx, Path(bu): Path<String>, uri: axum::http::Uri) -> Response {
+    let expands: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("expand="))
+        .map(|v| {
+            v.replace("%2C", ",")
+                .replace("%2c", ",")
+                .replace("%20", " ")
+        })
+        .flat_map(|v| {
+            v.split([',', ' '])
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let wants = |field: &str| {
+        expands
+            .iter()
+            .any(|e| e == "settings" || e == &format!("settings.{field}"))
+    };
+    let (start_day, time_zone) = (wants("startDayOfWeek"), wants("timeZone"));
+    ctx.serve_api(CallKind::BusinessUnit, |state, now, client| {
+        reply(state.model.business_unit(client, now, &bu), |settings| {
+            let mut body = json!({
+                "id": bu,
+                "name": format!("Business unit {bu}"),
+                "selfUri": format!("/api/v2/workforcemanagement/businessunits/{bu}"),
+            });
+            if start_day || time_zone {
+                let mut fields = serde_json::Map::new();
+                if start_day {
+                    let day = weekday_name(settings.start_day);
+                    fields.insert("startDayOfWeek".into(), Value::from(day));
+                }
+                if time_zone {
+                    let zone = settings.time_zone.as_ref().and_then(|z| z.iana_name());
+                    fields.insert("timeZone".into(), Value::from(zone.unwrap_or("UTC")));
+                }
+                fields.insert("metadata".into(), json!({"version": 1}));
+                body["settings"] = Value::Object(fields);
+            }
+            (StatusCode::OK, body)
         })
     })
     .await
@@ -273,8 +338,9 @@ async fn update(ctx: Ctx, SchedulePath(schedule): SchedulePath, body: Bytes) -> 
         let Some(key) = key else {
             return refusal(&Refusal::BadRequest("uploadKey is required".into()));
         };
+        let left_out = state.left_out.clone();
         reply(state.model.update(client, now, &schedule, &key), |op| {
-            (StatusCode::OK, operation_json(&op))
+            (StatusCode::OK, without(operation_json(&op), &left_out))
         })
     })
     .await
@@ -361,10 +427,11 @@ fn schedule_json(view: &ScheduleView) -> Value {
     json!({
         "id": s.schedule_id,
         "weekDate": s.week.to_string(),
-        "weekCount": 1,
+        "weekCount": view.listed.week_count,
         "published": snap.published,
         "metadata": {
             "version": snap.version,
+            "dateCreated": view.listed.created_at.map(|t| t.to_string()),
             "dateModified": snap.modified_at.map(|t| t.to_string()),
             "modifiedBy": snap.modified_by.as_ref().map(|id| json!({"id": id, "selfUri": format!("/api/v2/users/{id}")})),
         },
@@ -374,6 +441,18 @@ fn schedule_json(view: &ScheduleView) -> Value {
 
 fn operation_json(op: &Operation) -> Value {
     json!({"status": op.status, "operationId": op.operation_id, "result": null})
+}
+
+/// `body` less the optional fields the test asked the double to leave out.
+fn without(mut body: Value, left_out: &[OptionalField]) -> Value {
+    if let Value::Object(fields) = &mut body {
+        for field in left_out {
+            if let Some(name) = field.top_level_name() {
+                fields.remove(name);
+            }
+        }
+    }
+    body
 }
 
 /// One field of a JSON body, if the body is JSON and has it.

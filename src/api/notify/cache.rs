@@ -202,6 +202,7 @@ mod tests {
             modified_at: None,
             modified_by: None,
             publishing: false,
+            other_published: None,
         }
     }
 

@@ -185,6 +185,7 @@ impl Message {
                 modified_at: body.result.metadata.date_modified,
                 modified_by: body.result.metadata.modified_by.map(|u| u.id),
                 publishing: false,
+                other_published: None,
             },
         }))
     }
@@ -255,6 +256,7 @@ mod tests {
                 modified_at: Some(Timestamp::UNIX_EPOCH),
                 modified_by: Some("client-a".into()),
                 publishing: false,
+                other_published: None,
             },
         }
     }

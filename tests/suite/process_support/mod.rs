@@ -274,6 +274,7 @@ pub async fn double(processing: SignedDuration) -> ApiDouble {
         model: ModelConfig {
             processing_time: processing,
             requests_per_minute: 100_000,
+            ..ModelConfig::default()
         },
         ..DoubleConfig::default()
     })

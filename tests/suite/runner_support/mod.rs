@@ -129,6 +129,7 @@ pub async fn scenario_throttled_retry_after_7<A: ScheduleApi>(client: impl Fn(&R
         rig.double.set_model_config(ModelConfig {
             processing_time: SignedDuration::ZERO,
             requests_per_minute,
+            ..ModelConfig::default()
         })
     };
     let sink = HookSink::new(|event| match &event.kind {
