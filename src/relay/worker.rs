@@ -186,7 +186,8 @@ impl Book {
                 EventKind::StateRead {
                     version: Some(version),
                     ..
-                } => {
+                }
+                | EventKind::StateKnown { version, .. } => {
                     read.insert(key, *version);
                 }
                 // Noted before the call goes out, and again once it is accepted.

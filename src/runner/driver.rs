@@ -7,6 +7,7 @@
 //! (awaited), and only then makes the calls and arms the waits they asked for: a step is
 //! on record before anything it decided is done, and an error recording stops the driver.
 
+use crate::api::notify::Heard;
 use crate::api::{ScheduleApi, ScheduleRef};
 use crate::effects::clock::Clock;
 use crate::effects::random::RandomSource;
@@ -33,6 +34,7 @@ pub struct Driver<'a, A, R, K: ?Sized> {
     runner: Runner,
     wait_out_deferrals: bool,
     stop_on_close: bool,
+    heard: Option<mpsc::Receiver<Heard>>,
 }
 
 /// Calls and waits in flight, kept apart so that stopping can drop the waits and still let
@@ -114,7 +116,17 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
             runner: Runner::new(config),
             wait_out_deferrals: false,
             stop_on_close: false,
+            heard: None,
         }
+    }
+
+    /// Listens to a notification client's reports (see [`Runner::with_notifications`]);
+    /// states learnt expire after `max_age`.
+    pub fn hearing(mut self, heard: mpsc::Receiver<Heard>, max_age: jiff::SignedDuration) -> Self {
+        self.runner = std::mem::replace(&mut self.runner, Runner::new(RunnerConfig::default()))
+            .with_notifications(max_age);
+        self.heard = Some(heard);
+        self
     }
 
     /// Whether to sleep until a deferral runs out and evaluate again (a long-running
@@ -155,6 +167,7 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
         };
         let mut commands = Vec::new();
         let mut open = true;
+        let mut heard = self.heard.take();
         loop {
             let mut fed = Vec::new();
             tokio::select! {
@@ -164,6 +177,10 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
                     Some(trigger) => fed.push(self.trigger(&pins, &policy, trigger, &mut commands)),
                     None => open = false,
                 },
+                // Heard while there is something to hear for; the driver still ends when idle.
+                Some(said) = next_heard(&mut heard), if heard.is_some() && (open || !pending.is_empty()) => {
+                    self.heard(&pins, &policy, said, &mut commands);
+                }
                 Some((schedule, input)) = pending.next(), if !pending.is_empty() => {
                     self.input(&pins, &policy, schedule, input, &mut commands);
                 }
@@ -239,6 +256,22 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
     }
 
     /// Start a call or arm a wait.
+    fn heard<P: Deref<Target = Policy> + Clone>(
+        &mut self,
+        pins: &Pins<P>,
+        policy: &impl Fn() -> P,
+        said: Heard,
+        commands: &mut Vec<Command>,
+    ) {
+        let now = self.clock.now();
+        let policy = match &said {
+            Heard::Schedule(event) => pins.policy(&event.schedule, policy),
+            Heard::Up(_) | Heard::Gap { .. } => policy(),
+        };
+        let random: &mut dyn RandomSource = &mut self.random;
+        self.runner.heard(now, &policy, random, said, commands);
+    }
+
     fn act(&self, pending: &mut Pending<'a>, action: Command) {
         let (api, clock) = (self.api, self.clock);
         match action {
@@ -300,4 +333,17 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
     pub fn is_idle(&self) -> bool {
         self.runner.is_idle()
     }
+}
+
+/// The next report of the notification client; `None` (and the receiver dropped, so the
+/// branch is off) once it has stopped.
+async fn next_heard(heard: &mut Option<mpsc::Receiver<Heard>>) -> Option<Heard> {
+    let said = match heard {
+        Some(rx) => rx.recv().await,
+        None => None,
+    };
+    if said.is_none() {
+        *heard = None;
+    }
+    said
 }

@@ -3,6 +3,7 @@
 //! The relay's audit log implements the sink; `run` prints each event as it comes; tests
 //! collect them. Each event names the policy version that made its decisions.
 
+use crate::api::notify::cache::Learnt;
 use crate::api::{OperationStatus, ScheduleRef};
 use crate::language::ast::{ActionKind, PhaseKind};
 use crate::policy::backoff::Delay;
@@ -73,6 +74,31 @@ pub enum EventKind {
         published: Option<bool>,
         /// `metadata.version`, when read.
         version: Option<i64>,
+    },
+    /// The schedule's state was taken from the notification channel's cache, without a read:
+    /// the channel has been up without a gap since it was learnt.
+    StateKnown {
+        /// How it was learnt (a read, or an event).
+        learnt: Learnt,
+        /// When.
+        learnt_at: Timestamp,
+        /// The derived `schedule.state`.
+        state: ScheduleState,
+        /// The `published` flag.
+        published: bool,
+        /// `metadata.version`.
+        version: i64,
+    },
+    /// An event for our update operation arrived on the notification channel.
+    Heard {
+        /// The operation's status.
+        status: OperationStatus,
+        /// The operation's id.
+        operation_id: String,
+        /// The schedule's `published` flag after it.
+        published: bool,
+        /// `metadata.version` after it.
+        version: i64,
     },
     /// A phase of the policy decided.
     Decision {
@@ -273,6 +299,38 @@ impl fmt::Display for EventKind {
                     write!(f, " at version {v}")?;
                 }
                 write_answer(f, *status, error.as_deref())
+            }
+            EventKind::StateKnown {
+                learnt,
+                learnt_at,
+                state,
+                version,
+                ..
+            } => {
+                let how = match learnt {
+                    Learnt::Read => "read",
+                    Learnt::Event => "heard",
+                };
+                write!(
+                    f,
+                    "known from the channel: {state} at version {version} ({how} at {learnt_at}, no gap since)"
+                )
+            }
+            EventKind::Heard {
+                status,
+                operation_id,
+                published,
+                version,
+            } => {
+                let state = if *published {
+                    "published"
+                } else {
+                    "not published"
+                };
+                write!(
+                    f,
+                    "heard: operation {operation_id} {status:?}, {state} at version {version}"
+                )
             }
             EventKind::Decision {
                 phase,

@@ -2,6 +2,8 @@
 //! step emitted once. No I/O, no clock, no randomness of its own: all come in through
 //! [`Step`], so the live driver and the simulator run exactly this code.
 
+use crate::api::notify::cache::Cached;
+use crate::api::notify::event::ScheduleNotification;
 use crate::api::{OperationStatus, ScheduleRef, ScheduleSnapshot};
 use crate::effects::random::RandomSource;
 use crate::evaluation::evaluator::evaluate;
@@ -35,7 +37,15 @@ pub struct Step<'a> {
     pub out: &'a mut Vec<Command>,
     /// The policy's version as events name it (one shared copy, not one per event).
     pub policy_version: Arc<str>,
+    /// The schedule's state as the notification channel's cache holds it, when it may be
+    /// trusted (the channel has been up without a gap since it was learnt).
+    pub known: Option<Cached>,
+    /// The notification channel is up: a follow waits for our operation's event.
+    pub hearing: bool,
 }
+
+/// While the channel is up, a follow reads only this often: the operation's event ends it.
+const HEARD_FOLLOW_POLL: SignedDuration = SignedDuration::from_secs(60);
 
 /// Following an update when the policy declares no backoff profile at all.
 fn default_follow_profile() -> BackoffProfile {
@@ -97,6 +107,10 @@ struct Cycle {
     last_wait: Option<SignedDuration>,
     /// The profile of the last backoff, which also paces following.
     profile: Option<BackoffProfile>,
+    /// The id of our accepted update operation, which its events name.
+    operation_id: Option<String>,
+    /// Our operation's end, heard while a follow read was in flight: applied when it answers.
+    heard_end: Option<ScheduleNotification>,
 }
 
 /// Triggers that arrived during a cycle: one further evaluation when it ends.
@@ -254,9 +268,100 @@ impl ScheduleMachine {
             follows: 0,
             last_wait: None,
             profile: None,
+            operation_id: None,
+            heard_end: None,
         });
         self.emit(step, Some(id), EventKind::CycleStarted { cause });
-        self.read(step, ReadPurpose::Evaluate);
+        // A known state decides only when no write of ours may still be running.
+        let known = step.known.clone();
+        match known.filter(|_| self.write == OurWrite::None) {
+            Some(known) => self.on_known(step, known),
+            None => self.read(step, ReadPurpose::Evaluate),
+        }
+    }
+
+    /// The trigger phase runs on the cached state, as it would on a read.
+    fn on_known(&mut self, step: &mut Step<'_>, known: Cached) {
+        let operation = self.write.operation(step.now);
+        let Some(cycle) = &mut self.cycle else { return };
+        let state = ScheduleState::derive(Some(&known.snapshot), operation);
+        let id = cycle.id;
+        let event = EventKind::StateKnown {
+            learnt: known.by,
+            learnt_at: known.at,
+            state,
+            published: known.snapshot.published,
+            version: known.snapshot.version,
+        };
+        cycle.snapshot = Some(known.snapshot);
+        self.emit(step, Some(id), event);
+        self.decide(step, PhaseKind::Trigger, None);
+    }
+
+    /// An event on the notification channel for this schedule. One for our operation's end
+    /// ends the follow at once; others' changes only feed the cache (the runner's).
+    pub fn heard(&mut self, step: &mut Step<'_>, heard: &ScheduleNotification) {
+        let Some(cycle) = &mut self.cycle else { return };
+        let ours = heard.operation_id.is_some() && heard.operation_id == cycle.operation_id;
+        if !ours || heard.status == OperationStatus::Processing {
+            return;
+        }
+        match cycle.stage {
+            Stage::Reading(ReadPurpose::Follow) => cycle.heard_end = Some(heard.clone()),
+            Stage::Waiting {
+                then: ReadPurpose::Follow,
+                ..
+            } => self.end_follow(step, heard.clone()),
+            _ => {}
+        }
+    }
+
+    /// The channel had a gap: a follow that waited for an event reads at once instead.
+    pub fn gap(&mut self, step: &mut Step<'_>) {
+        if let Some(Stage::Waiting {
+            then: ReadPurpose::Follow,
+            ..
+        }) = self.cycle.as_ref().map(|c| &c.stage)
+        {
+            self.read(step, ReadPurpose::Follow);
+        }
+    }
+
+    /// Our operation ended, as its event says: `Complete` is published at the event's
+    /// version; `Error` and `Canceled` go back to the policy (a recheck, so bounded).
+    fn end_follow(&mut self, step: &mut Step<'_>, heard: ScheduleNotification) {
+        let followed = self.write.followed(step.now);
+        let Some(cycle) = &mut self.cycle else { return };
+        let id = cycle.id;
+        let event = EventKind::Heard {
+            status: heard.status,
+            operation_id: heard.operation_id.clone().unwrap_or_default(),
+            published: heard.snapshot.published,
+            version: heard.snapshot.version,
+        };
+        let status = heard.status;
+        let version = heard.snapshot.version;
+        cycle.snapshot = Some(heard.snapshot);
+        cycle.operation_id = None;
+        if let Some(followed) = followed {
+            self.write = OurWrite::Finished {
+                version: followed,
+                status,
+            };
+        }
+        self.emit(step, Some(id), event);
+        if status == OperationStatus::Complete {
+            self.finish(step, Outcome::Published { version });
+            return;
+        }
+        let Some(cycle) = &mut self.cycle else { return };
+        if cycle.rechecks >= step.config.max_rechecks {
+            let reason = format!("update operation ended {status:?}");
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
+        cycle.rechecks += 1;
+        self.decide(step, PhaseKind::Trigger, None);
     }
 
     fn read(&mut self, step: &mut Step<'_>, purpose: ReadPurpose) {
@@ -317,10 +422,12 @@ impl ScheduleMachine {
                 if snapshot.is_some() {
                     cycle.snapshot = snapshot;
                 }
+                let heard = cycle.heard_end.take();
                 self.emit(step, Some(id), event);
-                match published_at {
-                    Some(version) => self.finish(step, Outcome::Published { version }),
-                    None => self.follow_wait(step),
+                match (published_at, heard) {
+                    (Some(version), _) => self.finish(step, Outcome::Published { version }),
+                    (None, Some(heard)) => self.end_follow(step, heard),
+                    (None, None) => self.follow_wait(step),
                 }
             }
         }
@@ -346,8 +453,9 @@ impl ScheduleMachine {
             }
             Err(failure) => (0, None, Some(failure.0), None),
         };
-        if accepted.is_some() {
+        if let Some(a) = &accepted {
             step.budget.deposit(step.now);
+            cycle.operation_id = Some(a.operation_id.clone());
         }
         self.write
             .answered(step.now, status, accepted.as_ref().map(|a| a.status));
@@ -581,7 +689,10 @@ impl ScheduleMachine {
             self.finish(step, Outcome::Failed { reason });
             return;
         }
-        let delay = profile.delay(cycle.follows, None, None, step.random);
+        let mut delay = profile.delay(cycle.follows, None, None, step.random);
+        if step.hearing {
+            delay.duration = delay.duration.max(HEARD_FOLLOW_POLL);
+        }
         cycle.follows += 1;
         let count = cycle.follows;
         let name = profile.name;

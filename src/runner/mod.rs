@@ -18,6 +18,9 @@ pub(crate) mod write;
 
 pub use facts::ScheduleState;
 
+use crate::api::notify::Heard;
+use crate::api::notify::cache::{Cached, StateCache};
+use crate::api::notify::health::Continuity;
 use crate::api::{Answer, ApiError, PublishAccepted, ScheduleRef, ScheduleSnapshot};
 use crate::effects::random::RandomSource;
 use crate::policy::Policy;
@@ -152,6 +155,10 @@ pub struct Runner {
     next_trigger: u64,
     /// The version events name: one shared copy while the policy stays the same.
     policy_version: Arc<str>,
+    /// What the notification channel lets the runner know without a read, when it listens.
+    cache: Option<StateCache>,
+    /// The continuity each schedule's read in flight was sent in.
+    reads_sent: HashMap<ScheduleRef, Continuity>,
 }
 
 impl Runner {
@@ -164,6 +171,85 @@ impl Runner {
             next_trigger: 0,
             policy_version: Arc::from(""),
             config,
+            cache: None,
+            reads_sent: HashMap::new(),
+        }
+    }
+
+    /// Listens to the notification channel ([`Runner::heard`]): a trigger may be decided
+    /// from a state learnt at most `max_age` ago with the channel up since, and a follow
+    /// waits for our operation's event. Without it (notifications off) every trigger reads.
+    pub fn with_notifications(mut self, max_age: SignedDuration) -> Self {
+        self.cache = Some(StateCache::new(max_age));
+        self
+    }
+
+    /// What the notification channel said, in the order it said it.
+    pub fn heard(
+        &mut self,
+        now: Timestamp,
+        policy: &Policy,
+        random: &mut dyn RandomSource,
+        heard: Heard,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(cache) = &mut self.cache else { return };
+        cache.heard(&heard, now);
+        let policy_version = self.policy_version(policy);
+        // A cycle that starts from this event (the next after our follow) may use it.
+        let (known, hearing) = match &heard {
+            Heard::Schedule(event) => self.known(&event.schedule, now),
+            Heard::Up(_) | Heard::Gap { .. } => (None, self.known_hearing()),
+        };
+        let from = out.len();
+        let mut step = Step {
+            now,
+            policy,
+            random,
+            budget: &mut self.budget,
+            config: &self.config,
+            out,
+            policy_version,
+            known,
+            hearing,
+        };
+        match &heard {
+            Heard::Schedule(event) => {
+                if let Some(machine) = self.machines.get_mut(&event.schedule) {
+                    machine.heard(&mut step, event);
+                }
+            }
+            Heard::Gap { .. } => {
+                for machine in self.machines.values_mut() {
+                    machine.gap(&mut step);
+                }
+            }
+            Heard::Up(_) => {}
+        }
+        self.note_reads(&out[from..]);
+    }
+
+    /// The cached state of `schedule` the machine may decide from, and whether it listens.
+    fn known(&self, schedule: &ScheduleRef, now: Timestamp) -> (Option<Cached>, bool) {
+        let known = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.lookup(schedule, now).ok());
+        (known.cloned(), self.known_hearing())
+    }
+
+    /// Whether the channel is up now.
+    fn known_hearing(&self) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.continuity().up)
+    }
+
+    /// Remembers the continuity the reads just asked for go out in.
+    fn note_reads(&mut self, commands: &[Command]) {
+        let Some(cache) = &self.cache else { return };
+        for command in commands {
+            if let Command::Read(schedule) = command {
+                self.reads_sent.insert(schedule.clone(), cache.continuity());
+            }
         }
     }
 
@@ -184,6 +270,8 @@ impl Runner {
             .as_deref()
             .is_some_and(|id| self.deliveries.seen(id, now));
         let policy_version = self.policy_version(policy);
+        let (known, hearing) = self.known(&schedule, now);
+        let from = out.len();
         let machine = self
             .machines
             .entry(schedule)
@@ -196,8 +284,11 @@ impl Runner {
             config: &self.config,
             out,
             policy_version,
+            known,
+            hearing,
         };
         machine.trigger(&mut step, seq, trigger, duplicate);
+        self.note_reads(&out[from..]);
         seq
     }
 
@@ -213,6 +304,14 @@ impl Runner {
         out: &mut Vec<Command>,
     ) {
         let policy_version = self.policy_version(policy);
+        if let (Some(cache), Input::StateRead(Ok(answer))) = (&mut self.cache, &input)
+            && let Some(snapshot) = answer.body.as_ref()
+            && let Some(sent_in) = self.reads_sent.remove(schedule)
+        {
+            cache.read(schedule, snapshot, sent_in, now);
+        }
+        let (known, hearing) = self.known(schedule, now);
+        let from = out.len();
         let Some(machine) = self.machines.get_mut(schedule) else {
             return;
         };
@@ -224,8 +323,11 @@ impl Runner {
             config: &self.config,
             out,
             policy_version,
+            known,
+            hearing,
         };
         machine.input(&mut step, input);
+        self.note_reads(&out[from..]);
     }
 
     /// The shared copy of `policy`'s version, made anew only when the policy changed.

@@ -348,6 +348,8 @@ fn draft_one_trigger_publishes_once_follows_and_ends_published_with_each_step_on
             EventKind::TriggerCoalesced { .. } => "coalesced",
             EventKind::CycleStarted { .. } => "started",
             EventKind::StateRead { .. } => "read",
+            EventKind::StateKnown { .. } => "known",
+            EventKind::Heard { .. } => "heard",
             EventKind::Decision { .. } => "decision",
             EventKind::PublishCall { .. } => "publish",
             EventKind::Wait { .. } => "wait",

@@ -1,6 +1,7 @@
 //! Turning the runner's events (and the simulator's own happenings: a person's actions, an
 //! operation finishing) into timeline rows, totals, per-trigger outcomes and rule coverage.
 
+use crate::api::notify::cache::Learnt;
 use crate::language::ast::{ActionKind, PhaseKind};
 use crate::runner::event::{CycleCause, Event, EventKind, Outcome, WaitReason};
 use crate::sim::expect::TriggerOutcome;
@@ -291,6 +292,39 @@ impl Recorder {
                         String::new(),
                         call.into(),
                         answer,
+                    ]
+                });
+            }
+            EventKind::StateKnown {
+                learnt,
+                state,
+                version,
+                ..
+            } => {
+                self.row(at, schedule, Mark::Decision, |r| {
+                    let how = match learnt {
+                        Learnt::Read => "read",
+                        Learnt::Event => "heard",
+                    };
+                    [
+                        r.cycle_label(key(cycle)),
+                        String::new(),
+                        String::new(),
+                        "known (no read)".into(),
+                        format!("{state} v{version} ({how})"),
+                    ]
+                });
+            }
+            EventKind::Heard {
+                status, version, ..
+            } => {
+                self.row(at, schedule, Mark::Decision, |r| {
+                    [
+                        r.cycle_label(key(cycle)),
+                        String::new(),
+                        String::new(),
+                        "event".into(),
+                        format!("{status:?} v{version}"),
                     ]
                 });
             }

@@ -20,6 +20,7 @@ mod explain;
 mod format;
 mod layout;
 mod notify_client;
+mod notify_runner;
 mod parse;
 mod readme;
 mod relay_crash;
