@@ -455,7 +455,7 @@ impl ScheduleMachine {
         };
         if let Some(a) = &accepted {
             step.budget.deposit(step.now);
-            cycle.operation_id = Some(a.operation_id.clone());
+            cycle.operation_id = a.operation_id.clone();
         }
         self.write
             .answered(step.now, status, accepted.as_ref().map(|a| a.status));
