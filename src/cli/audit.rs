@@ -170,3 +170,17 @@ fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_an_instant_or_a_date_at_midnight_utc() {
+        let midnight: Timestamp = "2026-03-29T00:00:00Z".parse().unwrap_or_default();
+        assert_eq!(parse_since("2026-03-29").ok(), Some(midnight));
+        let instant = "2026-03-29T01:00:00+01:00";
+        assert_eq!(parse_since(instant).ok(), Some(midnight));
+        assert!(parse_since("29/03/2026").is_err());
+    }
+}

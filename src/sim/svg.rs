@@ -285,10 +285,11 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        r##"<text x="{:.1}" y="{:.1}" fill="#666">time spent waiting: {}</text>"##,
+        r##"<text x="{:.1}" y="{:.1}" fill="#666">time spent waiting: {}, summed over {} waits of cycles that overlap</text>"##,
         LABEL,
         legend_top + 3.0 * 22.0,
-        human(report.summary.waiting)
+        human(report.summary.waiting),
+        report.summary.waits
     );
     out.push_str("</svg>\n");
     out
