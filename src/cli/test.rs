@@ -44,6 +44,8 @@ fn scenario_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
 struct Coverage {
     policy: Policy,
     decided: BTreeSet<(PhaseKind, String)>,
+    /// Scenarios that ran under it: coverage means nothing for a policy none ran.
+    runs: usize,
 }
 
 /// What `test` prints and whether everything passed.
@@ -82,6 +84,7 @@ pub fn report(paths: &[PathBuf]) -> Result<(String, bool), CliError> {
                         Coverage {
                             policy,
                             decided: BTreeSet::new(),
+                            runs: 0,
                         },
                     );
                 }
@@ -111,6 +114,7 @@ pub fn report(paths: &[PathBuf]) -> Result<(String, bool), CliError> {
             },
         );
         cov.decided.extend(result.decided);
+        cov.runs += 1;
         let mismatches = check(&scenario.expect, &result.report.summary, &result.outcomes);
         if mismatches.is_empty() {
             passed += 1;
@@ -137,7 +141,7 @@ pub fn report(paths: &[PathBuf]) -> Result<(String, bool), CliError> {
 /// The rules of each policy that no scenario made decide.
 fn uncovered(coverage: &BTreeMap<PathBuf, Coverage>) -> String {
     let mut out = String::new();
-    for (path, cov) in coverage {
+    for (path, cov) in coverage.iter().filter(|(_, cov)| cov.runs > 0) {
         let mut missing = Vec::new();
         for phase in [PhaseKind::Trigger, PhaseKind::Response] {
             let rules = cov.policy.phase(phase);

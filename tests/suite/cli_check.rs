@@ -327,6 +327,8 @@ fn a_scenario_source_the_policy_does_not_declare_is_e108_at_its_line() {
     let (code, out, _) = run(&["test", &scenario]);
     assert_eq!(code, 1);
     assert!(out.contains("FAIL") && out.contains("error[E108]"), "{out}");
+    // No scenario ran under the policy: no coverage line claims none of its rules decided.
+    assert!(!out.contains("coverage"), "{out}");
     // The storm's timer against naive.rules, which now declares it.
     let (code, _, err) = run(&[
         "simulate",
