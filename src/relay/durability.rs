@@ -79,7 +79,7 @@ impl Durability {
 
     /// The worker stopped on `error` and starts again at `at`.
     pub fn worker_down(&self, error: &dyn std::fmt::Display, at: Timestamp) {
-        let why = format!("processing stopped on a write failure ({error}); retrying at {at}");
+        let why = format!("processing stopped ({error}); it starts again at {at}");
         tracing::warn!("{why}");
         write(&self.worker, Some(why));
     }
