@@ -133,3 +133,25 @@ fn success<T>(answer: Answer<T>, what: &str) -> Result<T, Unresolved> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_units_settings_are_kept_for_hours_and_forgotten_on_a_404() {
+        let at = |text: &str| text.parse::<Timestamp>().unwrap_or_default();
+        let mut cache = WeekCache::default();
+        let read_at = at("2026-11-29T12:00:00Z");
+        cache.keep("bu-1", WeekSettings::MONDAY_IN_POLICY_ZONE, read_at);
+        let later = |hours: i64| read_at + SignedDuration::from_hours(hours);
+        assert!(cache.fresh("bu-1", later(3)).is_some());
+        assert!(
+            cache.fresh("bu-1", later(4)).is_none(),
+            "read again after 4 h"
+        );
+        assert!(cache.fresh("bu-2", read_at).is_none());
+        cache.forget("bu-1");
+        assert!(cache.fresh("bu-1", read_at).is_none());
+    }
+}

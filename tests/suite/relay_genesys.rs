@@ -142,9 +142,14 @@ impl Rig {
 
     /// Send one trigger and wait (bounded) until it is finished; its status and note.
     async fn trigger(&self, id: &str) -> (TriggerStatus, Option<String>) {
-        let (status, answer) = self
-            .send(&json!({"id": id, "event": "case.updated"}).to_string())
-            .await;
+        self.finished(&json!({"id": id, "event": "case.updated"}).to_string())
+            .await
+    }
+
+    /// Send `body`, expect a 202, and wait (bounded) until the trigger is finished; its
+    /// status and the reason it failed, if it did.
+    async fn finished(&self, body: &str) -> (TriggerStatus, Option<String>) {
+        let (status, answer) = self.send(body).await;
         assert_eq!(status, 202, "{answer}");
         let receipt = answer["receipt"].as_str().unwrap().to_owned();
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -377,21 +382,10 @@ async fn a_mapped_week_off_the_start_day_fails_with_the_week_it_must_be() {
     )
     .await;
     let body = json!({"id": "d-1", "event": "e", "week": "2026-12-01"}).to_string();
-    let (status, answer) = rig.send(&body).await;
-    assert_eq!(status, 202, "{answer}");
-    let receipt = answer["receipt"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let stored = loop {
-        let stored = rig.store.get(&receipt).await.unwrap().unwrap();
-        if stored.status.is_finished() {
-            break stored;
-        }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert_eq!(stored.status, TriggerStatus::Failed);
+    let (status, reason) = rig.finished(&body).await;
+    assert_eq!(status, TriggerStatus::Failed);
     assert_eq!(
-        failure(stored.note).as_deref(),
+        reason.as_deref(),
         Some(
             "week 2026-12-01 is a Tuesday, but the business unit's weeks start on Sunday: the week must start on Sunday 2026-11-29"
         )
