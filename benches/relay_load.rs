@@ -27,6 +27,7 @@ use publish_guard::audit::log::{AuditLog, AuditOptions};
 use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::SystemClock;
 use publish_guard::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
+use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
@@ -306,7 +307,7 @@ async fn start_rig(processing: SignedDuration) -> Rig {
     let settings = RelaySettings {
         sources: HashMap::from([(SOURCE.to_owned(), source)]),
         store: Arc::clone(&store) as Arc<dyn TriggerStore>,
-        audit: Arc::clone(&audit),
+        leadership: Leadership::Sole(Arc::clone(&audit)),
         rules: Arc::new(Rules::load(&rules_path).unwrap_or_else(|e| panic!("{e}"))),
         admin_token: None,
         runner: RunnerConfig::default(),

@@ -84,6 +84,8 @@ mod group_commit;
 pub mod language;
 #[cfg(feature = "relay")]
 pub mod lock_file;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod policy;
 #[cfg(feature = "relay")]
 pub mod relay;

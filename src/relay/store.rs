@@ -1,6 +1,7 @@
 //! The durable store of accepted webhooks, as the relay and the runner see it: accept a
 //! delivery exactly once, record each trigger's progress, and hand back everything unfinished
-//! after a restart. SQLite is the embedded implementation; the trait keeps it replaceable.
+//! after a restart. SQLite is the embedded implementation for one machine; PostgreSQL serves
+//! several replicas (`postgres_store`).
 
 use super::mapping::ScheduleTarget;
 use crate::runner::EarlierWrite;
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// Another process has the store open (why, and who).
     #[error("store: {0}")]
     InUse(String),
+    /// This replica does not lead (any more): a leader's write was refused.
+    #[error("store: this replica is not the leader (term {0} is over)")]
+    Deposed(i64),
 }
 
 /// A webhook that passed authentication and validation, about to be accepted.
