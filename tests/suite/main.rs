@@ -29,6 +29,7 @@ mod relay_genesys;
 mod relay_intake;
 mod relay_postgres;
 mod relay_process;
+mod relay_replicas;
 mod relay_serve;
 mod relay_store;
 mod relay_webhook_vectors;
