@@ -333,14 +333,18 @@ pub mod elected {
                         TermEnd::Lost(why)
                     }
                 }
-                lost = &mut watch => {
+                lost = &mut watch => match lost {
+                    // Stopping: the worker records the answers of the calls in flight.
+                    None => {
+                        let _ = end_term.send(true);
+                        TermEnd::Stopped(worker.await)
+                    }
                     // Fence first, then let the worker wind down: its writes are refused now.
-                    self.store.set_term(None);
-                    let _ = end_term.send(true);
-                    let worked = worker.await;
-                    match lost {
-                        None => TermEnd::Stopped(worked),
-                        Some(why) => TermEnd::Lost(why),
+                    Some(why) => {
+                        self.store.set_term(None);
+                        let _ = end_term.send(true);
+                        let _ = worker.await;
+                        TermEnd::Lost(why)
                     }
                 }
             }

@@ -117,15 +117,7 @@ fn pg(error: PgError) -> StoreError {
     StoreError::Database(error.to_string())
 }
 
-fn instant(micros: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn note_text(note: Option<&TriggerNote>) -> Result<Option<String>, StoreError> {
-    note.map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
+use super::store::instant_of_micros as instant;
 
 /// A `triggers` row read with [`TRIGGER_COLUMNS`].
 fn trigger_from_row(row: &Row) -> Result<StoredTrigger, StoreError> {
@@ -149,10 +141,7 @@ fn trigger_from_row(row: &Row) -> Result<StoredTrigger, StoreError> {
         event: text(9)?,
         status: TriggerStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?,
-        note: note
-            .map(|text| serde_json::from_str(&text))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("note: {e}")))?,
+        note: TriggerNote::decode(note)?,
         due_at: due_at.map(instant).transpose()?,
     })
 }
@@ -226,7 +215,7 @@ async fn record(
 ) -> Result<(), StoreError> {
     let term = store.term();
     let client = store.client().await?;
-    let note = note_text(progress.note.as_ref())?;
+    let note = TriggerNote::encode(progress.note.as_ref())?;
     let due_at = progress.due_at.map(Timestamp::as_microsecond);
     let sql = format!(
         "WITH {fence} UPDATE triggers SET status = $3, note = $4, due_at = $5 FROM fence \
@@ -263,19 +252,11 @@ async fn record(
     })
 }
 
-async fn select(
-    store: &PostgresStore,
-    condition: &str,
-    receipt: Option<&str>,
-) -> Result<Vec<StoredTrigger>, StoreError> {
+async fn get(store: &PostgresStore, receipt: &str) -> Result<Option<StoredTrigger>, StoreError> {
     let client = store.client().await?;
-    let sql = format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE {condition} ORDER BY seq");
-    let rows = match receipt {
-        Some(receipt) => client.query(&sql, &[&receipt]).await,
-        None => client.query(&sql, &[]).await,
-    }
-    .map_err(db)?;
-    rows.iter().map(trigger_from_row).collect()
+    let sql = format!("SELECT {TRIGGER_COLUMNS} FROM triggers WHERE receipt = $1");
+    let row = client.query_opt(&sql, &[&receipt]).await.map_err(db)?;
+    row.as_ref().map(trigger_from_row).transpose()
 }
 
 async fn stats(store: &PostgresStore) -> Result<StoreStats, StoreError> {
@@ -314,12 +295,7 @@ impl TriggerStore for PostgresStore {
 
     fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
         let receipt = receipt.to_owned();
-        Box::pin(async move {
-            Ok(select(self, "receipt = $1", Some(&receipt))
-                .await?
-                .into_iter()
-                .next())
-        })
+        Box::pin(async move { get(self, &receipt).await })
     }
 
     /// Every unfinished trigger, claimed for this leader's term.

@@ -133,6 +133,20 @@ pub enum TriggerNote {
 }
 
 impl TriggerNote {
+    /// A note as stored: JSON tagged by `kind`.
+    pub fn encode(note: Option<&Self>) -> Result<Option<String>, StoreError> {
+        note.map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// A stored note read back.
+    pub fn decode(text: Option<String>) -> Result<Option<Self>, StoreError> {
+        text.map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("note: {e}")))
+    }
+
     /// The publish this note says is under way, if any.
     pub fn publishing(&self) -> Option<&EarlierWrite> {
         match self {
@@ -185,6 +199,11 @@ pub struct StoreStats {
     pub running: u64,
     /// When the oldest unfinished trigger was received.
     pub oldest_unfinished: Option<Timestamp>,
+}
+
+/// An instant stored as microseconds since the epoch, read back.
+pub fn instant_of_micros(micros: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A new receipt id: random, so replicas sharing a store never mint the same one.
