@@ -8,6 +8,10 @@
 //! - `closed`: a fixed number of requests in flight (default 32): the most the relay accepts.
 //! - `storm`: 10,000 webhooks for one schedule while its publish is Processing: at most one
 //!   further publish, no 409, every webhook in the audit log.
+//! - `replicas`: the `rate` phase spread over two relays sharing one PostgreSQL database
+//!   (`[store] kind = "postgres"`), its server's connection string in the environment
+//!   variable `--postgres-env` names (`.ci/postgres.sh start` prints one); a database of its
+//!   own is created for the run.
 //!
 //! After each phase the store's file is read directly: it must hold every accepted webhook.
 //! Every request is signed before the clock starts, so the generator's HMACs are not measured.
@@ -27,6 +31,7 @@ use publish_guard::audit::log::{AuditLog, AuditOptions};
 use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::SystemClock;
 use publish_guard::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
+use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
@@ -79,6 +84,10 @@ struct Options {
     /// file; without it no log is written.
     #[arg(long)]
     logs: bool,
+    /// The environment variable holding the PostgreSQL server's connection string (for the
+    /// `replicas` phase).
+    #[arg(long, default_value = "PUBLISH_GUARD_TEST_PG")]
+    postgres_env: String,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -89,6 +98,7 @@ enum Phase {
     Rate,
     Closed,
     Storm,
+    Replicas,
 }
 
 /// One signed request, ready to send.
@@ -171,9 +181,10 @@ fn client() -> reqwest::Client {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Offer `webhooks` at `rate` per second, at most `max_in_flight` at once.
+/// Offer `webhooks` at `rate` per second, at most `max_in_flight` at once, to each of `urls`
+/// in turn.
 async fn open_loop(
-    url: Arc<str>,
+    urls: Vec<Arc<str>>,
     webhooks: Arc<Vec<Webhook>>,
     rate: f64,
     max_in_flight: usize,
@@ -188,7 +199,8 @@ async fn open_loop(
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
-        let (client, url, webhooks) = (client.clone(), Arc::clone(&url), Arc::clone(&webhooks));
+        let url = Arc::clone(&urls[index % urls.len()]);
+        let (client, webhooks) = (client.clone(), Arc::clone(&webhooks));
         tasks.push(tokio::spawn(async move {
             let (status, receipt) = send(&client, &url, &webhooks[index]).await;
             drop(permit);
@@ -291,6 +303,31 @@ async fn start_rig(processing: SignedDuration) -> Rig {
     let audit = Arc::new(AuditWriter::start(log).unwrap_or_else(|e| panic!("{e}")));
     let rules_path = dir.path().join("policy.rules");
     std::fs::write(&rules_path, RULES).unwrap_or_else(|e| panic!("{e}"));
+    let relay = start_relay(
+        &double,
+        &rules_path,
+        Arc::clone(&store) as Arc<dyn TriggerStore>,
+        Leadership::Sole(Arc::clone(&audit)),
+    )
+    .await;
+    Rig {
+        relay,
+        double,
+        store,
+        audit,
+        db_path,
+        audit_path,
+        _dir: dir,
+    }
+}
+
+/// A relay on an ephemeral loopback port in front of `double`, on `store`.
+async fn start_relay(
+    double: &ApiDouble,
+    rules_path: &Path,
+    store: Arc<dyn TriggerStore>,
+    leadership: Leadership,
+) -> Relay {
     let pointer = |p: &str| Field::Pointer(p.into());
     let secret: WebhookSecret = SECRET.parse().unwrap_or_else(|e| panic!("{e}"));
     let source = Source {
@@ -305,9 +342,9 @@ async fn start_rig(processing: SignedDuration) -> Rig {
     };
     let settings = RelaySettings {
         sources: HashMap::from([(SOURCE.to_owned(), source)]),
-        store: Arc::clone(&store) as Arc<dyn TriggerStore>,
-        audit: Arc::clone(&audit),
-        rules: Arc::new(Rules::load(&rules_path).unwrap_or_else(|e| panic!("{e}"))),
+        store,
+        leadership,
+        rules: Arc::new(Rules::load(rules_path).unwrap_or_else(|e| panic!("{e}"))),
         admin_token: None,
         runner: RunnerConfig::default(),
         body_limit: DEFAULT_BODY_LIMIT,
@@ -325,23 +362,18 @@ async fn start_rig(processing: SignedDuration) -> Rig {
         .unwrap_or_else(|e| panic!("{e}"));
     let make_api =
         move || GenesysClient::new(config, Arc::new(SystemClock)).unwrap_or_else(|e| panic!("{e}"));
-    let relay = Relay::start(settings, make_api, listener)
+    Relay::start(settings, make_api, listener)
         .await
-        .unwrap_or_else(|e| panic!("the relay did not start: {e}"));
-    Rig {
-        relay,
-        double,
-        store,
-        audit,
-        db_path,
-        audit_path,
-        _dir: dir,
-    }
+        .unwrap_or_else(|e| panic!("the relay did not start: {e}"))
+}
+
+fn webhook_url(relay: &Relay) -> Arc<str> {
+    format!("http://{}/webhooks/{SOURCE}", relay.addr()).into()
 }
 
 impl Rig {
     fn url(&self) -> Arc<str> {
-        format!("http://{}/webhooks/{SOURCE}", self.relay.addr()).into()
+        webhook_url(&self.relay)
     }
 
     /// Wait (bounded) until the store holds nothing unfinished.
@@ -450,7 +482,7 @@ fn load_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options, phase: P
     let webhooks = Arc::new(sign_all(&name, options.requests, "s-1"));
     let (samples, elapsed) = match phase {
         Phase::Rate => load_rt.block_on(open_loop(
-            rig.url(),
+            vec![rig.url()],
             webhooks,
             options.rate,
             options.max_in_flight,
@@ -562,6 +594,84 @@ fn storm_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options) {
     assert_eq!(in_audit, storm.len(), "every webhook in the audit log");
 }
 
+/// The `rate` phase offered across two replicas sharing a fresh PostgreSQL database.
+fn replicas_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options) {
+    use publish_guard::relay::leader::elected::Election;
+    use publish_guard::relay::postgres_store::PostgresStore;
+    let server = std::env::var(&options.postgres_env).unwrap_or_else(|_| {
+        panic!(
+            "the replicas phase needs a PostgreSQL server's connection string in {} \
+             (eval \"$(.ci/postgres.sh start)\")",
+            options.postgres_env
+        )
+    });
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rules_path = dir.path().join("policy.rules");
+    std::fs::write(&rules_path, RULES).unwrap_or_else(|e| panic!("{e}"));
+    let (double, replicas, url) = relay_rt.block_on(async {
+        let name = format!("bench_{:016x}", rand::random::<u64>());
+        let admin = publish_guard::pg::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = server.replace("dbname=postgres", &format!("dbname={name}"));
+        let double = ApiDouble::start(DoubleConfig {
+            model: ModelConfig {
+                processing_time: SignedDuration::ZERO,
+                requests_per_minute: 100_000,
+            },
+            ..DoubleConfig::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the double did not start: {e}"));
+        double.add_schedule(&schedule("s-1"), false, 1);
+        let mut replicas = Vec::new();
+        for name in ["a", "b"] {
+            let store = Arc::new(
+                PostgresStore::open(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
+            let election = Election::new(&url, name, Arc::clone(&store));
+            let leadership = Leadership::Elected(Arc::new(election));
+            replicas.push(start_relay(&double, &rules_path, store, leadership).await);
+        }
+        (double, replicas, url)
+    });
+    let webhooks = Arc::new(sign_all("replicas", options.requests, "s-1"));
+    let urls = replicas.iter().map(webhook_url).collect();
+    let (samples, elapsed) = load_rt.block_on(open_loop(
+        urls,
+        webhooks,
+        options.rate,
+        options.max_in_flight,
+    ));
+    let stored: HashSet<String> = relay_rt.block_on(async {
+        let client = publish_guard::pg::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = client
+            .query("SELECT receipt FROM triggers", &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        rows.iter().map(|row| row.get::<_, String>(0)).collect()
+    });
+    for relay in replicas {
+        relay_rt
+            .block_on(relay.shutdown())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    relay_rt.block_on(double.shutdown());
+    let label = format!(
+        "replicas: rate {:.0}/s offered across two relays on PostgreSQL",
+        options.rate
+    );
+    report(&label, &samples, elapsed, &stored, 0);
+}
+
 fn main() {
     let options = Options::parse();
     // Kept until the end: the log file lives in it.
@@ -581,6 +691,7 @@ fn main() {
         match phase {
             Phase::Rate | Phase::Closed => load_phase(&relay_rt, &load_rt, &options, *phase),
             Phase::Storm => storm_phase(&relay_rt, &load_rt, &options),
+            Phase::Replicas => replicas_phase(&relay_rt, &load_rt, &options),
         }
     }
 }

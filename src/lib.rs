@@ -56,7 +56,9 @@
 //!   the Genesys and REST clients.
 //! - [`runner`] — the sans-IO state machine per schedule, its events and its live driver.
 //! - [`sim`] — the simulator: scenarios on a virtual clock through the very runner.
-//! - [`audit`] — the hash-chained, signed audit log.
+//! - `pg` — the PostgreSQL database relay replicas share: connection, schema, the leader's
+//!   term (feature `postgres`).
+//! - [`audit`] — the hash-chained, signed audit log, in a file or in PostgreSQL.
 //! - [`relay`] — the webhook relay service: intake, store, worker, server.
 //! - [`config`] — `publish-guard.toml`.
 //! - [`cli`] — the `publish-guard` command, a thin layer over the rest.
@@ -66,7 +68,8 @@
 //! The default builds everything. With `default-features = false` only the language, the
 //! policy and evaluation build, with none of tokio, axum, reqwest, rusqlite or clap.
 //! `runner` adds the runner, the API model and the simulator; `genesys` the HTTP clients;
-//! `relay` the service, its store and the audit log; `cli` the command.
+//! `relay` the service, its store and the audit log; `cli` the command; `postgres` the relay
+//! on PostgreSQL for several replicas.
 
 pub mod analysis;
 #[cfg(feature = "runner")]
@@ -84,6 +87,8 @@ mod group_commit;
 pub mod language;
 #[cfg(feature = "relay")]
 pub mod lock_file;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod policy;
 #[cfg(feature = "relay")]
 pub mod relay;

@@ -39,6 +39,12 @@ pub enum AuditError {
     /// An event could not be serialised.
     #[error("event could not be serialised: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The database holding the log failed.
+    #[error("audit log database: {0}")]
+    Database(String),
+    /// This replica no longer leads, so it may not append (its term is over).
+    #[error("audit log: this replica is not the leader (term {0} is over)")]
+    Deposed(i64),
     /// The last entry of an existing log is damaged, so the chain cannot be continued.
     #[error("{path}: the last entry is damaged ({reason}); run `publish-guard audit verify`")]
     DamagedTail {
@@ -306,49 +312,23 @@ impl AuditLog {
         &mut self,
         records: &[Record<'_, E>],
     ) -> Result<Vec<Appended>, AuditError> {
-        let mut text = String::new();
-        let mut outcomes = Vec::with_capacity(records.len());
-        let mut fresh: Vec<(String, u64)> = Vec::new();
-        let (mut seq, mut prev) = (self.last_seq, self.head_hash.clone());
-        let mut head_at = None;
-        for record in records {
-            let earlier = self.steps.get(record.step).or_else(|| {
-                fresh
-                    .iter()
-                    .find(|(step, _)| step == record.step)
-                    .map(|&(_, seq)| seq)
-            });
-            if let Some(seq) = earlier {
-                outcomes.push(Appended::AlreadyWritten { seq });
-                continue;
-            }
-            seq += 1;
-            let entry = Entry {
-                seq,
-                prev,
-                at: record.at,
-                step: record.step.to_owned(),
-                event: record.event,
-            };
-            let (line, hash) = entry.seal()?;
-            text.push_str(&line);
-            text.push('\n');
-            fresh.push((entry.step, seq));
-            outcomes.push(Appended::Written {
-                seq,
-                hash: hash.clone(),
-            });
-            prev = hash;
-            head_at = Some(record.at);
-        }
-        let Some(head_at) = head_at else {
-            return Ok(outcomes);
+        let steps = &self.steps;
+        let sealed = seal_batch(records, (self.last_seq, &self.head_hash), |step| {
+            steps.get(step)
+        })?;
+        let Some(head_at) = sealed.head_at else {
+            return Ok(sealed.outcomes);
         };
+        let mut text = String::new();
+        for entry in &sealed.entries {
+            text.push_str(&entry.line);
+            text.push('\n');
+        }
         self.write_durably(text.as_bytes())?;
-        self.last_seq = seq;
-        self.head_hash = prev;
-        for (step, seq) in fresh {
-            self.steps.insert(step, seq);
+        self.last_seq = sealed.head.0;
+        self.head_hash = sealed.head.1;
+        for entry in sealed.entries {
+            self.steps.insert(entry.step, entry.seq);
         }
         if let Some(checkpointer) = &mut self.checkpointer {
             let head = Checkpoint {
@@ -363,7 +343,7 @@ impl AuditLog {
                     source,
                 })?;
         }
-        Ok(outcomes)
+        Ok(sealed.outcomes)
     }
 
     /// Write and sync; on failure cut the file back so no partial line stays in the chain
@@ -398,6 +378,85 @@ impl AuditLog {
             }
         }
     }
+}
+
+/// One entry sealed for the chain, not yet written.
+#[derive(Debug)]
+pub(crate) struct SealedEntry {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its step id.
+    pub step: String,
+    /// Its JSON line, without the newline.
+    pub line: String,
+    /// Its hash (the database log stores it beside the line).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub hash: String,
+}
+
+/// A batch sealed after a head: the entries to write, each record's outcome, the new head.
+#[derive(Debug)]
+pub(crate) struct SealedBatch {
+    /// The new entries, in order.
+    pub entries: Vec<SealedEntry>,
+    /// What happens to each record.
+    pub outcomes: Vec<Appended>,
+    /// The head after the batch: sequence number and hash.
+    pub head: (u64, String),
+    /// When the last new entry happened; `None` when nothing is new.
+    pub head_at: Option<Timestamp>,
+}
+
+/// Chain `records` after `head` (sequence number and hash), skipping steps `recorded` knows
+/// and steps repeated within the batch. Every log backend seals this way.
+pub(crate) fn seal_batch<E: Serialize>(
+    records: &[Record<'_, E>],
+    head: (u64, &str),
+    recorded: impl Fn(&str) -> Option<u64>,
+) -> Result<SealedBatch, serde_json::Error> {
+    let (mut seq, mut prev) = (head.0, head.1.to_owned());
+    let mut entries: Vec<SealedEntry> = Vec::new();
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut head_at = None;
+    for record in records {
+        let earlier = recorded(record.step).or_else(|| {
+            entries
+                .iter()
+                .find(|entry| entry.step == record.step)
+                .map(|entry| entry.seq)
+        });
+        if let Some(seq) = earlier {
+            outcomes.push(Appended::AlreadyWritten { seq });
+            continue;
+        }
+        seq += 1;
+        let entry = Entry {
+            seq,
+            prev,
+            at: record.at,
+            step: record.step.to_owned(),
+            event: record.event,
+        };
+        let (line, hash) = entry.seal()?;
+        outcomes.push(Appended::Written {
+            seq,
+            hash: hash.clone(),
+        });
+        entries.push(SealedEntry {
+            seq,
+            step: entry.step,
+            line,
+            hash: hash.clone(),
+        });
+        prev = hash;
+        head_at = Some(record.at);
+    }
+    Ok(SealedBatch {
+        entries,
+        outcomes,
+        head: (seq, prev),
+        head_at,
+    })
 }
 
 /// Make a newly created file's directory entry durable too.

@@ -3,7 +3,8 @@
 //! answers each caller. A storm of events costs one fsync per batch, not one per event, and
 //! no caller hears "recorded" before its entry is on disk. A failed batch leaves the log as
 //! it was and the writer running, so the same steps can be submitted again; until a batch
-//! succeeds, [`AuditWriter::failing`] says why the log cannot be written.
+//! succeeds, [`AuditWriter::failing`] says why the log cannot be written. Relay replicas
+//! write to the database log the same way, one transaction per batch.
 
 use super::log::{Appended, AuditError, AuditLog, Record};
 use crate::group_commit::GroupCommit;
@@ -37,10 +38,20 @@ struct Pending {
     reply: oneshot::Sender<Result<Appended, RecordError>>,
 }
 
+/// Where the batches go.
+#[derive(Debug)]
+enum Queue {
+    /// The file log's writer thread.
+    File(GroupCommit<Pending>),
+    /// The database log's writer task.
+    #[cfg(feature = "postgres")]
+    Database(tokio::sync::mpsc::Sender<Pending>),
+}
+
 /// The handle callers share. Dropping it lets the writer finish what is queued, then stops it.
 #[derive(Debug)]
 pub struct AuditWriter {
-    worker: GroupCommit<Pending>,
+    queue: Queue,
     syncs: Arc<AtomicU64>,
     last_seq: Arc<AtomicU64>,
     failing: Failing,
@@ -64,11 +75,43 @@ impl AuditWriter {
             write_batch(&mut log, batch, &counter, &head, &fault);
         })?;
         Ok(Self {
-            worker,
+            queue: Queue::File(worker),
             syncs,
             last_seq,
             failing,
         })
+    }
+
+    /// Take over a database log and start its writer task on the current runtime: each batch
+    /// is one transaction.
+    #[cfg(feature = "postgres")]
+    pub fn start_database(mut log: super::pg_log::PgAuditLog) -> Self {
+        let syncs = Arc::new(AtomicU64::new(0));
+        let last_seq = Arc::new(AtomicU64::new(log.last_seq()));
+        let failing = Failing::default();
+        let (counter, head, fault) = (
+            Arc::clone(&syncs),
+            Arc::clone(&last_seq),
+            Arc::clone(&failing),
+        );
+        let (queue, mut receiver) = tokio::sync::mpsc::channel::<Pending>(QUEUE);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let taken = std::mem::take(&mut batch);
+                let records: Vec<Record<'_, Value>> = taken.iter().map(Pending::record).collect();
+                let appended = log.append_batch(&records).await;
+                drop(records);
+                head.store(log.last_seq(), Ordering::Release);
+                answer(taken, appended, &counter, &fault);
+            }
+        });
+        Self {
+            queue: Queue::Database(queue),
+            syncs,
+            last_seq,
+            failing,
+        }
     }
 
     /// Why the last batch could not be written, until a later one is.
@@ -105,10 +148,14 @@ impl AuditWriter {
             event,
             reply,
         };
-        self.worker
-            .submit(pending)
-            .await
-            .map_err(|_| RecordError::Closed)?;
+        match &self.queue {
+            Queue::File(worker) => worker
+                .submit(pending)
+                .await
+                .map_err(|_| RecordError::Closed)?,
+            #[cfg(feature = "postgres")]
+            Queue::Database(queue) => queue.send(pending).await.map_err(|_| RecordError::Closed)?,
+        }
         answer.await.map_err(|_| RecordError::Closed)?
     }
 }
@@ -121,18 +168,32 @@ fn write_batch(
     head: &AtomicU64,
     failing: &Mutex<Option<Arc<AuditError>>>,
 ) {
-    let records: Vec<Record<'_, Value>> = batch
-        .iter()
-        .map(|p| Record {
-            step: &p.step,
-            at: p.at,
-            event: &p.event,
-        })
-        .collect();
+    let records: Vec<Record<'_, Value>> = batch.iter().map(Pending::record).collect();
     let appended = log.append_batch(&records);
+    drop(records);
     // Before any caller hears back, so none reads an older head; also after a failure that
     // came once the entries were written (a checkpoint), so a restart numbers its steps anew.
     head.store(log.head().0, Ordering::Release);
+    answer(batch, appended, syncs, failing);
+}
+
+impl Pending {
+    fn record(&self) -> Record<'_, Value> {
+        Record {
+            step: &self.step,
+            at: self.at,
+            event: &self.event,
+        }
+    }
+}
+
+/// Note whether a batch failed, and tell each of its callers what became of its step.
+fn answer(
+    batch: Vec<Pending>,
+    appended: Result<Vec<Appended>, AuditError>,
+    syncs: &AtomicU64,
+    failing: &Mutex<Option<Arc<AuditError>>>,
+) {
     let appended = appended.map_err(Arc::new);
     *failing.lock().unwrap_or_else(PoisonError::into_inner) = appended.as_ref().err().cloned();
     match appended {

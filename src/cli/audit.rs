@@ -1,5 +1,7 @@
-//! `publish-guard audit`: verify a log's chain and checkpoints, show it readably, or make a
-//! checkpoint signing key pair.
+//! `publish-guard audit`: verify a log's chain and checkpoints, show it readably, export the
+//! log relay replicas keep in PostgreSQL to the JSON Lines file, or make a checkpoint signing
+//! key pair. `verify` and `show` read the database with `--db-env` (via an export to a temp
+//! file, which they then read as they read any log).
 
 use super::{CliError, Outcome};
 use crate::audit::checkpoint::{checkpoints_path, key_files_text, load_verifying_key};
@@ -25,7 +27,12 @@ pub enum AuditCommand {
     /// Prove the chain unbroken (exit 1 naming the first bad line).
     Verify {
         /// The audit log (JSON Lines).
-        file: PathBuf,
+        #[arg(required_unless_present = "db_env", conflicts_with = "db_env")]
+        file: Option<PathBuf>,
+        /// Read the log from the PostgreSQL database whose connection string is in this
+        /// environment variable.
+        #[arg(long)]
+        db_env: Option<String>,
         /// Public key file (base64) to check the signed checkpoints with.
         #[arg(long)]
         key: Option<PathBuf>,
@@ -36,7 +43,12 @@ pub enum AuditCommand {
     /// Print the log readably.
     Show {
         /// The audit log (JSON Lines).
-        file: PathBuf,
+        #[arg(required_unless_present = "db_env", conflicts_with = "db_env")]
+        file: Option<PathBuf>,
+        /// Read the log from the PostgreSQL database whose connection string is in this
+        /// environment variable.
+        #[arg(long)]
+        db_env: Option<String>,
         /// Only entries about this schedule id.
         #[arg(long)]
         schedule: Option<String>,
@@ -44,6 +56,16 @@ pub enum AuditCommand {
         /// date (2026-03-29), read as midnight UTC.
         #[arg(long)]
         since: Option<String>,
+    },
+    /// Write the log kept in PostgreSQL to a JSON Lines file, which verifies offline as a
+    /// file log does.
+    Export {
+        /// The environment variable holding the database's connection string.
+        #[arg(long)]
+        db_env: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Make a checkpoint signing key pair: PREFIX.key (secret) and PREFIX.pub (public).
     Keygen {
@@ -58,14 +80,21 @@ pub fn run(args: &AuditArgs, out: &mut impl Write) -> Result<Outcome, CliError> 
     match &args.command {
         AuditCommand::Verify {
             file,
+            db_env,
             key,
             checkpoints,
-        } => run_verify(file, key.as_deref(), checkpoints.as_deref(), out),
+        } => {
+            let log = LogFile::of(file.as_deref(), db_env.as_deref())?;
+            run_verify(log.path(), key.as_deref(), checkpoints.as_deref(), out)
+        }
         AuditCommand::Show {
             file,
+            db_env,
             schedule,
             since,
         } => {
+            let log = LogFile::of(file.as_deref(), db_env.as_deref())?;
+            let file = log.path();
             let since = since.as_deref().map(parse_since).transpose()?;
             let filter = ShowFilter {
                 schedule: schedule.clone(),
@@ -74,6 +103,12 @@ pub fn run(args: &AuditArgs, out: &mut impl Write) -> Result<Outcome, CliError> 
             let log = std::fs::File::open(file).map_err(|source| io_error(file, source))?;
             show(std::io::BufReader::new(log), &filter, out)
                 .map_err(|source| io_error(file, source))?;
+            Ok(Outcome::Ok)
+        }
+        AuditCommand::Export { db_env, out: path } => {
+            let entries = export_to(db_env, path)?;
+            writeln!(out, "wrote {entries} entries to {}", path.display())
+                .map_err(|e| io_error(Path::new("<stdout>"), e))?;
             Ok(Outcome::Ok)
         }
         AuditCommand::Keygen { out: prefix } => run_keygen(prefix, out),
@@ -93,6 +128,70 @@ fn parse_since(text: &str) -> Result<Timestamp, CliError> {
             "--since {text:?}: not an instant like 2026-03-29T01:00:00Z or a date like 2026-03-29"
         ))
     })
+}
+
+/// The log file a command reads: the one named, or an export of the database's, removed
+/// when dropped.
+enum LogFile {
+    Named(PathBuf),
+    Exported(PathBuf),
+}
+
+impl LogFile {
+    fn of(file: Option<&Path>, db_env: Option<&str>) -> Result<Self, CliError> {
+        match (file, db_env) {
+            (Some(file), _) => Ok(Self::Named(file.to_owned())),
+            (None, Some(var)) => {
+                let name = format!("publish-guard-audit-{:016x}.jsonl", rand::random::<u64>());
+                let path = std::env::temp_dir().join(name);
+                let exported = Self::Exported(path.clone());
+                export_to(var, &path)?;
+                Ok(exported)
+            }
+            (None, None) => Err(CliError::Usage("give a log file or --db-env".into())),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Self::Named(path) | Self::Exported(path) => path,
+        }
+    }
+}
+
+impl Drop for LogFile {
+    fn drop(&mut self) {
+        if let Self::Exported(path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Export the database's log (its connection string in `var`) to `path`; how many entries.
+#[cfg(feature = "postgres")]
+fn export_to(var: &str, path: &Path) -> Result<u64, CliError> {
+    let url =
+        crate::config::env_value("--db-env", var).map_err(|e| CliError::Usage(e.to_string()))?;
+    let database = |e: &dyn std::fmt::Display| CliError::Usage(format!("{var}: {e}"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| io_error(path, e))?;
+    runtime.block_on(async {
+        let client = crate::pg::connect(&url).await.map_err(|e| database(&e))?;
+        let file = std::fs::File::create(path).map_err(|e| io_error(path, e))?;
+        let mut out = std::io::BufWriter::new(file);
+        crate::audit::pg_log::export(&client, &mut out)
+            .await
+            .map_err(|e| database(&e))
+    })
+}
+
+#[cfg(not(feature = "postgres"))]
+fn export_to(_var: &str, _path: &Path) -> Result<u64, CliError> {
+    Err(CliError::Usage(
+        "this build has no PostgreSQL support (feature `postgres`)".into(),
+    ))
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> CliError {

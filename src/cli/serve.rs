@@ -6,13 +6,15 @@ use crate::audit::writer::AuditWriter;
 use crate::cli::run::{genesys_client, rest_client};
 use crate::cli::serve_loop::run_until_stopped;
 use crate::cli::{CliError, Outcome};
-use crate::config::relay::{ServeSection, build_sources};
+use crate::config::relay::{ServeSection, StoreKind, build_sources};
 use crate::config::{Backend, Config, env_value};
 use crate::effects::clock::SystemClock;
 use crate::relay::history::check_history;
+use crate::relay::leader::Leadership;
 use crate::relay::rules::Rules;
 use crate::relay::server::RelaySettings;
 use crate::relay::sqlite_store::SqliteStore;
+use crate::relay::store::TriggerStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -89,15 +91,7 @@ pub(crate) async fn settings(
             "serve needs at least one [[sources]] table".into(),
         ));
     }
-    let store_path = ServeSection::resolve(&serve.store, config_path);
-    let store = SqliteStore::open(&store_path).map_err(|e| usage(&e))?;
-    let audit_path = ServeSection::resolve(&serve.audit_log, config_path);
-    let log =
-        AuditLog::open_verified(&audit_path, AuditOptions::default()).map_err(|e| usage(&e))?;
-    check_history(&store, store_path, &log, audit_path)
-        .await
-        .map_err(|e| usage(&e))?;
-    let audit = AuditWriter::start(log).map_err(|e| usage(&e))?;
+    let (store, leadership) = store(config, config_path).await?;
     let rules = Rules::load(&config.rules_path(config_path)).map_err(|e| usage(&e))?;
     let admin_token = match &serve.admin_token_env {
         Some(var) => Some(env_value("serve.admin_token_env", var).map_err(|e| usage(&e))?),
@@ -105,8 +99,8 @@ pub(crate) async fn settings(
     };
     Ok(RelaySettings {
         sources,
-        store: Arc::new(store),
-        audit: Arc::new(audit),
+        store,
+        leadership,
         rules: Arc::new(rules),
         admin_token,
         runner: config.runner_config(false),
@@ -114,6 +108,56 @@ pub(crate) async fn settings(
         connections: serve.connection_limits(),
         clock: Arc::new(SystemClock),
     })
+}
+
+/// The store and how this process comes to lead, as `[store]` says.
+async fn store(
+    config: &Config,
+    config_path: &std::path::Path,
+) -> Result<(Arc<dyn TriggerStore>, Leadership), CliError> {
+    let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
+    let serve = &config.serve;
+    match config.store.kind {
+        StoreKind::Sqlite => {
+            let store_path = ServeSection::resolve(&serve.store, config_path);
+            let store = SqliteStore::open(&store_path).map_err(|e| usage(&e))?;
+            let audit_path = ServeSection::resolve(&serve.audit_log, config_path);
+            let log = AuditLog::open_verified(&audit_path, AuditOptions::default())
+                .map_err(|e| usage(&e))?;
+            check_history(&store, store_path, &log, audit_path)
+                .await
+                .map_err(|e| usage(&e))?;
+            let audit = AuditWriter::start(log).map_err(|e| usage(&e))?;
+            Ok((Arc::new(store), Leadership::Sole(Arc::new(audit))))
+        }
+        #[cfg(feature = "postgres")]
+        StoreKind::Postgres => {
+            use crate::relay::leader::elected::Election;
+            use crate::relay::postgres_store::PostgresStore;
+            let Some(var) = &config.store.url_env else {
+                return Err(CliError::Usage(
+                    "[store] kind = \"postgres\" needs url_env".into(),
+                ));
+            };
+            let url = env_value("store.url_env", var).map_err(|e| usage(&e))?;
+            let store = Arc::new(PostgresStore::open(&url).await.map_err(|e| usage(&e))?);
+            let replica = config.store.replica.clone().unwrap_or_else(default_replica);
+            let election = Election::new(&url, &replica, Arc::clone(&store));
+            Ok((store, Leadership::Elected(Arc::new(election))))
+        }
+        #[cfg(not(feature = "postgres"))]
+        StoreKind::Postgres => Err(CliError::Usage(
+            "[store] kind = \"postgres\": this build has no PostgreSQL support (feature `postgres`)"
+                .into(),
+        )),
+    }
+}
+
+/// A replica's name unless configured: the host name and the process id.
+#[cfg(feature = "postgres")]
+fn default_replica() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
 }
 
 /// Structured logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -15,6 +15,7 @@ use crate::cli::serve_loop::run_until_stopped;
 use crate::cli::{CliError, Outcome};
 use crate::effects::clock::SystemClock;
 use crate::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
+use crate::relay::leader::Leadership;
 use crate::relay::mapping::{Field, Mapping};
 use crate::relay::rules::Rules;
 use crate::relay::server::RelaySettings;
@@ -90,7 +91,7 @@ pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, 
     let settings = RelaySettings {
         sources: HashMap::from([(SOURCE.to_owned(), source)]),
         store: Arc::new(store),
-        audit: Arc::new(AuditWriter::start(log).map_err(|e| usage(&e))?),
+        leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).map_err(|e| usage(&e))?)),
         rules: Arc::new(rules),
         admin_token: Some(admin_token.clone()),
         runner: RunnerConfig::default(),

@@ -50,6 +50,9 @@ pub struct Config {
     /// The relay's webhook senders.
     #[serde(default)]
     pub sources: Vec<relay::SourceSection>,
+    /// The relay's store.
+    #[serde(default)]
+    pub store: relay::StoreSection,
 }
 
 /// `[genesys]`: a region, or explicit base URLs; the OAuth client by env-var names.

@@ -1,6 +1,6 @@
 //! The relay's part of `publish-guard.toml`: `[serve]` (where to listen, where the store and
 //! the audit log live, the admin token) and one `[[sources]]` table per webhook sender (how it
-//! authenticates, how its JSON maps to a trigger). Secrets appear only as env-var names.
+//! authenticates, how its JSON maps to a trigger), and `[store]` (SQLite or PostgreSQL). Secrets appear only as env-var names.
 
 use super::{ConfigError, env_value};
 use crate::relay::connections::ConnectionLimits;
@@ -120,6 +120,32 @@ impl ServeSection {
             _ => path.to_owned(),
         }
     }
+}
+
+/// `[store]`: where accepted webhooks and the audit log are kept.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite` (one process; the file `[serve] store`, the log `[serve] audit_log`) or
+    /// `postgres` (several replicas sharing one database, the audit log in it too).
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// With `postgres`: the environment variable holding the connection string.
+    pub url_env: Option<String>,
+    /// With `postgres`: this replica's name, as `/readyz` and the metrics show it (default:
+    /// the host name and the process id).
+    pub replica: Option<String>,
+}
+
+/// Which store the relay uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// One SQLite file, for one process.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database shared by replicas.
+    Postgres,
 }
 
 /// One `[[sources]]` table. Each mapped field is a JSON pointer when it starts with `/`, else

@@ -22,7 +22,9 @@ pub const WRITE_FAILURES: &str = "publish_guard_write_failures_total";
 /// What the relay's writes depend on, and why one of them fails now.
 #[derive(Debug)]
 pub struct Durability {
-    audit: Arc<AuditWriter>,
+    /// The file audit log (`None` for replicas: their log is the leader's, in the database,
+    /// and a failing append stops the leader's worker, which `worker` reports).
+    audit: Option<Arc<AuditWriter>>,
     metrics: Arc<Metrics>,
     /// Why the store's last write failed; `None` once one commits.
     store: Mutex<Option<String>>,
@@ -43,7 +45,7 @@ fn write(slot: &Mutex<Option<String>>, value: Option<String>) -> Option<String> 
 
 impl Durability {
     /// Watch `audit` and count failures in `metrics`.
-    pub fn new(audit: Arc<AuditWriter>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(audit: Option<Arc<AuditWriter>>, metrics: Arc<Metrics>) -> Self {
         Self {
             audit,
             metrics,
@@ -55,6 +57,7 @@ impl Durability {
     /// Why the audit log cannot be written now, if it cannot.
     pub fn audit_failing(&self) -> Option<String> {
         self.audit
+            .as_ref()?
             .failing()
             .map(|e| format!("the audit log cannot be written: {e}"))
     }

@@ -19,8 +19,11 @@ pub mod connections;
 pub mod durability;
 pub mod history;
 pub mod intake;
+pub mod leader;
 pub mod mapping;
 pub mod metrics;
+#[cfg(feature = "postgres")]
+pub mod postgres_store;
 pub(crate) mod problem;
 pub(crate) mod resolve;
 pub mod rules;

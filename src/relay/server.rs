@@ -11,6 +11,7 @@
 use super::connections::{ConnectionLimits, serve_connections};
 use super::durability::{Durability, WatchedStore, restart_backoff};
 use super::intake::{Intake, Source};
+use super::leader::{Leadership, Shared};
 use super::metrics::{Gauges, Metrics};
 use super::problem::Problem;
 use super::rules::{RELOAD_TIMEOUT, Rules, RulesError};
@@ -18,7 +19,6 @@ use super::store::TriggerStore;
 use super::webhook_auth::BearerVerifier;
 use super::worker::{WorkerError, WorkerParts, run_worker};
 use crate::api::ScheduleApi;
-use crate::audit::writer::AuditWriter;
 use crate::effects::clock::Clock;
 use crate::runner::RunnerConfig;
 use axum::Router;
@@ -46,8 +46,8 @@ pub struct RelaySettings {
     pub sources: HashMap<String, Source>,
     /// The durable store.
     pub store: Arc<dyn TriggerStore>,
-    /// The audit log's writer.
-    pub audit: Arc<AuditWriter>,
+    /// How this process comes to run the worker, and its audit log.
+    pub leadership: Leadership,
     /// The policy in force and its file.
     pub rules: Arc<Rules>,
     /// The bearer token of the admin routes; `None` turns them off.
@@ -71,6 +71,7 @@ struct AppState {
     admin: Option<BearerVerifier>,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
+    leadership: Leadership,
     /// Held while a rules file is being checked: one reload at a time.
     reloading: Arc<Mutex<()>>,
 }
@@ -113,10 +114,12 @@ impl Relay {
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Metrics::default());
-        let durability = Arc::new(Durability::new(
-            Arc::clone(&settings.audit),
-            Arc::clone(&counters),
-        ));
+        let file_audit = match &settings.leadership {
+            Leadership::Sole(audit) => Some(Arc::clone(audit)),
+            #[cfg(feature = "postgres")]
+            Leadership::Elected(_) => None,
+        };
+        let durability = Arc::new(Durability::new(file_audit, Arc::clone(&counters)));
         let store: Arc<dyn TriggerStore> = Arc::new(WatchedStore {
             inner: settings.store,
             durability: Arc::clone(&durability),
@@ -130,33 +133,39 @@ impl Relay {
             wake: Arc::new(Notify::new()),
             clock: Arc::clone(&settings.clock),
             reloading: Arc::new(Mutex::new(())),
+            leadership: settings.leadership.clone(),
         });
-        let parts = {
-            let (store, audit, rules) = (Arc::clone(&store), settings.audit, settings.rules);
-            let (metrics, clock) = (Arc::clone(&state.metrics), Arc::clone(&settings.clock));
-            let (config, wake, stop) = (
-                settings.runner.clone(),
-                Arc::clone(&state.wake),
-                stop_rx.clone(),
-            );
-            move || WorkerParts {
-                store: Arc::clone(&store),
-                audit: Arc::clone(&audit),
-                rules: Arc::clone(&rules),
-                metrics: Arc::clone(&metrics),
-                clock: Arc::clone(&clock),
-                config: config.clone(),
-                wake: Arc::clone(&wake),
-                stop: stop.clone(),
-            }
+        let shared = Shared {
+            store: Arc::clone(&store),
+            rules: settings.rules,
+            metrics: Arc::clone(&state.metrics),
+            clock: Arc::clone(&settings.clock),
+            config: settings.runner.clone(),
+            wake: Arc::clone(&state.wake),
+            stop: stop_rx.clone(),
         };
+        let leadership = settings.leadership;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let supervised = Arc::clone(&state);
         let worker = std::thread::Builder::new()
             .name("relay-worker".into())
-            .spawn(move || runtime.block_on(supervise(&make_api(), parts, &supervised)))?;
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let api = make_api();
+                    match leadership {
+                        Leadership::Sole(audit) => {
+                            let parts = || shared.parts(Arc::clone(&audit), shared.stop.clone());
+                            supervise(&api, parts, &supervised).await
+                        }
+                        // A replica's worker stops when its lead ends; the election starts
+                        // the next term.
+                        #[cfg(feature = "postgres")]
+                        Leadership::Elected(election) => election.serve(api, shared).await,
+                    }
+                })
+            })?;
         tokio::spawn(forget_old_deliveries(
             Arc::clone(&state),
             settings.runner.delivery_retention,
@@ -354,7 +363,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.store.stats().await {
         Ok(_) => {
             let version = state.rules.current().version.clone();
-            format!("ready: store open, policy {version}\n").into_response()
+            let leader = state.leadership.view().describe();
+            format!("ready: store open, policy {version}{leader}\n").into_response()
         }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
     }
@@ -369,7 +379,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             .oldest_unfinished
             .map_or(0.0, |at| now.duration_since(at).as_secs_f64().max(0.0)),
     };
-    let body = state.metrics.render(gauges);
+    let mut body = state.metrics.render(gauges);
+    body.push_str(&state.leadership.view().metrics_text());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -244,7 +244,7 @@ fn migrate_1_to_2(connection: &Connection) -> Result<(), StoreError> {
                     target.week,
                     target.schedule_id,
                     status.as_str(),
-                    note_text(note.as_ref())?
+                    TriggerNote::encode(note.as_ref())?
                 ])
                 .map_err(db)?;
         }
@@ -306,20 +306,6 @@ fn migrate_row(
     })
 }
 
-/// A note as stored.
-fn note_text(note: Option<&TriggerNote>) -> Result<Option<String>, StoreError> {
-    note.map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// A stored note read back.
-fn note_of(text: Option<String>) -> Result<Option<TriggerNote>, StoreError> {
-    text.map(|text| serde_json::from_str(&text))
-        .transpose()
-        .map_err(|e| StoreError::Corrupt(format!("note: {e}")))
-}
-
 /// A connection to `path` that waits out another's lock instead of failing at once.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(db)?;
@@ -372,9 +358,7 @@ fn micros(at: Timestamp) -> i64 {
     at.as_microsecond()
 }
 
-fn instant(micros: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
+use super::store::instant_of_micros as instant;
 
 fn accept(connection: &Connection, trigger: NewTrigger) -> Result<Acceptance, StoreError> {
     let seen: Option<(String, String, i64)> = connection
@@ -456,7 +440,7 @@ fn record(connection: &Connection, receipt: &str, progress: Progress) -> Result<
     if TriggerStatus::parse(&status).is_none_or(TriggerStatus::is_finished) {
         return Err(StoreError::Finished(receipt.to_owned()));
     }
-    let note = note_text(progress.note.as_ref())?;
+    let note = TriggerNote::encode(progress.note.as_ref())?;
     connection
         .prepare_cached(
             "UPDATE triggers SET status = ?2, note = ?3, due_at = ?4 WHERE receipt = ?1",
@@ -504,7 +488,7 @@ fn trigger_from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredTrigger, Sto
             event,
             status: TriggerStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown status {status:?}")))?,
-            note: note_of(note)?,
+            note: TriggerNote::decode(note)?,
             due_at: due_at.map(instant).transpose()?,
         })
     })())

@@ -1,6 +1,7 @@
 //! The durable store of accepted webhooks, as the relay and the runner see it: accept a
 //! delivery exactly once, record each trigger's progress, and hand back everything unfinished
-//! after a restart. SQLite is the embedded implementation; the trait keeps it replaceable.
+//! after a restart. SQLite is the embedded implementation for one machine; PostgreSQL serves
+//! several replicas (`postgres_store`).
 
 use super::mapping::ScheduleTarget;
 use crate::runner::EarlierWrite;
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// Another process has the store open (why, and who).
     #[error("store: {0}")]
     InUse(String),
+    /// This replica does not lead (any more): a leader's write was refused.
+    #[error("store: this replica is not the leader (term {0} is over)")]
+    Deposed(i64),
 }
 
 /// A webhook that passed authentication and validation, about to be accepted.
@@ -129,6 +133,20 @@ pub enum TriggerNote {
 }
 
 impl TriggerNote {
+    /// A note as stored: JSON tagged by `kind`.
+    pub fn encode(note: Option<&Self>) -> Result<Option<String>, StoreError> {
+        note.map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// A stored note read back.
+    pub fn decode(text: Option<String>) -> Result<Option<Self>, StoreError> {
+        text.map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("note: {e}")))
+    }
+
     /// The publish this note says is under way, if any.
     pub fn publishing(&self) -> Option<&EarlierWrite> {
         match self {
@@ -181,6 +199,11 @@ pub struct StoreStats {
     pub running: u64,
     /// When the oldest unfinished trigger was received.
     pub oldest_unfinished: Option<Timestamp>,
+}
+
+/// An instant stored as microseconds since the epoch, read back.
+pub fn instant_of_micros(micros: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(micros).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A new receipt id: random, so replicas sharing a store never mint the same one.

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "api",
     "runner",
     "sim",
+    "pg",
     "audit",
     "relay",
     "config",

@@ -2,6 +2,7 @@
 
 mod api_support;
 mod common;
+mod pg_support;
 mod process_support;
 mod runner_support;
 
@@ -26,7 +27,9 @@ mod readme;
 mod relay_crash;
 mod relay_genesys;
 mod relay_intake;
+mod relay_postgres;
 mod relay_process;
+mod relay_replicas;
 mod relay_serve;
 mod relay_store;
 mod relay_webhook_vectors;

@@ -18,6 +18,7 @@ use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::{Clock, ManualClock};
 use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::intake::{Source, SourceAuth};
+use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
@@ -101,7 +102,7 @@ impl Rig {
         let settings = RelaySettings {
             sources: HashMap::from([("manual".to_owned(), manual)]),
             store: Arc::clone(&store) as Arc<dyn TriggerStore>,
-            audit: Arc::new(AuditWriter::start(log).unwrap()),
+            leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
             rules: Arc::new(Rules::load(&rules_path).unwrap()),
             admin_token: None,
             runner: RunnerConfig::default(),

@@ -21,6 +21,7 @@ use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::{Clock, ManualClock, SystemClock};
 use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::intake::{Source, SourceAuth};
+use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping, ScheduleTarget};
 use publish_guard::relay::rules::{RELOAD_TIMEOUT, Rules};
 use publish_guard::relay::server::{Relay, RelaySettings};
@@ -205,7 +206,7 @@ async fn start_with(options: Options) -> Rig {
     let settings = RelaySettings {
         sources: HashMap::from([("servicenow".to_owned(), source)]),
         store: relay_store,
-        audit: Arc::new(AuditWriter::start(log).unwrap()),
+        leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
         rules: Arc::new(Rules::load(&rules_path).unwrap()),
         admin_token: Some(ADMIN.into()),
         runner: RunnerConfig::default(),

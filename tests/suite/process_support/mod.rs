@@ -350,8 +350,14 @@ admin_token_env = "PG_TEST_ADMIN_TOKEN"
 
     /// `publish-guard serve --config FILE`.
     pub fn serve(&self) -> Served {
+        self.serve_with(&[])
+    }
+
+    /// `publish-guard serve --config FILE` with more environment variables.
+    pub fn serve_with(&self, more: &[(&str, String)]) -> Served {
         let config = self.config.to_str().unwrap();
-        Served::start(&["serve", "--config", config], &self.env)
+        let env: Vec<(&str, String)> = self.env.iter().chain(more).cloned().collect();
+        Served::start(&["serve", "--config", config], &env)
     }
 
     /// `publish-guard serve --config FILE` that is expected to refuse to start: its exit
