@@ -622,6 +622,7 @@ fn replicas_phase(relay_rt: &Runtime, load_rt: &Runtime, options: &Options) {
             model: ModelConfig {
                 processing_time: SignedDuration::ZERO,
                 requests_per_minute: 100_000,
+                ..ModelConfig::default()
             },
             ..DoubleConfig::default()
         })
