@@ -5,7 +5,7 @@
 //! and the webhooks). Stopping stops accepting, lets each connection finish the request it
 //! is serving, and returns once all are closed.
 
-use super::metrics::Metrics;
+use super::metrics::{CONNECTIONS_AT_CAP, Metrics};
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -21,9 +21,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-
-/// The counter of connections that waited because the most allowed were open.
-pub const CONNECTIONS_AT_CAP: &str = "publish_guard_connections_at_cap_total";
 /// How long to pause accepting after the system refused to give a connection (out of file
 /// descriptors, say), rather than spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);

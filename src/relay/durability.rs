@@ -4,7 +4,7 @@
 //! intake refuses webhooks with `503` while the audit log cannot be written, and each failure
 //! is logged and counted the moment it is seen.
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, WRITE_FAILURES};
 use super::store::{
     Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
     TriggerStore,
@@ -15,9 +15,6 @@ use crate::language::ast::Jitter;
 use crate::policy::backoff::BackoffProfile;
 use jiff::{SignedDuration, Timestamp};
 use std::sync::{Arc, Mutex, PoisonError};
-
-/// The counter of write failures, by target (`audit` or `store`).
-pub const WRITE_FAILURES: &str = "publish_guard_write_failures_total";
 
 /// What the relay's writes depend on, and why one of them fails now.
 #[derive(Debug)]

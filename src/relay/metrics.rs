@@ -20,14 +20,20 @@ const FAMILIES: [(&str, &str); 6] = [
     ),
     ("publish_guard_reloads_total", "Rules reloads, by result."),
     (
-        super::durability::WRITE_FAILURES,
+        WRITE_FAILURES,
         "Writes that failed, by target (audit, store); processing waits and retries.",
     ),
     (
-        super::connections::CONNECTIONS_AT_CAP,
+        CONNECTIONS_AT_CAP,
         "Connections that waited to be accepted because the most allowed were open.",
     ),
 ];
+
+/// The counter of write failures, by target (`audit` or `store`).
+pub const WRITE_FAILURES: &str = "publish_guard_write_failures_total";
+
+/// The counter of connections that waited because the most allowed were open.
+pub const CONNECTIONS_AT_CAP: &str = "publish_guard_connections_at_cap_total";
 
 /// A counter's identity: its family and its label pairs, in order.
 type Series = (&'static str, Vec<(&'static str, String)>);

@@ -5,7 +5,7 @@ use crate::api::notify::cache::Learnt;
 use crate::language::ast::{ActionKind, PhaseKind};
 use crate::runner::event::{CycleCause, Event, EventKind, Outcome, WaitReason};
 use crate::sim::expect::TriggerOutcome;
-use crate::sim::report::{DeferredAtEnd, Mark, Percentiles, Row, Summary, clock, human};
+use crate::sim::report::{DeferredAtEnd, Mark, Percentiles, Row, Summary, clock, human, triggers};
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -591,15 +591,6 @@ impl Recorder {
             outcomes: self.outcomes,
             decided: self.decided,
         }
-    }
-}
-
-/// `1 trigger`, `3 triggers`.
-pub fn triggers(n: u64) -> String {
-    if n == 1 {
-        "1 trigger".to_string()
-    } else {
-        format!("{n} triggers")
     }
 }
 

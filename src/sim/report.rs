@@ -524,7 +524,7 @@ impl Report {
             .map(|d| {
                 format!(
                     "{} on {} deferred until {}",
-                    crate::sim::record::triggers(d.triggers),
+                    triggers(d.triggers),
                     self.schedule_name(d.schedule),
                     clock(d.until)
                 )
@@ -533,7 +533,7 @@ impl Report {
         if s.coalesced_pending > 0 {
             parts.push(format!(
                 "{} coalesced, not yet evaluated",
-                crate::sim::record::triggers(s.coalesced_pending)
+                triggers(s.coalesced_pending)
             ));
         }
         if parts.is_empty() {
@@ -599,4 +599,13 @@ fn summary_json(s: &Summary, schedule_names: &[String]) -> serde_json::Value {
             "until": d.until,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `1 trigger`, `3 triggers`.
+pub fn triggers(n: u64) -> String {
+    if n == 1 {
+        "1 trigger".to_string()
+    } else {
+        format!("{n} triggers")
+    }
 }
