@@ -15,11 +15,14 @@
 //!   since they also tell the relay which webhooks to accept.
 //! - `defer until FACT + d` on a fact that may be absent (`last_publish.at`) warns (W204)
 //!   when the rule can decide without it: the deferral would fail at run time.
+//! - A trigger phase that can skip while `schedule.state == unknown` warns (W205): a failed
+//!   read would drop the change.
 
 mod action;
 mod condition;
 mod declaration;
 mod deferral;
+mod unknown_state;
 
 use crate::language::ast::{self, Item, PhaseKind};
 use crate::language::diagnostic::{Code, Diagnostic, Severity};
@@ -91,6 +94,7 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
     if let Some(policy) = &policy {
         diagnostics.extend(shadowing_warnings(policy, file));
         diagnostics.extend(deferral::deferral_warnings(policy, file));
+        diagnostics.extend(unknown_state::unknown_state_warnings(policy, file));
     }
     diagnostics.sort_by(|a, b| {
         (a.span.start, a.span.end, a.code.as_str()).cmp(&(

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::{Mutex, PoisonError};
 
 /// Counter families: name and help text.
-const FAMILIES: [(&str, &str); 4] = [
+const FAMILIES: [(&str, &str); 5] = [
     (
         "publish_guard_webhooks_total",
         "Webhooks answered, by source and HTTP status.",
@@ -19,6 +19,10 @@ const FAMILIES: [(&str, &str); 4] = [
         "Schedule API calls, by kind and HTTP status (none: no answer).",
     ),
     ("publish_guard_reloads_total", "Rules reloads, by result."),
+    (
+        "publish_guard_auth_failures_total",
+        "Cycles ended because the API refused our login or token.",
+    ),
 ];
 
 /// A counter's identity: its family and its label pairs, in order.

@@ -5,6 +5,7 @@ pub mod intake;
 pub mod mapping;
 pub mod metrics;
 pub mod problem;
+pub mod readiness;
 pub mod rules;
 pub mod server;
 pub mod sqlite_store;

@@ -5,6 +5,7 @@
 use super::intake::{Intake, Source};
 use super::metrics::{Gauges, Metrics};
 use super::problem::Problem;
+use super::readiness::Readiness;
 use super::rules::{Rules, RulesError};
 use super::store::TriggerStore;
 use super::webhook_auth::BearerVerifier;
@@ -51,6 +52,7 @@ struct AppState {
     store: Arc<dyn TriggerStore>,
     rules: Arc<Rules>,
     metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     admin: Option<BearerVerifier>,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
@@ -97,6 +99,7 @@ impl Relay {
             store: Arc::clone(&settings.store),
             rules: Arc::clone(&settings.rules),
             metrics: Arc::new(Metrics::default()),
+            readiness: Arc::new(Readiness::default()),
             admin: settings.admin_token.map(|t| BearerVerifier::new(vec![t])),
             wake: Arc::new(Notify::new()),
             clock: Arc::clone(&settings.clock),
@@ -106,6 +109,7 @@ impl Relay {
             audit: settings.audit,
             rules: settings.rules,
             metrics: Arc::clone(&state.metrics),
+            readiness: Arc::clone(&state.readiness),
             clock: Arc::clone(&settings.clock),
             config: settings.runner.clone(),
             wake: Arc::clone(&state.wake),
@@ -231,6 +235,11 @@ async fn observe_webhook(
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.store.stats().await {
+        Ok(_) if let Some(problem) = state.readiness.problem() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        )
+            .into_response(),
         Ok(_) => {
             let version = state.rules.current().version.clone();
             format!("ready: store open, policy {version}\n").into_response()

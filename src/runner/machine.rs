@@ -11,10 +11,13 @@ use crate::policy::backoff::{BackoffProfile, Delay};
 use crate::policy::decision::Verdict;
 use crate::policy::facts::Facts;
 use crate::runner::budget::RetryBudget;
-use crate::runner::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose, WaitReason};
+use crate::runner::event::{
+    CycleCause, Event, EventKind, Outcome, ReadPurpose, THROTTLE_WAIT_SHOWN, ThrottledCall,
+    WaitReason,
+};
 use crate::runner::facts::{FactSources, ScheduleState, add_response, trigger_facts};
 use crate::runner::write::OurWrite;
-use crate::runner::{CallResult, Command, Input, RunnerConfig, TimerId, Trigger};
+use crate::runner::{CallResult, Command, FailureKind, Input, RunnerConfig, TimerId, Trigger};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -273,6 +276,10 @@ impl ScheduleMachine {
         purpose: ReadPurpose,
         result: CallResult<ScheduleSnapshot>,
     ) {
+        if let Ok(answer) = &result {
+            self.throttled(step, ThrottledCall::Read, answer.waited);
+        }
+        let mut unauthorized = None;
         let (status, error, snapshot) = match result {
             Ok(answer) => match answer.body {
                 Some(body) if (200..300).contains(&answer.status) => {
@@ -285,11 +292,16 @@ impl ScheduleMachine {
                     None,
                 ),
             },
-            Err(failure) => (None, Some(failure.0), None),
+            Err(failure) => {
+                if failure.kind == FailureKind::Unauthorized {
+                    unauthorized = Some(failure.reason.clone());
+                }
+                (None, Some(failure.reason), None)
+            }
         };
         let followed = self.write.followed(step.now);
         if let Some(s) = &snapshot {
-            self.write.read(s.published, s.version);
+            self.write.read(s.version);
         }
         let operation = self.write.operation(step.now);
         let Some(cycle) = &mut self.cycle else { return };
@@ -303,6 +315,11 @@ impl ScheduleMachine {
             published: snapshot.as_ref().map(|s| s.published),
             version: snapshot.as_ref().map(|s| s.version),
         };
+        if let Some(reason) = unauthorized {
+            self.emit(step, Some(id), event);
+            self.finish(step, Outcome::Unauthorized { reason });
+            return;
+        }
         match purpose {
             ReadPurpose::Evaluate => {
                 cycle.snapshot = snapshot;
@@ -310,16 +327,19 @@ impl ScheduleMachine {
                 self.decide(step, PhaseKind::Trigger, None);
             }
             ReadPurpose::Follow => {
-                let published_at = snapshot
-                    .as_ref()
-                    .filter(|s| s.published && followed.is_none_or(|v| s.version > v))
-                    .map(|s| s.version);
+                // The version only moves when a write lands: above ours, ours has landed.
+                let ended = snapshot.as_ref().and_then(|s| match followed {
+                    Some(v) if s.version <= v => None,
+                    _ if s.published => Some(Outcome::Published { version: s.version }),
+                    Some(_) => Some(Outcome::LandedThenChanged { version: s.version }),
+                    None => None,
+                });
                 if snapshot.is_some() {
                     cycle.snapshot = snapshot;
                 }
                 self.emit(step, Some(id), event);
-                match published_at {
-                    Some(version) => self.finish(step, Outcome::Published { version }),
+                match ended {
+                    Some(outcome) => self.finish(step, outcome),
                     None => self.follow_wait(step),
                 }
             }
@@ -335,6 +355,10 @@ impl ScheduleMachine {
     ) {
         let Some(cycle) = &mut self.cycle else { return };
         let id = cycle.id;
+        if let Ok(answer) = &result {
+            self.throttled(step, ThrottledCall::Publish, answer.waited);
+        }
+        let mut unauthorized = None;
         let (status, retry_after, error, accepted) = match result {
             Ok(answer) => {
                 let accepted = answer.body.filter(|_| (200..300).contains(&answer.status));
@@ -344,7 +368,12 @@ impl ScheduleMachine {
                 };
                 (answer.status, answer.retry_after, error, accepted)
             }
-            Err(failure) => (0, None, Some(failure.0), None),
+            Err(failure) => {
+                if failure.kind == FailureKind::Unauthorized {
+                    unauthorized = Some(failure.reason.clone());
+                }
+                (0, None, Some(failure.reason), None)
+            }
         };
         if accepted.is_some() {
             step.budget.deposit(step.now);
@@ -364,7 +393,18 @@ impl ScheduleMachine {
                 operation_id: accepted.map(|a| a.operation_id),
             },
         );
-        self.decide(step, PhaseKind::Response, Some((status, retry_after)));
+        match unauthorized {
+            Some(reason) => self.finish(step, Outcome::Unauthorized { reason }),
+            None => self.decide(step, PhaseKind::Response, Some((status, retry_after))),
+        }
+    }
+
+    /// A `throttle_wait` event when the limiter held the call long enough to notice.
+    fn throttled(&self, step: &mut Step<'_>, call: ThrottledCall, waited: SignedDuration) {
+        if waited >= THROTTLE_WAIT_SHOWN {
+            let cycle = self.cycle.as_ref().map(|c| c.id);
+            self.emit(step, cycle, EventKind::ThrottleWait { call, waited });
+        }
     }
 
     fn on_timer(&mut self, step: &mut Step<'_>, timer: TimerId) {

@@ -112,12 +112,12 @@ impl OurWrite {
         }
     }
 
-    /// A read showed the schedule at `version`, `published` or not. Our write at a lower
-    /// version has landed (the version only moves when a write lands): it is finished.
-    pub fn read(&mut self, published: bool, version: i64) {
+    /// A read showed the schedule at `version`. Our write at a lower version has landed
+    /// (the version only moves when a write lands), published or changed again since: it
+    /// is finished, and no longer in progress.
+    pub fn read(&mut self, version: i64) {
         if let OurWrite::Accepted { version: v, .. } | OurWrite::Unconfirmed { version: v, .. } =
             *self
-            && published
             && version > v
         {
             *self = OurWrite::Finished {

@@ -89,7 +89,7 @@ impl SimApi {
         if let Some(status) = self.fault(now) {
             return Ok(error_answer(status));
         }
-        let body = gzip_publish_body(version).map_err(|e| CallFailure(e.to_string()))?;
+        let body = gzip_publish_body(version).map_err(|e| CallFailure::no_answer(e.to_string()))?;
         let ticket = self
             .model
             .upload_url(CLIENT, now, schedule, body.len() as u64);
@@ -115,6 +115,7 @@ fn answer<T, U>(reply: Reply<T>, body: impl FnOnce(T) -> U) -> Answer<U> {
             retry_after: None,
             rate_limit: Some(reply.rate_limit),
             body: Some(body(value)),
+            waited: SignedDuration::ZERO,
         },
         Err(refusal) => refused(refusal, Some(reply.rate_limit)),
     }
@@ -132,6 +133,7 @@ fn refused<U>(refusal: Refusal, rate_limit: Option<crate::api::RateLimitInfo>) -
         retry_after,
         rate_limit,
         body: None,
+        waited: SignedDuration::ZERO,
     }
 }
 
@@ -141,6 +143,7 @@ fn error_answer<U>(status: u16) -> Answer<U> {
         retry_after: None,
         rate_limit: None,
         body: None,
+        waited: SignedDuration::ZERO,
     }
 }
 

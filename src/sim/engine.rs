@@ -3,19 +3,22 @@
 //! every choice is ordered (arrival order, then queue order), so a scenario and a seed
 //! always give the same run.
 
-use crate::api::ScheduleRef;
+use crate::api::limiter::RateLimiter;
+use crate::api::{ApiError, ScheduleRef};
 use crate::effects::random::SeededRandom;
 use crate::language::ast::PhaseKind;
 use crate::policy::Policy;
 use crate::runner::event::Event;
-use crate::runner::{Command, Input, Runner, RunnerConfig, TimerId, Trigger};
+use crate::runner::{
+    CallFailure, CallResult, Command, Input, Runner, RunnerConfig, TimerId, Trigger,
+};
 use crate::sim::api::{SimApi, is_processing};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::generate::{Arrivals, arrivals};
 use crate::sim::record::Recorder;
 use crate::sim::report::Report;
 use crate::sim::scenario::{PersonKind, Scenario};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashMap;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -59,6 +62,26 @@ enum Due {
     },
     /// An accepted update finishes processing (for the timeline only).
     Settled { schedule: u32 },
+    /// A call the client-side rate limiter held reaches its turn.
+    Call {
+        worker: u32,
+        schedule: u32,
+        call: Box<HeldCall>,
+    },
+}
+
+/// A call waiting for the rate limiter, and since when.
+#[derive(Clone, Debug, PartialEq)]
+struct HeldCall {
+    call: Call,
+    since: Timestamp,
+}
+
+/// A call the runner asked for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Call {
+    Read,
+    Publish { version: i64 },
 }
 
 /// What reaches a machine, kept small: the queue may hold a timer for every deferred
@@ -141,6 +164,8 @@ struct Engine<'a> {
     recorder: Recorder,
     commands: Vec<Command>,
     now: Timestamp,
+    /// The OAuth client's limiter, as the live clients apply it.
+    limiter: RateLimiter,
 }
 
 /// Run `scenario` under `policy` and report what happened.
@@ -173,6 +198,7 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
         recorder: Recorder::new(options.keep_timeline),
         commands: Vec::new(),
         now: scenario.start,
+        limiter: RateLimiter::per_minute(scenario.runner.requests_per_minute),
     };
     for (i, p) in scenario.people.iter().enumerate() {
         engine.schedule_due(p.at, Due::Person(i));
@@ -313,6 +339,30 @@ impl Engine<'_> {
                         .settled(self.now, schedule, view.snapshot.version);
                 }
             }
+            Due::Call {
+                worker,
+                schedule,
+                call,
+            } => {
+                let held = self.limiter.held(self.now);
+                if held.is_positive() {
+                    // A 429 came while it waited its turn: it waits for the hold too.
+                    let at = self.now.saturating_add(held).unwrap_or(self.now);
+                    self.schedule_due(
+                        at,
+                        Due::Call {
+                            worker,
+                            schedule,
+                            call,
+                        },
+                    );
+                    return;
+                }
+                if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+                    w.outstanding = w.outstanding.saturating_sub(1);
+                }
+                self.call(worker, schedule, call.call, call.since);
+            }
             Due::Input {
                 worker,
                 schedule,
@@ -368,36 +418,23 @@ impl Engine<'_> {
     /// `schedule` (the index of the schedule its commands name, checked by [`Self::locate`]).
     fn carry_out(&mut self, worker: u32, schedule: u32) {
         let hint = schedule;
-        let latency = self.scenario.api.latency;
-        let answer_at = self.now.saturating_add(latency).unwrap_or(self.now);
         let mut commands = std::mem::take(&mut self.commands);
         for command in commands.drain(..) {
             match command {
                 Command::Emit(event) => self.emit(worker, hint, event),
                 Command::Read(sref) => {
-                    let Some(schedule) = self.locate(&sref, hint) else {
-                        continue;
-                    };
-                    let result = self.api.read(self.now, &sref);
-                    self.deliver(answer_at, worker, schedule, Input::StateRead(result));
+                    if let Some(schedule) = self.locate(&sref, hint) {
+                        self.request(worker, schedule, Call::Read);
+                    }
                 }
                 Command::Publish {
                     schedule: sref,
                     version,
                     ..
                 } => {
-                    let Some(schedule) = self.locate(&sref, hint) else {
-                        continue;
-                    };
-                    let result = self.api.publish(self.now, &sref, version);
-                    if let Ok(accepted) = &result
-                        && let Some(body) = &accepted.body
-                        && is_processing(body)
-                    {
-                        let done = self.now.saturating_add(self.api.processing());
-                        self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
+                    if let Some(schedule) = self.locate(&sref, hint) {
+                        self.request(worker, schedule, Call::Publish { version });
                     }
-                    self.deliver(answer_at, worker, schedule, Input::PublishAnswered(result));
                 }
                 Command::WaitUntil {
                     schedule: sref,
@@ -415,6 +452,83 @@ impl Engine<'_> {
         }
         self.commands = commands;
         self.release_if_done(worker);
+    }
+
+    /// A call goes through the limiter: at once, or queued for its turn.
+    fn request(&mut self, worker: u32, schedule: u32, call: Call) {
+        let wait = self.limiter.reserve(self.now);
+        if wait.is_zero() {
+            self.call(worker, schedule, call, self.now);
+            return;
+        }
+        if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+            w.outstanding += 1;
+        }
+        let at = self.now.saturating_add(wait).unwrap_or(self.now);
+        let since = self.now;
+        let call = Box::new(HeldCall { call, since });
+        self.schedule_due(
+            at,
+            Due::Call {
+                worker,
+                schedule,
+                call,
+            },
+        );
+    }
+
+    /// Make `call` now (it was asked for at `since`); its answer reaches the machine after
+    /// the scenario's latency and tightens the limiter as a live answer does.
+    fn call(&mut self, worker: u32, schedule: u32, call: Call, since: Timestamp) {
+        let Some(sref) = self.refs.get(schedule as usize).cloned() else {
+            return;
+        };
+        let answer_at = self
+            .now
+            .saturating_add(self.scenario.api.latency)
+            .unwrap_or(self.now);
+        let waited = self.now.duration_since(since);
+        let input = match call {
+            Call::Read => {
+                let result = self.api.read(self.now, &sref);
+                Input::StateRead(self.limited("read", result, waited))
+            }
+            Call::Publish { version } => {
+                let result = self.api.publish(self.now, &sref, version);
+                if let Ok(accepted) = &result
+                    && let Some(body) = &accepted.body
+                    && is_processing(body)
+                {
+                    let done = self.now.saturating_add(self.api.processing());
+                    self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
+                }
+                Input::PublishAnswered(self.limited("publish", result, waited))
+            }
+        };
+        self.deliver(answer_at, worker, schedule, input);
+    }
+
+    /// The answer as the live client hands it over: its wait noted, the limiter told of
+    /// its rate-limit headers and Retry-After (one beyond the cap fails the call).
+    fn limited<T>(
+        &mut self,
+        call: &'static str,
+        result: CallResult<T>,
+        waited: SignedDuration,
+    ) -> CallResult<T> {
+        let mut answer = result?;
+        answer.waited = waited;
+        if let Some(info) = answer.rate_limit {
+            self.limiter.observe(info, self.now);
+        }
+        if answer.status == 429
+            && let Some(after) = answer.retry_after
+            && self.limiter.hold_for(after, self.now)
+        {
+            let error = ApiError::RetryAfterTooLong { call, after };
+            return Err(CallFailure::from(&error));
+        }
+        Ok(answer)
     }
 
     fn emit(&mut self, worker: u32, hint: u32, event: Event) {

@@ -415,6 +415,17 @@ impl Recorder {
                     ]
                 });
             }
+            EventKind::ThrottleWait { call, waited } => {
+                self.row(at, schedule, Mark::Decision, |r| {
+                    [
+                        r.cycle_label(key(cycle)),
+                        format!("throttle wait {} ({})", human(waited), call.as_str()),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]
+                });
+            }
             EventKind::Outcome { outcome, .. } => {
                 let waiting = self
                     .waiting_triggers
@@ -433,22 +444,28 @@ impl Recorder {
                             .extend(waiting);
                         Mark::Decision
                     }
-                    Outcome::Failed { .. } => {
+                    Outcome::Failed { .. } | Outcome::Unauthorized { .. } => {
                         self.summary.failures += 1;
                         Mark::Failure
                     }
-                    Outcome::Skipped { .. } | Outcome::Done | Outcome::DryRun { .. } => {
-                        Mark::Decision
-                    }
+                    Outcome::Skipped { .. }
+                    | Outcome::LandedThenChanged { .. }
+                    | Outcome::Done
+                    | Outcome::DryRun { .. } => Mark::Decision,
                 };
                 self.row(at, schedule, mark, |r| {
                     let text = match outcome {
                         Outcome::Published { version } => format!("= published v{version}"),
                         Outcome::Skipped { .. } => "= skipped".to_string(),
                         Outcome::Deferred { until } => format!("= deferred to {}", clock(until)),
+                        Outcome::LandedThenChanged { version } => {
+                            format!("= landed, then changed: draft v{version}")
+                        }
                         Outcome::Done => "= done".to_string(),
                         Outcome::DryRun { action } => format!("= dry run: {action}"),
-                        Outcome::Failed { reason } => format!("= failed: {reason}"),
+                        Outcome::Failed { reason } | Outcome::Unauthorized { reason } => {
+                            format!("= failed: {reason}")
+                        }
                     };
                     [
                         r.cycle_label(key(cycle)),

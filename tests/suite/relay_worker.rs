@@ -181,6 +181,7 @@ impl ScheduleApi for ScriptedApi {
                 retry_after: None,
                 rate_limit: None,
                 body: None,
+                waited: SignedDuration::ZERO,
             });
         }
         held.completes_at = now.checked_add(processing).ok();
@@ -215,6 +216,7 @@ fn answer<T>(body: T) -> Answer<T> {
         retry_after: None,
         rate_limit: None,
         body: Some(body),
+        waited: SignedDuration::ZERO,
     }
 }
 
@@ -349,6 +351,7 @@ impl Rig {
             audit: Arc::new(AuditWriter::start(log).unwrap()),
             rules: Arc::clone(&self.rules),
             metrics: Arc::new(Metrics::default()),
+            readiness: Arc::default(),
             clock: Arc::new(self.clock.clone()),
             config: RunnerConfig::default(),
             wake: Arc::clone(&self.wake),
