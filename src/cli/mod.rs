@@ -5,6 +5,7 @@ pub mod audit;
 pub mod check;
 pub mod diff;
 pub mod explain;
+pub mod explore;
 pub mod fmt;
 pub mod run;
 pub mod serve;
@@ -88,6 +89,9 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run scenarios and hold each against its expectations; list rules none made decide.
     Test(test::TestArgs),
+    /// Random worlds through the simulator, invariants checked after each; a violation is
+    /// shrunk to a scenario file that replays it.
+    Explore(explore::ExploreArgs),
     /// What changes if NEW replaces OLD: over the fact space, and on a scenario's replay.
     Diff(diff::DiffArgs),
     /// One publish cycle for one schedule, live, printing each step (`--dry-run`: no writes).
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::simulate(&args),
         Command::Test(args) => test::test(&args),
+        Command::Explore(args) => explore::run(&args),
         Command::Diff(args) => diff::diff(&args),
         Command::Run(args) => run::run(&args),
         Command::Serve(args) => serve::serve(&args),

@@ -16,7 +16,7 @@ use crate::runner::event::{
     WaitReason,
 };
 use crate::runner::facts::{FactSources, ScheduleState, add_response, trigger_facts};
-use crate::runner::write::OurWrite;
+use crate::runner::write::{OurWrite, broken};
 use crate::runner::{CallResult, Command, FailureKind, Input, RunnerConfig, TimerId, Trigger};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
@@ -97,6 +97,8 @@ struct Cycle {
     retries: u32,
     rechecks: u32,
     follows: u32,
+    /// A deferral running out started it.
+    from_deferral: bool,
     last_wait: Option<SignedDuration>,
     /// The profile of the last backoff, which also paces following.
     profile: Option<BackoffProfile>,
@@ -255,6 +257,7 @@ impl ScheduleMachine {
             retries: 0,
             rechecks: 0,
             follows: 0,
+            from_deferral: matches!(cause, CycleCause::Deferral { .. }),
             last_wait: None,
             profile: None,
         });
@@ -301,7 +304,7 @@ impl ScheduleMachine {
         };
         let followed = self.write.followed(step.now);
         if let Some(s) = &snapshot {
-            self.write.read(s.version);
+            self.write.read(s.published, s.version);
         }
         let operation = self.write.operation(step.now);
         let Some(cycle) = &mut self.cycle else { return };
@@ -331,7 +334,10 @@ impl ScheduleMachine {
                 let ended = snapshot.as_ref().and_then(|s| match followed {
                     Some(v) if s.version <= v => None,
                     _ if s.published => Some(Outcome::Published { version: s.version }),
-                    Some(_) => Some(Outcome::LandedThenChanged { version: s.version }),
+                    Some(_) if !broken::follow_version_check_dropped() => {
+                        Some(Outcome::LandedThenChanged { version: s.version })
+                    }
+                    Some(_) => None,
                     None => None,
                 });
                 if snapshot.is_some() {
@@ -672,6 +678,15 @@ impl ScheduleMachine {
     /// deferral is kept: the earliest instant, with the latest basis.
     fn defer(&mut self, step: &mut Step<'_>, until: Timestamp) {
         let Some(cycle) = &self.cycle else { return };
+        // A deferral's own cycle deferring again to an instant already here (a window open
+        // now) would repeat at once, forever, a read each time (found by `explore`).
+        if cycle.from_deferral && until <= step.now {
+            let reason = format!(
+                "deferred again until {until}, an instant already here: the deferral would repeat at once"
+            );
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
         let (id, mut basis) = (cycle.id, cycle.basis.clone());
         let until = match self.deferral.take() {
             Some(earlier) => {

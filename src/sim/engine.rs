@@ -49,6 +49,43 @@ pub struct RunResult {
     pub decided: BTreeSet<(PhaseKind, String)>,
 }
 
+/// What `explore` checks a run against: every call with what the model held when it was
+/// made, every event, every change a person made, and how things stood at the end.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Every API call, in the order made.
+    pub calls: Vec<TracedCall>,
+    /// Every runner event with its schedule's index, in order.
+    pub events: Vec<(u32, Event)>,
+    /// Each person's action the model took (an edit or a publish), with its schedule.
+    pub changes: Vec<(Timestamp, u32)>,
+    /// Each schedule's `(published, version)` when the run ended.
+    pub end_states: Vec<(bool, i64)>,
+    /// Whether every machine had finished its cycle when the run ended.
+    pub idle: bool,
+}
+
+/// One API call the runner made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedCall {
+    /// Which schedule.
+    pub schedule: u32,
+    /// Which worker made it.
+    pub worker: u32,
+    /// When it reached the model.
+    pub at: Timestamp,
+    /// When its answer reached the machine.
+    pub answered_at: Timestamp,
+    /// The version a publish asserted; `None` for a read.
+    pub publish: Option<i64>,
+    /// The answer's status; `None` when none came.
+    pub status: Option<u16>,
+    /// Whether a publish was running in the model when the call was made.
+    pub model_publishing: bool,
+    /// The model's version when the call was made.
+    pub model_version: i64,
+}
+
 /// Something due at an instant.
 #[derive(Clone, Debug, PartialEq)]
 enum Due {
@@ -166,10 +203,30 @@ struct Engine<'a> {
     now: Timestamp,
     /// The OAuth client's limiter, as the live clients apply it.
     limiter: RateLimiter,
+    /// Kept for `explore` only.
+    trace: Option<Trace>,
 }
 
 /// Run `scenario` under `policy` and report what happened.
 pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResult {
+    run_with(scenario, policy, options, None).0
+}
+
+/// Run `scenario` as [`run`] does, keeping the [`Trace`] `explore` checks (no timeline).
+pub fn run_traced(scenario: &Scenario, policy: &Policy) -> (RunResult, Trace) {
+    let options = RunOptions {
+        keep_timeline: false,
+    };
+    let (result, trace) = run_with(scenario, policy, options, Some(Trace::default()));
+    (result, trace.unwrap_or_default())
+}
+
+fn run_with(
+    scenario: &Scenario,
+    policy: &Policy,
+    options: RunOptions,
+    trace: Option<Trace>,
+) -> (RunResult, Option<Trace>) {
     let refs: Vec<ScheduleRef> = scenario
         .schedules
         .iter()
@@ -199,6 +256,7 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
         commands: Vec::new(),
         now: scenario.start,
         limiter: RateLimiter::per_minute(scenario.runner.requests_per_minute),
+        trace,
     };
     for (i, p) in scenario.people.iter().enumerate() {
         engine.schedule_due(p.at, Due::Person(i));
@@ -206,8 +264,17 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
     let arrivals = arrivals(scenario);
     engine.run(&arrivals);
     let end = engine.now;
+    let mut trace = engine.trace.take();
+    if let Some(t) = &mut trace {
+        for sref in &engine.refs {
+            let state = engine.api.model().peek(sref, end);
+            t.end_states
+                .push(state.map_or((false, 0), |v| (v.snapshot.published, v.snapshot.version)));
+        }
+        t.idle = engine.workers.iter().flatten().all(|w| w.runner.is_idle());
+    }
     let recorded = engine.recorder.finish();
-    RunResult {
+    let result = RunResult {
         report: Report {
             scenario: scenario.name.clone(),
             policy: policy.name.clone(),
@@ -221,7 +288,8 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
         },
         outcomes: recorded.outcomes,
         decided: recorded.decided,
-    }
+    };
+    (result, trace)
 }
 
 impl Engine<'_> {
@@ -395,13 +463,22 @@ impl Engine<'_> {
             return;
         };
         let schedule = p.schedule as u32;
+        let (now, who) = (self.now, &p.who);
         let what = match p.kind {
-            PersonKind::Edit => match self.api.model().person_edit(&sref, self.now, &p.who) {
-                Ok(s) => format!("{} edits: draft v{}", p.who, s.version),
+            PersonKind::Edit => match self.api.model().person_edit(&sref, now, who) {
+                Ok(s) => {
+                    if let Some(trace) = &mut self.trace {
+                        trace.changes.push((now, schedule));
+                    }
+                    format!("{} edits: draft v{}", p.who, s.version)
+                }
                 Err(refusal) => format!("{} edit refused: {}", p.who, refusal.status()),
             },
             PersonKind::Publish => match self.api.model().person_publish(&sref, self.now, &p.who) {
                 Ok(op) => {
+                    if let Some(trace) = &mut self.trace {
+                        trace.changes.push((now, schedule));
+                    }
                     if op.status == crate::api::OperationStatus::Processing {
                         let done = self.now.saturating_add(self.api.processing());
                         self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
@@ -488,6 +565,10 @@ impl Engine<'_> {
             .saturating_add(self.scenario.api.latency)
             .unwrap_or(self.now);
         let waited = self.now.duration_since(since);
+        let before = self.trace.is_some().then(|| {
+            let view = self.api.model().peek(&sref, self.now);
+            view.map_or((false, 0), |v| (v.snapshot.publishing, v.snapshot.version))
+        });
         let input = match call {
             Call::Read => {
                 let result = self.api.read(self.now, &sref);
@@ -505,6 +586,26 @@ impl Engine<'_> {
                 Input::PublishAnswered(self.limited("publish", result, waited))
             }
         };
+        if let (Some(trace), Some((model_publishing, model_version))) = (&mut self.trace, before) {
+            let status = match &input {
+                Input::StateRead(r) => r.as_ref().ok().map(|a| a.status),
+                Input::PublishAnswered(r) => r.as_ref().ok().map(|a| a.status),
+                Input::TimerFired(_) => None,
+            };
+            trace.calls.push(TracedCall {
+                schedule,
+                worker,
+                at: self.now,
+                answered_at: answer_at,
+                publish: match call {
+                    Call::Read => None,
+                    Call::Publish { version } => Some(version),
+                },
+                status,
+                model_publishing,
+                model_version,
+            });
+        }
         self.deliver(answer_at, worker, schedule, input);
     }
 
@@ -533,6 +634,9 @@ impl Engine<'_> {
 
     fn emit(&mut self, worker: u32, hint: u32, event: Event) {
         let schedule = self.locate(&event.schedule, hint).unwrap_or(0);
+        if let Some(trace) = &mut self.trace {
+            trace.events.push((schedule, event.clone()));
+        }
         self.recorder.event(worker, schedule, event);
     }
 

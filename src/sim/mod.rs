@@ -4,6 +4,7 @@
 pub mod api;
 pub mod engine;
 pub mod expect;
+pub mod explore;
 pub mod generate;
 pub mod record;
 pub mod report;
