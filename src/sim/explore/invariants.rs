@@ -152,25 +152,23 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
             _ => {}
         }
         match (&event.kind, event.cycle) {
-            (EventKind::CycleStarted { .. }, Some(c)) => {
-                if open.insert((s, c), event.at).is_some() {
-                    return Some(violation(
-                        Invariant::TriggerAccountedOnce,
-                        s,
-                        event.at,
-                        format!("cycle {c} started twice"),
-                    ));
-                }
+            (EventKind::CycleStarted { .. }, Some(c))
+                if open.insert((s, c), event.at).is_some() =>
+            {
+                return Some(violation(
+                    Invariant::TriggerAccountedOnce,
+                    s,
+                    event.at,
+                    format!("cycle {c} started twice"),
+                ));
             }
-            (EventKind::Outcome { .. }, Some(c)) => {
-                if open.remove(&(s, c)).is_none() {
-                    return Some(violation(
-                        Invariant::TriggerAccountedOnce,
-                        s,
-                        event.at,
-                        format!("cycle {c} ended without having started, or twice"),
-                    ));
-                }
+            (EventKind::Outcome { .. }, Some(c)) if open.remove(&(s, c)).is_none() => {
+                return Some(violation(
+                    Invariant::TriggerAccountedOnce,
+                    s,
+                    event.at,
+                    format!("cycle {c} ended without having started, or twice"),
+                ));
             }
             _ => {}
         }
