@@ -3,8 +3,8 @@
 //! follow read to `published` (two phase evaluations, eleven events).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jiff::Timestamp;
 use jiff::civil::date;
+use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::{Answer, OperationStatus, PublishAccepted, ScheduleRef, ScheduleSnapshot};
 use publish_guard::effects::random::SeededRandom;
 use publish_guard::runner::{Command, Input, Runner, RunnerConfig, Trigger};
@@ -23,6 +23,7 @@ fn snapshot(published: bool, version: i64) -> Input {
             publishing: false,
             other_published: None,
         }),
+        waited: SignedDuration::ZERO,
     }))
 }
 
@@ -47,6 +48,7 @@ fn one_cycle(c: &mut Criterion) {
             status: OperationStatus::Processing,
             operation_id: Some("op-1".into()),
         }),
+        waited: SignedDuration::ZERO,
     }));
     let mut random = SeededRandom::new(1);
     let mut out = Vec::with_capacity(32);

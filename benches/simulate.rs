@@ -14,6 +14,10 @@ use publish_guard::sim::scenario::{
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_secs;
+
 const SCHEDULES: usize = 1_000;
 
 /// `triggers` random case webhooks spread over one day across every schedule, with a planner
@@ -66,19 +70,6 @@ fn scenario(triggers: u64) -> Scenario {
         }],
         expect: Expectations::default(),
     }
-}
-
-/// CPU time (user and system) this process has used so far, in seconds (Linux, to the
-/// 10 ms of the kernel's clock ticks), when it can be read.
-fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3, `state`;
-    // `utime` and `stime` are fields 14 and 15, in ticks of 1/100 s (USER_HZ).
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: f64 = fields.next()?.parse().ok()?;
-    let system: f64 = fields.next()?.parse().ok()?;
-    Some((user + system) / 100.0)
 }
 
 /// The process's peak resident memory so far, in MiB (Linux), when it can be read.

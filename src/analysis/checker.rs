@@ -15,11 +15,14 @@
 //!   since they also tell the relay which webhooks to accept.
 //! - `defer until FACT + d` on a fact that may be absent (`last_publish.at`) warns (W204)
 //!   when the rule can decide without it: the deferral would fail at run time.
+//! - A trigger phase that can skip while `schedule.state == unknown` warns (W205): a failed
+//!   read would drop the change.
 
 mod action;
 mod condition;
 mod declaration;
 mod deferral;
+mod unknown_state;
 
 use crate::analysis::shadowing;
 use crate::language::ast::{self, Item, PhaseKind};
@@ -91,6 +94,7 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
     if let Some(policy) = &policy {
         diagnostics.extend(shadowing_warnings(policy, file));
         diagnostics.extend(deferral::deferral_warnings(policy, file));
+        diagnostics.extend(unknown_state::unknown_state_warnings(policy, file));
     }
     diagnostics.sort_by(|a, b| {
         (a.span.start, a.span.end, a.code.as_str()).cmp(&(
@@ -658,15 +662,33 @@ mod tests {
     #[test]
     fn enum_values_and_sources_compare_by_value_in_either_order() {
         let source = format!(
-            "policy \"p\"\nsources servicenow\non trigger {{\n  rule a when draft == schedule.state and servicenow == trigger.source then publish\n  otherwise skip \"x\"\n}}\n{RESPONSE}"
+            "policy \"p\"\nsources servicenow\non trigger {{\n  rule a when draft == schedule.state and servicenow == trigger.source then publish\n  otherwise publish\n}}\n{RESPONSE}"
         );
         assert!(codes(&source).is_empty());
     }
 
     #[test]
+    fn a_skip_while_the_state_is_unknown_warns_with_a_witness() {
+        let with = |rules: &str| format!("policy \"p\"\non trigger {{\n  {rules}\n}}\n{RESPONSE}");
+        let drops =
+            with("rule a when schedule.state == draft then publish\n  otherwise skip \"x\"");
+        assert_eq!(codes(&drops), ["W205"]);
+        let named =
+            with("rule a when schedule.state != draft then skip \"y\"\n  otherwise publish");
+        assert_eq!(codes(&named), ["W205"]);
+        let duplicate_only = with(
+            "rule d when trigger.duplicate then skip \"dup\"\n  rule a when schedule.state == unknown then publish\n  otherwise skip \"x\"",
+        );
+        assert!(
+            codes(&duplicate_only).is_empty(),
+            "a duplicate's skip drops nothing"
+        );
+    }
+
+    #[test]
     fn deferring_until_an_optional_instant_warns_only_when_the_rule_does_not_guarantee_it() {
         let with = |rule: &str| {
-            format!("policy \"p\"\non trigger {{\n  {rule}\n  otherwise skip \"x\"\n}}\n{RESPONSE}")
+            format!("policy \"p\"\non trigger {{\n  {rule}\n  otherwise publish\n}}\n{RESPONSE}")
         };
         let guarded = [
             "rule a when since(last_publish.at) < 15m then defer until last_publish.at + 15m",

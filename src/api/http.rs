@@ -18,6 +18,8 @@ pub(crate) struct RawAnswer {
     pub(crate) retry_after: Option<SignedDuration>,
     pub(crate) rate_limit: Option<RateLimitInfo>,
     pub(crate) body: Bytes,
+    /// How long the client-side limiter held the call.
+    pub(crate) waited: SignedDuration,
 }
 
 impl RawAnswer {
@@ -42,6 +44,7 @@ impl RawAnswer {
             retry_after: self.retry_after,
             rate_limit: self.rate_limit,
             body,
+            waited: self.waited,
         })
     }
 
@@ -52,6 +55,7 @@ impl RawAnswer {
             retry_after: self.retry_after,
             rate_limit: self.rate_limit,
             body: None,
+            waited: self.waited,
         }
     }
 }
@@ -78,6 +82,7 @@ async fn send(
         retry_after,
         rate_limit,
         body,
+        waited: SignedDuration::ZERO,
     })
 }
 
@@ -129,18 +134,23 @@ impl Caller {
         request: reqwest::RequestBuilder,
     ) -> Result<RawAnswer, ApiError> {
         let clock = self.clock.as_ref();
-        self.limiter.acquire(clock).await;
-        let answer = self.unlimited(call, request).await?;
+        let waited = self.limiter.acquire(clock).await;
+        let mut answer = self.unlimited(call, request).await?;
+        answer.waited = waited;
         let now = clock.now();
-        self.limiter.with(|limiter| {
+        let too_long = self.limiter.with(|limiter| {
             if let Some(info) = answer.rate_limit {
                 limiter.observe(info, now);
             }
-            if let Some(wait) = answer.retry_after.filter(|_| answer.status == 429) {
-                limiter.hold_for(wait, now);
-            }
+            answer
+                .retry_after
+                .filter(|_| answer.status == 429)
+                .filter(|wait| limiter.hold_for(*wait, now))
         });
-        Ok(answer)
+        match too_long {
+            Some(after) => Err(ApiError::RetryAfterTooLong { call, after }),
+            None => Ok(answer),
+        }
     }
 }
 

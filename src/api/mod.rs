@@ -151,6 +151,8 @@ pub struct Answer<T> {
     pub rate_limit: Option<RateLimitInfo>,
     /// The decoded body of a 2xx answer; `None` otherwise.
     pub body: Option<T>,
+    /// How long the client-side rate limiter held the call before it went.
+    pub waited: SignedDuration,
 }
 
 /// Why a call produced no HTTP answer at all.
@@ -171,6 +173,15 @@ pub enum ApiError {
         call: &'static str,
         /// What went wrong (never contains a secret).
         reason: String,
+    },
+    /// A 429's `Retry-After` is beyond what a call waits out (a daily limit, not a burst);
+    /// every call is held for it all the same.
+    #[error("{call}: retry after {after:#}: daily limit?")]
+    RetryAfterTooLong {
+        /// Which call.
+        call: &'static str,
+        /// The server's `Retry-After`.
+        after: SignedDuration,
     },
     /// Authentication failed (bad client id or secret, or a token refused twice).
     #[error("authentication failed: {0}")]

@@ -185,6 +185,7 @@ impl<T> Reply<T> {
                 retry_after: None,
                 rate_limit: Some(self.rate_limit),
                 body: Some(body(value)),
+                waited: SignedDuration::ZERO,
             },
             Err(refusal) => refusal.into_answer(Some(self.rate_limit)),
         }
@@ -205,6 +206,7 @@ impl Refusal {
             retry_after,
             rate_limit,
             body: None,
+            waited: SignedDuration::ZERO,
         }
     }
 }

@@ -267,6 +267,7 @@ impl ScheduleApi for RestClient {
             retry_after: None,
             rate_limit: None,
             body: Some(WeekSettings::MONDAY_IN_POLICY_ZONE),
+            waited: jiff::SignedDuration::ZERO,
         })
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod check;
 pub mod diff;
 pub(crate) mod explain;
+pub(crate) mod explore;
 pub(crate) mod fmt;
 pub(crate) mod run;
 pub(crate) mod serve;
@@ -134,6 +135,9 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run scenarios and hold each against its expectations; list rules none made decide.
     Test(test::TestArgs),
+    /// Random worlds through the simulator, invariants checked after each; a violation is
+    /// shrunk to a scenario file that replays it.
+    Explore(explore::ExploreArgs),
     /// What changes if NEW replaces OLD: over the fact space, and on a scenario's replay.
     Diff(diff::DiffArgs),
     /// One publish cycle for one schedule, live, printing each step (`--dry-run`: no writes).
@@ -156,6 +160,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::run(&args, &mut std::io::stdout().lock()),
         Command::Simulate(args) => simulate::simulate(&args),
         Command::Test(args) => test::test(&args),
+        Command::Explore(args) => explore::run(&args),
         Command::Diff(args) => diff::diff(&args),
         Command::Run(args) => run::run(&args),
         Command::Serve(args) => serve::serve(&args),

@@ -69,6 +69,8 @@ pub enum Code {
     Unused,
     /// W204: `defer until FACT + d` where FACT may be absent when the rule decides.
     DeferMayFail,
+    /// W205: `on trigger` can skip while `schedule.state == unknown` (a failed read).
+    UnknownStateSkipped,
 }
 
 impl Code {
@@ -101,6 +103,7 @@ impl Code {
         Code::CapBelowInitial,
         Code::Unused,
         Code::DeferMayFail,
+        Code::UnknownStateSkipped,
     ];
 
     /// The code as printed, e.g. `E101`.
@@ -133,15 +136,18 @@ impl Code {
             Code::CapBelowInitial => "W202",
             Code::Unused => "W203",
             Code::DeferMayFail => "W204",
+            Code::UnknownStateSkipped => "W205",
         }
     }
 
     /// Warnings are the `W` codes; everything else is an error.
     pub fn severity(self) -> Severity {
         match self {
-            Code::ShadowedRule | Code::CapBelowInitial | Code::Unused | Code::DeferMayFail => {
-                Severity::Warning
-            }
+            Code::ShadowedRule
+            | Code::CapBelowInitial
+            | Code::Unused
+            | Code::DeferMayFail
+            | Code::UnknownStateSkipped => Severity::Warning,
             _ => Severity::Error,
         }
     }

@@ -11,6 +11,7 @@
 //! leads within `IDLE_SESSION_TIMEOUT + CAMPAIGN_EVERY` (7 s) plus its connect time.
 
 use super::metrics::Metrics;
+use super::readiness::Readiness;
 use super::rules::Rules;
 use super::store::TriggerStore;
 use super::worker::WorkerParts;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub rules: Arc<Rules>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Whether the API takes our credentials (`/readyz` reports it).
+    pub readiness: Arc<Readiness>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// The runner's bounds.
@@ -46,6 +49,7 @@ impl Shared {
             audit,
             rules: Arc::clone(&self.rules),
             metrics: Arc::clone(&self.metrics),
+            readiness: Arc::clone(&self.readiness),
             clock: Arc::clone(&self.clock),
             config: self.config.clone(),
             wake: Arc::clone(&self.wake),

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::{Mutex, PoisonError};
 
 /// Counter families: name and help text.
-const FAMILIES: [(&str, &str); 6] = [
+const FAMILIES: [(&str, &str); 7] = [
     (
         "publish_guard_webhooks_total",
         "Webhooks answered, by source and HTTP status.",
@@ -26,6 +26,10 @@ const FAMILIES: [(&str, &str); 6] = [
     (
         CONNECTIONS_AT_CAP,
         "Connections that waited to be accepted because the most allowed were open.",
+    ),
+    (
+        "publish_guard_auth_failures_total",
+        "Cycles ended because the API refused our login or token.",
     ),
 ];
 

@@ -25,6 +25,7 @@ pub mod metrics;
 #[cfg(feature = "postgres")]
 pub mod postgres_store;
 pub(crate) mod problem;
+pub mod readiness;
 pub(crate) mod resolve;
 pub mod rules;
 pub mod server;

@@ -14,6 +14,7 @@ use super::intake::{Intake, Source};
 use super::leader::{Leadership, Shared};
 use super::metrics::{Gauges, Metrics};
 use super::problem::Problem;
+use super::readiness::Readiness;
 use super::rules::{RELOAD_TIMEOUT, Rules, RulesError};
 use super::store::TriggerStore;
 use super::webhook_auth::BearerVerifier;
@@ -68,6 +69,7 @@ struct AppState {
     rules: Arc<Rules>,
     metrics: Arc<Metrics>,
     durability: Arc<Durability>,
+    readiness: Arc<Readiness>,
     admin: Option<BearerVerifier>,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
@@ -129,6 +131,7 @@ impl Relay {
             rules: Arc::clone(&settings.rules),
             metrics: counters,
             durability,
+            readiness: Arc::new(Readiness::default()),
             admin: settings.admin_token.map(|t| BearerVerifier::new(vec![t])),
             wake: Arc::new(Notify::new()),
             clock: Arc::clone(&settings.clock),
@@ -139,6 +142,7 @@ impl Relay {
             store: Arc::clone(&store),
             rules: settings.rules,
             metrics: Arc::clone(&state.metrics),
+            readiness: Arc::clone(&state.readiness),
             clock: Arc::clone(&settings.clock),
             config: settings.runner.clone(),
             wake: Arc::clone(&state.wake),
@@ -361,6 +365,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             .into_response();
     }
     match state.store.stats().await {
+        Ok(_) if let Some(problem) = state.readiness.problem() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {problem}\n"),
+        )
+            .into_response(),
         Ok(_) => {
             let version = state.rules.current().version.clone();
             let leader = state.leadership.view().describe();

@@ -15,6 +15,7 @@
 
 use super::mapping::ScheduleTarget;
 use super::metrics::Metrics;
+use super::readiness::Readiness;
 use super::resolve::{Unresolved, WeekCache, resolve};
 use super::rules::Rules;
 use super::store::{Progress, StoredTrigger, TriggerNote, TriggerStatus, TriggerStore};
@@ -48,6 +49,8 @@ pub struct WorkerParts {
     pub rules: Arc<Rules>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// What `/readyz` reports beyond the store (credentials the API refused).
+    pub readiness: Arc<Readiness>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// The runner's bounds.
@@ -277,7 +280,7 @@ fn progress_after(outcome: &Outcome) -> Progress {
             note: Some(TriggerNote::Deferred),
             due_at: Some(*until),
         },
-        Outcome::Failed { reason } => Progress {
+        Outcome::Failed { reason } | Outcome::Unauthorized { reason } => Progress {
             status: TriggerStatus::Failed,
             note: Some(TriggerNote::Failed {
                 reason: reason.clone(),
@@ -482,6 +485,7 @@ impl EventRecorder<String> for AuditRecorder<'_> {
                     .forget(&event.schedule.business_unit);
             }
         }
+        note_readiness(&self.parts.readiness, &batch.events);
         let marks = self.book.borrow_mut().answer(&batch);
         let store = &self.parts.store;
         // Submitted in order, so a cycle's publish note never lands after its outcome.
@@ -501,7 +505,24 @@ impl EventRecorder<String> for AuditRecorder<'_> {
     }
 }
 
-/// Count decisions and API calls.
+/// A refused login makes the relay not ready until a read goes through again.
+fn note_readiness(readiness: &Readiness, events: &[Event]) {
+    for event in events {
+        match &event.kind {
+            EventKind::Outcome {
+                outcome: Outcome::Unauthorized { reason },
+                ..
+            } => readiness.refused(reason),
+            EventKind::StateRead {
+                status: Some(200..=299),
+                ..
+            } => readiness.authorized(),
+            _ => {}
+        }
+    }
+}
+
+/// Count decisions, API calls and refused logins.
 fn count(metrics: &Metrics, events: &[Event]) {
     let status = |s: &Option<u16>| s.map_or_else(|| "none".to_owned(), |s| s.to_string());
     for event in events {
@@ -527,6 +548,10 @@ fn count(metrics: &Metrics, events: &[Event]) {
                 "publish_guard_api_calls_total",
                 &[("kind", "publish"), ("status", &status(s))],
             ),
+            EventKind::Outcome {
+                outcome: Outcome::Unauthorized { .. },
+                ..
+            } => metrics.inc("publish_guard_auth_failures_total", &[]),
             _ => {}
         }
     }

@@ -141,6 +141,14 @@ pub enum EventKind {
         /// Waits of this kind so far in the cycle, this one included.
         count: u32,
     },
+    /// The client-side rate limiter held a call before it went (waits over
+    /// [`THROTTLE_WAIT_SHOWN`] only).
+    ThrottleWait {
+        /// Which call.
+        call: ThrottledCall,
+        /// How long it was held.
+        waited: SignedDuration,
+    },
     /// A cycle ended.
     Outcome {
         /// How it ended.
@@ -148,6 +156,29 @@ pub enum EventKind {
         /// Triggers this cycle answered (the one that started it and those coalesced into it).
         triggers: u32,
     },
+}
+
+/// Limiter waits shorter than this are not events (a call spaced by a few ms is not news).
+pub const THROTTLE_WAIT_SHOWN: SignedDuration = SignedDuration::from_millis(5);
+
+/// A call the rate limiter held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThrottledCall {
+    /// A read of the schedule.
+    Read,
+    /// A publish.
+    Publish,
+}
+
+impl ThrottledCall {
+    /// The call in words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottledCall::Read => "read",
+            ThrottledCall::Publish => "publish",
+        }
+    }
 }
 
 /// Why a cycle began.
@@ -212,6 +243,13 @@ pub enum Outcome {
         /// When.
         until: Timestamp,
     },
+    /// Our publish landed (a follow read showed a version above the one we wrote at), and
+    /// the schedule changed again since: it is a draft at `version`. Triggers coalesced
+    /// meanwhile start their cycle at once.
+    LandedThenChanged {
+        /// The version the follow read showed.
+        version: i64,
+    },
     /// The policy said `done` without a publish to confirm.
     Done,
     /// A dry run stopped before acting.
@@ -224,12 +262,18 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The login was refused or the API rejected our token: the cycle fails at once,
+    /// whatever the policy (no rule can fix credentials).
+    Unauthorized {
+        /// Why, naming the client id (never the secret).
+        reason: String,
+    },
 }
 
 impl Outcome {
     /// Whether this is a failure (the `run` command exits 1).
     pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Failed { .. })
+        matches!(self, Outcome::Failed { .. } | Outcome::Unauthorized { .. })
     }
 }
 
@@ -386,15 +430,26 @@ impl fmt::Display for EventKind {
                 }
                 f.write_str(")")
             }
+            EventKind::ThrottleWait { call, waited } => {
+                let call = call.as_str();
+                write!(f, "throttle wait {waited:#} before the {call} (rate limit)")
+            }
             EventKind::Outcome { outcome, triggers } => {
                 write!(f, "outcome: ")?;
                 match outcome {
                     Outcome::Published { version } => write!(f, "published at version {version}"),
                     Outcome::Skipped { reason } => write!(f, "skipped, {reason}"),
                     Outcome::Deferred { until } => write!(f, "deferred until {until}"),
+                    Outcome::LandedThenChanged { version } => write!(
+                        f,
+                        "our publish landed, then the schedule changed (draft at version {version})"
+                    ),
                     Outcome::Done => f.write_str("done"),
                     Outcome::DryRun { action } => write!(f, "dry run, would {action}"),
                     Outcome::Failed { reason } => write!(f, "FAILED, {reason}"),
+                    Outcome::Unauthorized { reason } => {
+                        write!(f, "FAILED, not authorized: {reason}")
+                    }
                 }?;
                 write!(f, " ({triggers} trigger(s))")
             }

@@ -13,10 +13,13 @@ use crate::policy::backoff::{BackoffProfile, Delay};
 use crate::policy::decision::Verdict;
 use crate::policy::facts::Facts;
 use crate::runner::budget::RetryBudget;
-use crate::runner::event::{CycleCause, Event, EventKind, Outcome, ReadPurpose, WaitReason};
+use crate::runner::event::{
+    CycleCause, Event, EventKind, Outcome, ReadPurpose, THROTTLE_WAIT_SHOWN, ThrottledCall,
+    WaitReason,
+};
 use crate::runner::facts::{FactSources, ScheduleState, add_response, trigger_facts};
-use crate::runner::write::OurWrite;
-use crate::runner::{CallResult, Command, Input, RunnerConfig, TimerId, Trigger};
+use crate::runner::write::{OurWrite, broken};
+use crate::runner::{CallResult, Command, FailureKind, Input, RunnerConfig, TimerId, Trigger};
 use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -104,6 +107,8 @@ struct Cycle {
     retries: u32,
     rechecks: u32,
     follows: u32,
+    /// A deferral running out started it.
+    from_deferral: bool,
     last_wait: Option<SignedDuration>,
     /// The profile of the last backoff, which also paces following.
     profile: Option<BackoffProfile>,
@@ -266,6 +271,7 @@ impl ScheduleMachine {
             retries: 0,
             rechecks: 0,
             follows: 0,
+            from_deferral: matches!(cause, CycleCause::Deferral { .. }),
             last_wait: None,
             profile: None,
             operation_id: None,
@@ -378,6 +384,10 @@ impl ScheduleMachine {
         purpose: ReadPurpose,
         result: CallResult<ScheduleSnapshot>,
     ) {
+        if let Ok(answer) = &result {
+            self.throttled(step, ThrottledCall::Read, answer.waited);
+        }
+        let mut unauthorized = None;
         let (status, error, snapshot) = match result {
             Ok(answer) => match answer.body {
                 Some(body) if (200..300).contains(&answer.status) => {
@@ -390,7 +400,12 @@ impl ScheduleMachine {
                     None,
                 ),
             },
-            Err(failure) => (None, Some(failure.0), None),
+            Err(failure) => {
+                if failure.kind == FailureKind::Unauthorized {
+                    unauthorized = Some(failure.reason.clone());
+                }
+                (None, Some(failure.reason), None)
+            }
         };
         let followed = self.write.followed(step.now);
         if let Some(s) = &snapshot {
@@ -408,6 +423,11 @@ impl ScheduleMachine {
             published: snapshot.as_ref().map(|s| s.published),
             version: snapshot.as_ref().map(|s| s.version),
         };
+        if let Some(reason) = unauthorized {
+            self.emit(step, Some(id), event);
+            self.finish(step, Outcome::Unauthorized { reason });
+            return;
+        }
         match purpose {
             ReadPurpose::Evaluate => {
                 cycle.snapshot = snapshot;
@@ -415,17 +435,23 @@ impl ScheduleMachine {
                 self.decide(step, PhaseKind::Trigger, None);
             }
             ReadPurpose::Follow => {
-                let published_at = snapshot
-                    .as_ref()
-                    .filter(|s| s.published && followed.is_none_or(|v| s.version > v))
-                    .map(|s| s.version);
+                // The version only moves when a write lands: above ours, ours has landed.
+                let ended = snapshot.as_ref().and_then(|s| match followed {
+                    Some(v) if s.version <= v => None,
+                    _ if s.published => Some(Outcome::Published { version: s.version }),
+                    Some(_) if !broken::follow_version_check_dropped() => {
+                        Some(Outcome::LandedThenChanged { version: s.version })
+                    }
+                    Some(_) => None,
+                    None => None,
+                });
                 if snapshot.is_some() {
                     cycle.snapshot = snapshot;
                 }
                 let heard = cycle.heard_end.take();
                 self.emit(step, Some(id), event);
-                match (published_at, heard) {
-                    (Some(version), _) => self.finish(step, Outcome::Published { version }),
+                match (ended, heard) {
+                    (Some(outcome), _) => self.finish(step, outcome),
                     (None, Some(heard)) => self.end_follow(step, heard),
                     (None, None) => self.follow_wait(step),
                 }
@@ -440,8 +466,13 @@ impl ScheduleMachine {
         key: String,
         result: CallResult<crate::api::PublishAccepted>,
     ) {
-        let Some(cycle) = &mut self.cycle else { return };
-        let id = cycle.id;
+        let Some(id) = self.cycle.as_ref().map(|c| c.id) else {
+            return;
+        };
+        if let Ok(answer) = &result {
+            self.throttled(step, ThrottledCall::Publish, answer.waited);
+        }
+        let mut unauthorized = None;
         let (status, retry_after, error, accepted) = match result {
             Ok(answer) => {
                 let accepted = answer.body.filter(|_| (200..300).contains(&answer.status));
@@ -451,11 +482,18 @@ impl ScheduleMachine {
                 };
                 (answer.status, answer.retry_after, error, accepted)
             }
-            Err(failure) => (0, None, Some(failure.0), None),
+            Err(failure) => {
+                if failure.kind == FailureKind::Unauthorized {
+                    unauthorized = Some(failure.reason.clone());
+                }
+                (0, None, Some(failure.reason), None)
+            }
         };
         if let Some(a) = &accepted {
             step.budget.deposit(step.now);
-            cycle.operation_id = a.operation_id.clone();
+            if let Some(cycle) = &mut self.cycle {
+                cycle.operation_id = a.operation_id.clone();
+            }
         }
         self.write
             .answered(step.now, status, accepted.as_ref().map(|a| a.status));
@@ -472,7 +510,18 @@ impl ScheduleMachine {
                 operation_id: accepted.and_then(|a| a.operation_id),
             },
         );
-        self.decide(step, PhaseKind::Response, Some((status, retry_after)));
+        match unauthorized {
+            Some(reason) => self.finish(step, Outcome::Unauthorized { reason }),
+            None => self.decide(step, PhaseKind::Response, Some((status, retry_after))),
+        }
+    }
+
+    /// A `throttle_wait` event when the limiter held the call long enough to notice.
+    fn throttled(&self, step: &mut Step<'_>, call: ThrottledCall, waited: SignedDuration) {
+        if waited >= THROTTLE_WAIT_SHOWN {
+            let cycle = self.cycle.as_ref().map(|c| c.id);
+            self.emit(step, cycle, EventKind::ThrottleWait { call, waited });
+        }
     }
 
     fn on_timer(&mut self, step: &mut Step<'_>, timer: TimerId) {
@@ -743,6 +792,15 @@ impl ScheduleMachine {
     /// deferral is kept: the earliest instant, with the latest basis.
     fn defer(&mut self, step: &mut Step<'_>, until: Timestamp) {
         let Some(cycle) = &self.cycle else { return };
+        // A deferral's own cycle deferring again to an instant already here (a window open
+        // now) would repeat at once, forever, a read each time (found by `explore`).
+        if cycle.from_deferral && until <= step.now {
+            let reason = format!(
+                "deferred again until {until}, an instant already here: the deferral would repeat at once"
+            );
+            self.finish(step, Outcome::Failed { reason });
+            return;
+        }
         let (id, mut basis) = (cycle.id, cycle.basis.clone());
         let until = match self.deferral.take() {
             Some(earlier) => {

@@ -93,11 +93,44 @@ pub struct TimerId(pub u64);
 
 /// Why a call brought no usable answer (a copyable summary of [`ApiError`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallFailure(pub String);
+pub struct CallFailure {
+    /// In words (never a secret).
+    pub reason: String,
+    /// What kind of failure it is.
+    pub kind: FailureKind,
+}
+
+/// Whether a failed call is the policy's affair or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No usable answer came (a timeout, a dropped connection, an answer not understood):
+    /// the policy decides what to do about `schedule.state == unknown`.
+    NoAnswer,
+    /// The login was refused or the API rejected our token: not a policy matter, the cycle
+    /// fails at once naming the client id.
+    Unauthorized,
+}
+
+impl CallFailure {
+    /// A call that brought no usable answer, for `reason`.
+    pub fn no_answer(reason: impl Into<String>) -> Self {
+        CallFailure {
+            reason: reason.into(),
+            kind: FailureKind::NoAnswer,
+        }
+    }
+}
 
 impl From<&ApiError> for CallFailure {
     fn from(e: &ApiError) -> Self {
-        CallFailure(e.to_string())
+        let kind = match e {
+            ApiError::Auth(_) => FailureKind::Unauthorized,
+            _ => FailureKind::NoAnswer,
+        };
+        CallFailure {
+            reason: e.to_string(),
+            kind,
+        }
     }
 }
 

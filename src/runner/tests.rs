@@ -164,6 +164,7 @@ fn snapshot(published: bool, version: i64) -> CallResult<ScheduleSnapshot> {
             publishing: false,
             other_published: None,
         }),
+        waited: SignedDuration::ZERO,
     })
 }
 
@@ -176,6 +177,7 @@ fn accepted(status: OperationStatus) -> CallResult<PublishAccepted> {
             status,
             operation_id: Some("op-1".into()),
         }),
+        waited: SignedDuration::ZERO,
     })
 }
 
@@ -185,6 +187,7 @@ fn refused(status: u16, retry_after: Option<SignedDuration>) -> CallResult<Publi
         retry_after,
         rate_limit: None,
         body: None,
+        waited: SignedDuration::ZERO,
     })
 }
 
@@ -353,6 +356,7 @@ fn draft_one_trigger_publishes_once_follows_and_ends_published_with_each_step_on
             EventKind::Decision { .. } => "decision",
             EventKind::PublishCall { .. } => "publish",
             EventKind::Wait { .. } => "wait",
+            EventKind::ThrottleWait { .. } => "throttle",
             EventKind::Outcome { .. } => "outcome",
         })
         .collect();
@@ -590,7 +594,7 @@ fn a_timeout_is_status_zero_for_the_response_phase() {
     let mut h = Harness::reference();
     h.trigger(None);
     h.feed(Input::StateRead(snapshot(false, 3)));
-    let failure = CallFailure("publish timed out after 10s".into());
+    let failure = CallFailure::no_answer("publish timed out after 10s");
     h.feed(Input::PublishAnswered(Err(failure)));
     let reason = "unexpected response".to_owned();
     assert_eq!(h.outcomes(), [Outcome::Failed { reason }]);
@@ -608,7 +612,9 @@ fn a_timeout_is_status_zero_for_the_response_phase() {
 fn an_unreadable_schedule_is_state_unknown_and_never_published() {
     let mut h = Harness::reference();
     h.trigger(None);
-    h.feed(Input::StateRead(Err(CallFailure("read timed out".into()))));
+    h.feed(Input::StateRead(Err(CallFailure::no_answer(
+        "read timed out",
+    ))));
     let state = h.events().into_iter().find_map(|k| match k {
         EventKind::StateRead { state, .. } => Some(state),
         _ => None,
@@ -862,8 +868,8 @@ fn events_read_as_one_line_each() {
     )));
     h.fire_wait();
     h.feed(Input::StateRead(snapshot(true, 5)));
-    h.feed(Input::StateRead(Err(CallFailure(
-        "read timed out after 200ms".into(),
+    h.feed(Input::StateRead(Err(CallFailure::no_answer(
+        "read timed out after 200ms",
     ))));
     let lines: Vec<String> = h
         .commands
@@ -874,4 +880,74 @@ fn events_read_as_one_line_each() {
         })
         .collect();
     insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn a_follow_read_above_our_version_that_is_a_draft_ends_the_follow_landed_then_changed() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(
+        OperationStatus::Processing,
+    )));
+    // Our publish completed at version 4; a planner edited to a draft at 5 before we looked.
+    h.trigger(None);
+    h.fire_wait();
+    h.fresh();
+    h.feed(Input::StateRead(snapshot(false, 5)));
+    assert_eq!(
+        h.outcomes(),
+        [Outcome::LandedThenChanged { version: 5 }],
+        "one follow read, no follow timeout"
+    );
+    // The coalesced trigger's cycle starts at once and publishes the edit.
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(false, 5)));
+    assert!(
+        matches!(&h.actions()[..], [Command::Publish { version: 5, .. }]),
+        "the edit is published, neither backed off as `publishing` nor debounced"
+    );
+}
+
+#[test]
+fn our_operation_is_in_progress_only_at_the_version_we_wrote_at() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 3)));
+    h.feed(Input::PublishAnswered(accepted(
+        OperationStatus::Processing,
+    )));
+    h.fire_wait();
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    // Next cycle within the follow timeout: a draft above our version is a draft.
+    h.trigger(None);
+    h.feed(Input::StateRead(snapshot(false, 5)));
+    let states: Vec<ScheduleState> = h
+        .events()
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::StateRead { state, .. } => Some(state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states.last(), Some(&ScheduleState::Draft), "{states:?}");
+}
+
+#[test]
+fn a_refused_login_ends_the_cycle_as_a_failure_whatever_the_policy() {
+    let mut h = Harness::reference();
+    h.trigger(None);
+    let reason = "authentication failed: the login service refused client id \"pg\": HTTP 401";
+    h.feed(Input::StateRead(Err(CallFailure {
+        reason: reason.into(),
+        kind: FailureKind::Unauthorized,
+    })));
+    assert_eq!(
+        h.outcomes(),
+        [Outcome::Unauthorized {
+            reason: reason.into()
+        }]
+    );
+    assert!(h.outcomes()[0].is_failure());
+    assert!(h.runner.is_idle());
 }

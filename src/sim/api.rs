@@ -99,7 +99,7 @@ impl SimApi {
         }
         self.model
             .client_publish(CLIENT, now, schedule, version)
-            .map_err(|e| CallFailure(e.to_string()))
+            .map_err(|e| CallFailure::no_answer(e.to_string()))
     }
 }
 
@@ -109,6 +109,7 @@ fn error_answer<U>(status: u16) -> Answer<U> {
         retry_after: None,
         rate_limit: None,
         body: None,
+        waited: SignedDuration::ZERO,
     }
 }
 

@@ -3,19 +3,22 @@
 //! every choice is ordered (arrival order, then queue order), so a scenario and a seed
 //! always give the same run.
 
-use crate::api::ScheduleRef;
+use crate::api::limiter::RateLimiter;
+use crate::api::{ApiError, ScheduleRef};
 use crate::effects::random::SeededRandom;
 use crate::language::ast::PhaseKind;
 use crate::policy::Policy;
 use crate::runner::event::Event;
-use crate::runner::{Command, Input, Runner, RunnerConfig, TimerId, Trigger};
+use crate::runner::{
+    CallFailure, CallResult, Command, Input, Runner, RunnerConfig, TimerId, Trigger,
+};
 use crate::sim::api::{SimApi, is_processing};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::generate::{Arrivals, arrivals};
 use crate::sim::record::Recorder;
 use crate::sim::report::Report;
 use crate::sim::scenario::{PersonKind, Scenario};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashMap;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -46,6 +49,43 @@ pub struct RunResult {
     pub decided: BTreeSet<(PhaseKind, String)>,
 }
 
+/// What `explore` checks a run against: every call with what the model held when it was
+/// made, every event, every change a person made, and how things stood at the end.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Every API call, in the order made.
+    pub calls: Vec<TracedCall>,
+    /// Every runner event with its schedule's index, in order.
+    pub events: Vec<(u32, Event)>,
+    /// Each person's action the model took (an edit or a publish), with its schedule.
+    pub changes: Vec<(Timestamp, u32)>,
+    /// Each schedule's `(published, version)` when the run ended.
+    pub end_states: Vec<(bool, i64)>,
+    /// Whether every machine had finished its cycle when the run ended.
+    pub idle: bool,
+}
+
+/// One API call the runner made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedCall {
+    /// Which schedule.
+    pub schedule: u32,
+    /// Which worker made it.
+    pub worker: u32,
+    /// When it reached the model.
+    pub at: Timestamp,
+    /// When its answer reached the machine.
+    pub answered_at: Timestamp,
+    /// The version a publish asserted; `None` for a read.
+    pub publish: Option<i64>,
+    /// The answer's status; `None` when none came.
+    pub status: Option<u16>,
+    /// Whether a publish was running in the model when the call was made.
+    pub model_publishing: bool,
+    /// The model's version when the call was made.
+    pub model_version: i64,
+}
+
 /// Something due at an instant.
 #[derive(Clone, Debug, PartialEq)]
 enum Due {
@@ -59,6 +99,26 @@ enum Due {
     },
     /// An accepted update finishes processing (for the timeline only).
     Settled { schedule: u32 },
+    /// A call the client-side rate limiter held reaches its turn.
+    Call {
+        worker: u32,
+        schedule: u32,
+        call: Box<HeldCall>,
+    },
+}
+
+/// A call waiting for the rate limiter, and since when.
+#[derive(Clone, Debug, PartialEq)]
+struct HeldCall {
+    call: Call,
+    since: Timestamp,
+}
+
+/// A call the runner asked for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Call {
+    Read,
+    Publish { version: i64 },
 }
 
 /// What reaches a machine, kept small: the queue may hold a timer for every deferred
@@ -141,10 +201,32 @@ struct Engine<'a> {
     recorder: Recorder,
     commands: Vec<Command>,
     now: Timestamp,
+    /// The OAuth client's limiter, as the live clients apply it.
+    limiter: RateLimiter,
+    /// Kept for `explore` only.
+    trace: Option<Trace>,
 }
 
 /// Run `scenario` under `policy` and report what happened.
 pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResult {
+    run_with(scenario, policy, options, None).0
+}
+
+/// Run `scenario` as [`run`] does, keeping the [`Trace`] `explore` checks (no timeline).
+pub fn run_traced(scenario: &Scenario, policy: &Policy) -> (RunResult, Trace) {
+    let options = RunOptions {
+        keep_timeline: false,
+    };
+    let (result, trace) = run_with(scenario, policy, options, Some(Trace::default()));
+    (result, trace.unwrap_or_default())
+}
+
+fn run_with(
+    scenario: &Scenario,
+    policy: &Policy,
+    options: RunOptions,
+    trace: Option<Trace>,
+) -> (RunResult, Option<Trace>) {
     let refs: Vec<ScheduleRef> = scenario
         .schedules
         .iter()
@@ -173,6 +255,8 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
         recorder: Recorder::new(options.keep_timeline),
         commands: Vec::new(),
         now: scenario.start,
+        limiter: RateLimiter::per_minute(scenario.runner.requests_per_minute),
+        trace,
     };
     for (i, p) in scenario.people.iter().enumerate() {
         engine.schedule_due(p.at, Due::Person(i));
@@ -180,8 +264,17 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
     let arrivals = arrivals(scenario);
     engine.run(&arrivals);
     let end = engine.now;
+    let mut trace = engine.trace.take();
+    if let Some(t) = &mut trace {
+        for sref in &engine.refs {
+            let state = engine.api.model().peek(sref, end);
+            t.end_states
+                .push(state.map_or((false, 0), |v| (v.snapshot.published, v.snapshot.version)));
+        }
+        t.idle = engine.workers.iter().flatten().all(|w| w.runner.is_idle());
+    }
     let recorded = engine.recorder.finish(scenario.end.unwrap_or(end));
-    RunResult {
+    let result = RunResult {
         report: Report {
             scenario: scenario.name.clone(),
             policy: policy.name.clone(),
@@ -195,7 +288,8 @@ pub fn run(scenario: &Scenario, policy: &Policy, options: RunOptions) -> RunResu
         },
         outcomes: recorded.outcomes,
         decided: recorded.decided,
-    }
+    };
+    (result, trace)
 }
 
 impl Engine<'_> {
@@ -313,6 +407,30 @@ impl Engine<'_> {
                         .settled(self.now, schedule, view.snapshot.version);
                 }
             }
+            Due::Call {
+                worker,
+                schedule,
+                call,
+            } => {
+                let held = self.limiter.held(self.now);
+                if held.is_positive() {
+                    // A 429 came while it waited its turn: it waits for the hold too.
+                    let at = self.now.saturating_add(held).unwrap_or(self.now);
+                    self.schedule_due(
+                        at,
+                        Due::Call {
+                            worker,
+                            schedule,
+                            call,
+                        },
+                    );
+                    return;
+                }
+                if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+                    w.outstanding = w.outstanding.saturating_sub(1);
+                }
+                self.call(worker, schedule, call.call, call.since);
+            }
             Due::Input {
                 worker,
                 schedule,
@@ -345,13 +463,22 @@ impl Engine<'_> {
             return;
         };
         let schedule = p.schedule as u32;
+        let (now, who) = (self.now, &p.who);
         let what = match p.kind {
-            PersonKind::Edit => match self.api.model().person_edit(&sref, self.now, &p.who) {
-                Ok(s) => format!("{} edits: draft v{}", p.who, s.version),
+            PersonKind::Edit => match self.api.model().person_edit(&sref, now, who) {
+                Ok(s) => {
+                    if let Some(trace) = &mut self.trace {
+                        trace.changes.push((now, schedule));
+                    }
+                    format!("{} edits: draft v{}", p.who, s.version)
+                }
                 Err(refusal) => format!("{} edit refused: {}", p.who, refusal.status()),
             },
             PersonKind::Publish => match self.api.model().person_publish(&sref, self.now, &p.who) {
                 Ok(op) => {
+                    if let Some(trace) = &mut self.trace {
+                        trace.changes.push((now, schedule));
+                    }
                     if op.status == crate::api::OperationStatus::Processing {
                         let done = self.now.saturating_add(self.api.processing());
                         self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
@@ -368,36 +495,23 @@ impl Engine<'_> {
     /// `schedule` (the index of the schedule its commands name, checked by [`Self::locate`]).
     fn carry_out(&mut self, worker: u32, schedule: u32) {
         let hint = schedule;
-        let latency = self.scenario.api.latency;
-        let answer_at = self.now.saturating_add(latency).unwrap_or(self.now);
         let mut commands = std::mem::take(&mut self.commands);
         for command in commands.drain(..) {
             match command {
                 Command::Emit(event) => self.emit(worker, hint, event),
                 Command::Read(sref) => {
-                    let Some(schedule) = self.locate(&sref, hint) else {
-                        continue;
-                    };
-                    let result = self.api.read(self.now, &sref);
-                    self.deliver(answer_at, worker, schedule, Input::StateRead(result));
+                    if let Some(schedule) = self.locate(&sref, hint) {
+                        self.request(worker, schedule, Call::Read);
+                    }
                 }
                 Command::Publish {
                     schedule: sref,
                     version,
                     ..
                 } => {
-                    let Some(schedule) = self.locate(&sref, hint) else {
-                        continue;
-                    };
-                    let result = self.api.publish(self.now, &sref, version);
-                    if let Ok(accepted) = &result
-                        && let Some(body) = &accepted.body
-                        && is_processing(body)
-                    {
-                        let done = self.now.saturating_add(self.api.processing());
-                        self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
+                    if let Some(schedule) = self.locate(&sref, hint) {
+                        self.request(worker, schedule, Call::Publish { version });
                     }
-                    self.deliver(answer_at, worker, schedule, Input::PublishAnswered(result));
                 }
                 Command::WaitUntil {
                     schedule: sref,
@@ -417,8 +531,112 @@ impl Engine<'_> {
         self.release_if_done(worker);
     }
 
+    /// A call goes through the limiter: at once, or queued for its turn.
+    fn request(&mut self, worker: u32, schedule: u32, call: Call) {
+        let wait = self.limiter.reserve(self.now);
+        if wait.is_zero() {
+            self.call(worker, schedule, call, self.now);
+            return;
+        }
+        if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+            w.outstanding += 1;
+        }
+        let at = self.now.saturating_add(wait).unwrap_or(self.now);
+        let since = self.now;
+        let call = Box::new(HeldCall { call, since });
+        self.schedule_due(
+            at,
+            Due::Call {
+                worker,
+                schedule,
+                call,
+            },
+        );
+    }
+
+    /// Make `call` now (it was asked for at `since`); its answer reaches the machine after
+    /// the scenario's latency and tightens the limiter as a live answer does.
+    fn call(&mut self, worker: u32, schedule: u32, call: Call, since: Timestamp) {
+        let Some(sref) = self.refs.get(schedule as usize).cloned() else {
+            return;
+        };
+        let answer_at = self
+            .now
+            .saturating_add(self.scenario.api.latency)
+            .unwrap_or(self.now);
+        let waited = self.now.duration_since(since);
+        let before = self.trace.is_some().then(|| {
+            let view = self.api.model().peek(&sref, self.now);
+            view.map_or((false, 0), |v| (v.snapshot.publishing, v.snapshot.version))
+        });
+        let input = match call {
+            Call::Read => {
+                let result = self.api.read(self.now, &sref);
+                Input::StateRead(self.limited("read", result, waited))
+            }
+            Call::Publish { version } => {
+                let result = self.api.publish(self.now, &sref, version);
+                if let Ok(accepted) = &result
+                    && let Some(body) = &accepted.body
+                    && is_processing(body)
+                {
+                    let done = self.now.saturating_add(self.api.processing());
+                    self.schedule_due(done.unwrap_or(self.now), Due::Settled { schedule });
+                }
+                Input::PublishAnswered(self.limited("publish", result, waited))
+            }
+        };
+        if let (Some(trace), Some((model_publishing, model_version))) = (&mut self.trace, before) {
+            let status = match &input {
+                Input::StateRead(r) => r.as_ref().ok().map(|a| a.status),
+                Input::PublishAnswered(r) => r.as_ref().ok().map(|a| a.status),
+                Input::TimerFired(_) => None,
+            };
+            trace.calls.push(TracedCall {
+                schedule,
+                worker,
+                at: self.now,
+                answered_at: answer_at,
+                publish: match call {
+                    Call::Read => None,
+                    Call::Publish { version } => Some(version),
+                },
+                status,
+                model_publishing,
+                model_version,
+            });
+        }
+        self.deliver(answer_at, worker, schedule, input);
+    }
+
+    /// The answer as the live client hands it over: its wait noted, the limiter told of
+    /// its rate-limit headers and Retry-After (one beyond the cap fails the call).
+    fn limited<T>(
+        &mut self,
+        call: &'static str,
+        result: CallResult<T>,
+        waited: SignedDuration,
+    ) -> CallResult<T> {
+        let mut answer = result?;
+        answer.waited = waited;
+        if let Some(info) = answer.rate_limit {
+            self.limiter.observe(info, self.now);
+        }
+        if answer.status == 429
+            && let Some(after) = answer.retry_after
+            && self.limiter.hold_for(after, self.now)
+        {
+            let error = ApiError::RetryAfterTooLong { call, after };
+            return Err(CallFailure::from(&error));
+        }
+        Ok(answer)
+    }
+
     fn emit(&mut self, worker: u32, hint: u32, event: Event) {
         let schedule = self.locate(&event.schedule, hint).unwrap_or(0);
+        if let Some(trace) = &mut self.trace {
+            trace.events.push((schedule, event.clone()));
+        }
         self.recorder.event(worker, schedule, event);
     }
 

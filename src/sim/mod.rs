@@ -4,6 +4,7 @@
 pub(crate) mod api;
 pub mod engine;
 pub mod expect;
+pub mod explore;
 pub mod generate;
 pub(crate) mod record;
 pub(crate) mod report;

@@ -461,6 +461,17 @@ impl Recorder {
                     ]
                 });
             }
+            EventKind::ThrottleWait { call, waited } => {
+                self.row(at, schedule, Mark::Decision, |r| {
+                    [
+                        r.cycle_label(key(cycle)),
+                        format!("throttle wait {} ({})", human(waited), call.as_str()),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]
+                });
+            }
             EventKind::Outcome { outcome, .. } => {
                 let waiting = self
                     .waiting_triggers
@@ -483,10 +494,17 @@ impl Recorder {
                             .extend(waiting);
                         Mark::Decision
                     }
-                    Outcome::Failed { .. } => {
+                    Outcome::Failed { .. } | Outcome::Unauthorized { .. } => {
                         ended.failed += 1;
                         self.summary.failures += 1;
                         Mark::Failure
+                    }
+                    // Our publish landed; an edit since starts the next cycle at once.
+                    Outcome::LandedThenChanged { .. } => {
+                        ended.published += 1;
+                        self.latencies
+                            .extend(waiting.iter().map(|t| at.duration_since(*t)));
+                        Mark::Decision
                     }
                     Outcome::Skipped { .. } => {
                         ended.skipped += 1;
@@ -506,9 +524,14 @@ impl Recorder {
                         Outcome::Published { version } => format!("= published v{version}"),
                         Outcome::Skipped { .. } => "= skipped".to_string(),
                         Outcome::Deferred { until } => format!("= deferred to {}", clock(until)),
+                        Outcome::LandedThenChanged { version } => {
+                            format!("= landed, then changed: draft v{version}")
+                        }
                         Outcome::Done => "= done".to_string(),
                         Outcome::DryRun { action } => format!("= dry run: {action}"),
-                        Outcome::Failed { reason } => format!("= failed: {reason}"),
+                        Outcome::Failed { reason } | Outcome::Unauthorized { reason } => {
+                            format!("= failed: {reason}")
+                        }
                     };
                     [
                         r.cycle_label(key(cycle)),

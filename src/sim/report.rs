@@ -157,7 +157,7 @@ impl CycleStarts {
 /// How cycles ended, one count per outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CycleEnds {
-    /// The schedule showed published.
+    /// The schedule showed published, or our publish landed and it changed since.
     pub published: u64,
     /// The policy skipped.
     pub skipped: u64,

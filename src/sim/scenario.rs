@@ -124,11 +124,17 @@ pub struct Outage {
 pub struct RunnerOptions {
     /// Fold triggers that arrive during a cycle into one further evaluation.
     pub coalesce: bool,
+    /// The client-side rate limit (`[runner] requests_per_minute`, as in
+    /// `publish-guard.toml`; Genesys' default 300).
+    pub requests_per_minute: u32,
 }
 
 impl Default for RunnerOptions {
     fn default() -> Self {
-        RunnerOptions { coalesce: true }
+        RunnerOptions {
+            coalesce: true,
+            requests_per_minute: crate::api::limiter::DEFAULT_REQUESTS_PER_MINUTE,
+        }
     }
 }
 
@@ -610,6 +616,7 @@ struct RawRest {
 #[serde(deny_unknown_fields)]
 struct RawRunner {
     coalesce: Option<bool>,
+    requests_per_minute: Option<u32>,
 }
 
 #[derive(Default, Deserialize)]
@@ -889,6 +896,10 @@ impl Validator {
             api,
             runner: RunnerOptions {
                 coalesce: rest.runner.coalesce.unwrap_or(true),
+                requests_per_minute: rest
+                    .runner
+                    .requests_per_minute
+                    .unwrap_or(crate::api::limiter::DEFAULT_REQUESTS_PER_MINUTE),
             },
             people,
             triggers,

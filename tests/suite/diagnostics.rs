@@ -21,14 +21,18 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// It checks as written; its one warning is W205 (a failed read ends in `otherwise skip`),
+/// which is why the shipped default adds `rule unreadable`.
 #[test]
-fn the_design_example_checks_without_a_single_diagnostic() {
+fn the_design_example_checks_with_only_the_unknown_state_warning() {
     let source = read("design.rules");
     common::parse_valid(&source);
     let checked =
         publish_guard::compile(&source).unwrap_or_else(|e| panic!("{}", e.in_file("design.rules")));
-    assert!(
-        checked.warnings.is_empty(),
+    let codes: Vec<&str> = checked.warnings.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        ["W205"],
         "{}",
         render_all(&checked.warnings, "design.rules", &source)
     );

@@ -60,31 +60,36 @@ fn shipped_rules_files_are_canonical() {
     }
 }
 
-/// The shipped rules files, and the DESIGN example as written, check without a warning.
+/// The shipped rules files check without a warning; the DESIGN example as written checks
+/// with W205 alone (a failed read ends in its `otherwise skip`).
 #[test]
 fn shipped_rules_files_check_cleanly() {
     let design = ("DESIGN.md", include_str!("../fixtures/syntax/design.rules"));
     for (path, source) in SHIPPED.into_iter().chain([design]) {
         match publish_guard::compile(source) {
-            Ok(checked) => assert!(
-                checked.warnings.is_empty(),
-                "{path}: {:?}",
-                checked.warnings
-            ),
+            Ok(checked) => {
+                let codes: Vec<&str> = checked.warnings.iter().map(|d| d.code.as_str()).collect();
+                let allowed: &[&str] = if path == "DESIGN.md" { &["W205"] } else { &[] };
+                assert_eq!(codes, allowed, "{path}: {:?}", checked.warnings);
+            }
             Err(diagnostics) => panic!("{path} does not check: {diagnostics:?}"),
         }
     }
 }
 
 /// The rules the shipped default adds to the design's example (DESIGN.md: what production
-/// taught us).
-const ADDED_BY_DEFAULT: &[&str] = &["colleague"];
+/// taught us), and the backoff profiles only they use.
+const ADDED_BY_DEFAULT: &[&str] = &["unreadable", "colleague"];
+const PROFILES_ADDED_BY_DEFAULT: &[&str] = &["unreadable"];
 
 #[test]
 fn the_default_rules_are_the_design_example_with_comments_and_the_added_rules() {
     let design = parse_valid(include_str!("../fixtures/syntax/design.rules"));
     let mut default = parse_valid(include_str!("../../rules/default.rules"));
     let mut added = Vec::new();
+    default.items.retain(|item| {
+        !matches!(item, Item::Backoff(b) if PROFILES_ADDED_BY_DEFAULT.contains(&b.name.node.as_str()))
+    });
     for item in &mut default.items {
         if let Item::Phase(phase) = item {
             phase.rules.retain(|rule| {

@@ -352,6 +352,7 @@ impl Rig {
             audit: Arc::new(AuditWriter::start(log).unwrap()),
             rules: Arc::clone(&self.rules),
             metrics: Arc::new(Metrics::default()),
+            readiness: Arc::default(),
             clock: Arc::new(self.clock.clone()),
             config: RunnerConfig::default(),
             wake: Arc::clone(&self.wake),

@@ -153,8 +153,13 @@ async fn a_week_off_the_business_units_start_day_is_a_usage_error_naming_the_rig
     let config = write_config(dir.path(), &double, "");
     let output = run(&double, &config, &["--week", "2026-12-01"], true).await;
     assert_eq!(output.status.code(), Some(2));
+    // The test policy's warnings (W205) come first; the error is the last line.
     assert_eq!(
-        text(&output.stderr).trim(),
+        text(&output.stderr)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default(),
         "error: --week 2026-12-01: week 2026-12-01 is a Tuesday, but the business unit's weeks start on Sunday: the week must start on Sunday 2026-11-29"
     );
     assert_eq!(double.calls(CallKind::GetSchedule), 0, "nothing was read");
