@@ -8,10 +8,9 @@ use crate::process_support;
 
 use crate::process_support::{
     Served, Setup, audit_entries, audit_verifies, double, eventually, metric, metrics, schedule,
-    send_signed, settled, signed,
+    send_signed, settled, signed, week_of,
 };
 use jiff::SignedDuration;
-use jiff::civil::Date;
 use publish_guard::api::double::{ApiDouble, CallKind};
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
@@ -31,13 +30,6 @@ schedule = "/schedule_id"
 event = "/event"
 "#;
 
-const WEEK: Date = Date::constant(2026, 3, 30);
-
-/// Each schedule its own week: publishing one schedule un-publishes another of its week.
-fn week_of(schedule_id: &str) -> Date {
-    let n: i64 = schedule_id.trim_start_matches("s-").parse().unwrap_or(0);
-    WEEK.checked_add(jiff::Span::new().weeks(n)).unwrap()
-}
 /// The storms spread over this many draft schedules, `s-0`, `s-1`, ...
 const SCHEDULES: usize = 4;
 

@@ -7,9 +7,9 @@
 use crate::pg_support::{database, query_texts};
 use crate::process_support::{
     BIN, Served, Setup, audit_verifies, double, eventually, metric, metrics, schedule, signed,
+    week_of,
 };
 use jiff::SignedDuration;
-use jiff::civil::Date;
 use publish_guard::api::double::{ApiDouble, CallKind};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -17,13 +17,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SERVE_RULES: &str = include_str!("../fixtures/relay/serve.rules");
-const WEEK: Date = Date::constant(2026, 3, 30);
 const SCHEDULES: usize = 4;
 /// The takeover bound the README states.
 const TAKEOVER: Duration = Duration::from_secs(10);
 
 fn body(schedule_id: &str) -> String {
-    json!({"week": WEEK.to_string(), "schedule_id": schedule_id, "event": "case.updated"})
+    json!({"week": week_of(schedule_id).to_string(), "schedule_id": schedule_id, "event": "case.updated"})
         .to_string()
 }
 
@@ -68,7 +67,8 @@ async fn leads(http: &reqwest::Client, served: &Served, name: &str) {
 async fn drafts(processing: SignedDuration) -> ApiDouble {
     let double = double(processing).await;
     for s in 0..SCHEDULES {
-        double.add_schedule(&schedule(WEEK, &format!("s-{s}")), false, 1);
+        let id = format!("s-{s}");
+        double.add_schedule(&schedule(week_of(&id), &id), false, 1);
     }
     double
 }
@@ -129,7 +129,6 @@ async fn settled(http: &reqwest::Client, served: &Served) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "after the rebase onto the relay hardening and week resolution the queue never empties on PostgreSQL; passed before it (see the closing report)"]
 async fn two_replicas_lose_nothing_when_the_leader_is_killed_mid_storm() {
     const STORM: usize = 2_000;
     const KILL_AFTER: usize = 600;
@@ -274,7 +273,6 @@ async fn two_replicas_lose_nothing_when_the_leader_is_killed_mid_storm() {
 /// the publish it left Processing without publishing again, and the resumed one writes no
 /// audit entry after the new leader's first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "after the rebase onto the relay hardening and week resolution the queue never empties on PostgreSQL; passed before it (see the closing report)"]
 async fn a_paused_leader_resumed_writes_nothing_after_the_new_leader() {
     let Some(url) = database().await else { return };
     let env = [("PG_TEST_DATABASE_URL", url.clone())];

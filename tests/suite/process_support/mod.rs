@@ -405,3 +405,13 @@ admin_token_env = "PG_TEST_ADMIN_TOKEN"
         (child.wait().unwrap().code(), stderr)
     }
 }
+
+/// The first week the process tests' schedules are in.
+pub const WEEK: Date = Date::constant(2026, 3, 30);
+
+/// Schedule `s-N`'s own week, N weeks after [`WEEK`]: publishing one schedule un-publishes
+/// another of its week, so the storms give each schedule a week of its own.
+pub fn week_of(schedule_id: &str) -> Date {
+    let n: i64 = schedule_id.trim_start_matches("s-").parse().unwrap_or(0);
+    WEEK.checked_add(jiff::Span::new().weeks(n)).unwrap_or(WEEK)
+}
