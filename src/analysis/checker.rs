@@ -22,6 +22,7 @@ mod action;
 mod condition;
 mod declaration;
 mod deferral;
+mod timezone;
 mod unknown_state;
 
 use crate::analysis::shadowing;
@@ -43,6 +44,9 @@ pub struct Checked {
     pub policy: Policy,
     /// Warnings (never errors), sorted by position.
     pub warnings: Vec<Diagnostic>,
+    /// Steps the shadowing and deferral analyses took: bounded, whatever the file (see
+    /// [`shadowing::STEP_BUDGET`]); for tests and benchmarks.
+    pub analysis_steps: u64,
 }
 
 /// Check a parsed rules file. On any error, every error and warning found is returned,
@@ -91,10 +95,14 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
         _ => None,
     };
     let mut diagnostics = checker.diagnostics;
+    let mut analysis_steps = 0;
     if let Some(policy) = &policy {
-        diagnostics.extend(shadowing_warnings(policy, file));
-        diagnostics.extend(deferral::deferral_warnings(policy, file));
+        let (shadowing, known, steps) = shadowing_warnings(policy, file);
+        diagnostics.extend(shadowing);
+        let (deferral, steps_too) = deferral::deferral_warnings(policy, file, &known);
+        diagnostics.extend(deferral);
         diagnostics.extend(unknown_state::unknown_state_warnings(policy, file));
+        analysis_steps = steps + steps_too;
     }
     diagnostics.sort_by(|a, b| {
         (a.span.start, a.span.end, a.code.as_str()).cmp(&(
@@ -107,6 +115,7 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
         Some(policy) => Ok(Checked {
             policy,
             warnings: diagnostics,
+            analysis_steps,
         }),
         None => Err(diagnostics),
     }
@@ -485,52 +494,125 @@ fn item_span(item: &Item) -> Span {
 }
 
 /// W201 for every rule that can never decide: an earlier rule always decides first, or
-/// its condition never holds.
-fn shadowing_warnings(policy: &Policy, file: &ast::File) -> Vec<Diagnostic> {
+/// its condition never holds; W206 where the analysis stopped short. Also what the same
+/// pass found for W204, per phase, and the steps taken.
+fn shadowing_warnings(policy: &Policy, file: &ast::File) -> (Vec<Diagnostic>, KnownDeferrals, u64) {
     let mut out = Vec::new();
+    let mut known = Vec::new();
+    let mut steps = 0;
     for item in &file.items {
         let Item::Phase(phase) = item else { continue };
-        for finding in shadowing::shadowed_rules(policy, phase.kind.node) {
-            let Some(later) = phase.rules.get(finding.rule) else {
-                continue;
-            };
-            let (message, help) = if finding.deciders.is_empty() {
-                (
-                    format!(
-                        "rule `{}` can never decide: no facts make its condition hold",
-                        later.name.node
-                    ),
-                    "check the condition for a contradiction, or delete the rule",
+        let kind = phase.kind.node;
+        let deferrals = deferral::deferrals(policy.phase(kind));
+        let analysis = shadowing::shadowed_rules(policy, kind, &deferrals);
+        steps += analysis.steps;
+        known.push((kind, analysis.deferrals.clone()));
+        for finding in &analysis.shadowed {
+            if let Some(later) = phase.rules.get(finding.rule) {
+                out.push(shadowed_warning(phase, later, finding));
+            }
+        }
+        if let Some(cut) = analysis.cut
+            && let Some(rule) = phase.rules.get(cut.rule)
+        {
+            out.push(cut_short(rule, cut.reason));
+        }
+    }
+    (out, known, steps)
+}
+
+/// Per phase, the W204 answers the shadowing pass found (see [`shadowing::Deferral`]).
+type KnownDeferrals = Vec<(PhaseKind, Vec<(shadowing::Deferral, Option<String>)>)>;
+
+/// W201 for one rule that never decides.
+fn shadowed_warning(
+    phase: &ast::Phase,
+    later: &ast::Rule,
+    finding: &shadowing::Shadowed,
+) -> Diagnostic {
+    let (message, help) = if finding.deciders.is_empty() {
+        (
+            format!(
+                "rule `{}` can never decide: no facts make its condition hold",
+                later.name.node
+            ),
+            "check the condition for a contradiction, or delete the rule",
+        )
+    } else {
+        (
+            format!(
+                "rule `{}` can never decide: whenever its condition holds, an earlier rule has already decided",
+                later.name.node
+            ),
+            "move it above the rule that decides first, narrow that rule, or delete this one",
+        )
+    };
+    let mut diagnostic =
+        Diagnostic::new(Code::ShadowedRule, later.name.span, message).with_help(help);
+    for decider in &finding.deciders {
+        if let Some(earlier) = phase.rules.get(decider.rule) {
+            let note = if decider.covers {
+                format!(
+                    "rule `{}` matches whenever this one does, e.g. with {}",
+                    earlier.name.node, decider.witness
                 )
             } else {
-                (
-                    format!(
-                        "rule `{}` can never decide: whenever its condition holds, an earlier rule has already decided",
-                        later.name.node
-                    ),
-                    "move it above the rule that decides first, narrow that rule, or delete this one",
+                format!(
+                    "with {}, rule `{}` decides first",
+                    decider.witness, earlier.name.node
                 )
             };
-            let mut diagnostic =
-                Diagnostic::new(Code::ShadowedRule, later.name.span, message).with_help(help);
-            for decider in &finding.deciders {
-                if let Some(earlier) = phase.rules.get(decider.rule) {
-                    let note = if decider.covers {
-                        format!(
-                            "rule `{}` matches whenever this one does, e.g. with {}",
-                            earlier.name.node, decider.witness
-                        )
-                    } else {
-                        format!(
-                            "with {}, rule `{}` decides first",
-                            decider.witness, earlier.name.node
-                        )
-                    };
-                    diagnostic = diagnostic.with_note(earlier.name.span, note);
-                }
-            }
-            out.push(diagnostic);
+            diagnostic = diagnostic.with_note(earlier.name.span, note);
         }
+    }
+    diagnostic
+}
+
+/// W206 at the first rule an analysis did not reach, saying what was not checked and why.
+fn cut_short(rule: &ast::Rule, reason: shadowing::CutReason) -> Diagnostic {
+    let (checks, why) = match reason {
+        shadowing::CutReason::Combinations => (
+            "shadowing (W201)",
+            format!(
+                "with it, the facts the rules tell apart come to more than {} combinations",
+                thousands(shadowing::SHADOWING_BUDGET as u64)
+            ),
+        ),
+        shadowing::CutReason::Steps => (
+            "shadowing (W201)",
+            format!(
+                "the analysis stops after {} steps, so that `check` stays fast",
+                thousands(shadowing::STEP_BUDGET)
+            ),
+        ),
+        shadowing::CutReason::DeferralSteps => (
+            "deferrals that may fail (W204)",
+            format!(
+                "the analysis stops after {} steps, so that `check` stays fast",
+                thousands(shadowing::STEP_BUDGET)
+            ),
+        ),
+    };
+    Diagnostic::new(
+        Code::AnalysisCutShort,
+        rule.name.span,
+        format!(
+            "rules from `{}` on are not checked for {checks}: {why}",
+            rule.name.node
+        ),
+    )
+    .with_help("this is a limit of the checker, not a fault in the file: a warning may be missing for those rules; a shorter phase is analysed whole")
+}
+
+/// `32,768`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }

@@ -68,6 +68,9 @@ struct Hints {
     durations: BTreeSet<SignedDuration>,
     deltas: BTreeSet<SignedDuration>,
     windows: Vec<Window>,
+    /// The windows in `windows`, by policy (its address) and index: each is sampled once
+    /// however many rules test it.
+    window_ids: BTreeSet<(usize, usize)>,
     linked: bool,
 }
 
@@ -241,7 +244,7 @@ impl Iterator for Assignments<'_> {
         for (axis, i) in self.space.axes.iter().zip(&indices) {
             let value = match chosen(axis, *i) {
                 Some(Candidate::Value(v)) => Some(v),
-                Some(Candidate::BeforeNow(d)) => now.checked_sub(d).ok().map(Value::Instant),
+                Some(Candidate::BeforeNow(d)) => Some(Value::Instant(before_now(now, d))),
                 Some(Candidate::Absent) | None => None,
             };
             facts.set(axis.fact, value);
@@ -249,6 +252,98 @@ impl Iterator for Assignments<'_> {
         self.next = advance(indices, &self.space.axes);
         Some(facts)
     }
+}
+
+/// A view of any assignment of a [`FactSpace`] by its number in [`FactSpace::assignments`]
+/// order, without holding them all: moving to another number sets only the facts whose
+/// candidate differs, so walking ascending numbers costs about what the iterator does.
+/// (Holding every assignment as [`Facts`] took 640 bytes each.)
+#[derive(Debug)]
+pub struct Cursor<'s> {
+    space: &'s FactSpace,
+    facts: Facts,
+    /// The candidate index per axis that `facts` holds; `usize::MAX` before the first.
+    indices: Vec<usize>,
+    /// Scratch: the candidate index per axis of the assignment asked for.
+    wanted: Vec<usize>,
+}
+
+impl<'s> Cursor<'s> {
+    /// A cursor on `space`, at no assignment yet.
+    pub fn new(space: &'s FactSpace) -> Self {
+        Cursor {
+            space,
+            facts: Facts::new(),
+            indices: vec![usize::MAX; space.axes.len()],
+            wanted: vec![0; space.axes.len()],
+        }
+    }
+
+    /// The facts of assignment `number` (numbers past the last wrap around).
+    pub fn at(&mut self, number: usize) -> &Facts {
+        let axes = &self.space.axes;
+        let mut rest = number;
+        let mut wanted = std::mem::take(&mut self.wanted);
+        for (slot, axis) in wanted.iter_mut().zip(axes).rev() {
+            let size = axis.candidates.len().max(1);
+            *slot = rest % size;
+            rest /= size;
+        }
+        let now_axis = axes.iter().position(|a| a.fact == NOW);
+        let now_moved = now_axis.is_some_and(|i| self.indices.get(i) != wanted.get(i));
+        if now_moved {
+            let chosen = now_axis.and_then(|i| {
+                let candidate = axes.get(i)?.candidates.get(*wanted.get(i)?)?;
+                match candidate {
+                    Candidate::Value(Value::Instant(t)) => Some(*t),
+                    _ => None,
+                }
+            });
+            let now = chosen.unwrap_or(self.space.reference_now);
+            self.set(now_axis, &wanted, now);
+        }
+        let now = self.facts.instant(NOW).unwrap_or(self.space.reference_now);
+        for (i, axis) in axes.iter().enumerate() {
+            let relative = axis
+                .candidates
+                .first()
+                .is_some_and(|c| matches!(c, Candidate::BeforeNow(_)));
+            if self.indices.get(i) != wanted.get(i) || (now_moved && relative) {
+                self.set(Some(i), &wanted, now);
+            }
+        }
+        self.wanted = wanted;
+        &self.facts
+    }
+
+    /// Set axis `axis` to its candidate in `wanted`, `now` placing relative instants.
+    fn set(&mut self, axis: Option<usize>, wanted: &[usize], now: Timestamp) {
+        let Some(i) = axis else { return };
+        let (Some(a), Some(&index)) = (self.space.axes.get(i), wanted.get(i)) else {
+            return;
+        };
+        let value = match a.candidates.get(index) {
+            Some(Candidate::Value(v)) => Some(v.clone()),
+            Some(Candidate::BeforeNow(d)) => Some(Value::Instant(before_now(now, *d))),
+            Some(Candidate::Absent) | None => None,
+        };
+        self.facts.set(a.fact, value);
+        if let Some(slot) = self.indices.get_mut(i) {
+            *slot = index;
+        }
+    }
+}
+
+/// The instant `d` before `now`, or the first or last instant there is when that is out
+/// of range: `since(x)` can be no larger than from the first instant, so a threshold
+/// beyond it (`since(x) < 106751991167d`) is met there rather than by no instant at all
+/// (which made such a rule look as if it never held, while it always does).
+fn before_now(now: Timestamp, d: SignedDuration) -> Timestamp {
+    now.checked_sub(d).unwrap_or(if d.is_positive() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// The odometer step: the next index vector, or `None` after the last.
@@ -348,7 +443,13 @@ impl Gather {
                 self.constant(term, &Value::Int(*high));
             }
             CondKind::InWindow { term, window, .. } => match term {
-                Term::Fact(f) => self.hint(*f).windows.push(policy.window(*window).clone()),
+                Term::Fact(f) => {
+                    let hints = self.hint(*f);
+                    let id = (std::ptr::from_ref(policy) as usize, window.0);
+                    if hints.window_ids.insert(id) {
+                        hints.windows.push(policy.window(*window).clone());
+                    }
+                }
                 _ => self.exact = false,
             },
             CondKind::Exists(_) | CondKind::IsTrue(_) => {}
@@ -678,6 +779,11 @@ mod tests {
         // 4 states x (3 distances + absent) x 1 reference `now`.
         assert_eq!(space.size(), Some(16));
         assert_eq!(space.assignments().count(), 16);
+        let mut cursor = Cursor::new(&space);
+        let all: Vec<Facts> = space.assignments().collect();
+        for (number, facts) in all.iter().enumerate().rev() {
+            assert_eq!(cursor.at(number), facts, "{number}");
+        }
         let absent = space
             .assignments()
             .filter(|f| f.get(fact("last_publish.at")).is_none())

@@ -8,5 +8,7 @@ mod compile;
 pub mod diff;
 pub(crate) mod fact_space;
 pub(crate) mod shadowing;
+/// The most steps the checker's analyses take (see `Checked::analysis_steps`).
+pub use shadowing::STEP_BUDGET;
 
 pub use compile::{CompileError, compile};

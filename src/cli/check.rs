@@ -1,7 +1,7 @@
 //! `publish-guard check`: report every diagnostic in some rules files.
 
 use super::{CliError, Outcome, read_input};
-use crate::language::diagnostic::{Diagnostic, Severity, render_all};
+use crate::language::diagnostic::{Diagnostic, Severity, json_all, render_all};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -41,7 +41,7 @@ pub fn run(args: &CheckArgs) -> Result<Outcome, CliError> {
         failed |= fails(&diagnostics, args.deny_warnings);
         match args.format {
             Format::Human => print!("{}", human_report(&name, &source, &diagnostics)),
-            Format::Json => json.extend(diagnostics.iter().map(|d| d.to_json(&name, &source))),
+            Format::Json => json.extend(json_all(&diagnostics, &name, &source)),
         }
     }
     if args.format == Format::Json {

@@ -1,6 +1,6 @@
 //! Diagnostics: what is wrong with a rules or facts file, where, and how to fix it.
 
-use crate::language::span::{LineCol, Span};
+use crate::language::span::{LineCol, LineIndex, Span};
 
 /// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -71,6 +71,8 @@ pub enum Code {
     DeferMayFail,
     /// W205: `on trigger` can skip while `schedule.state == unknown` (a failed read).
     UnknownStateSkipped,
+    /// W206: the checker's analysis (W201, W204) stopped short of the last rules: too costly.
+    AnalysisCutShort,
 }
 
 impl Code {
@@ -104,6 +106,7 @@ impl Code {
         Code::Unused,
         Code::DeferMayFail,
         Code::UnknownStateSkipped,
+        Code::AnalysisCutShort,
     ];
 
     /// The code as printed, e.g. `E101`.
@@ -137,6 +140,7 @@ impl Code {
             Code::Unused => "W203",
             Code::DeferMayFail => "W204",
             Code::UnknownStateSkipped => "W205",
+            Code::AnalysisCutShort => "W206",
         }
     }
 
@@ -147,7 +151,8 @@ impl Code {
             | Code::CapBelowInitial
             | Code::Unused
             | Code::DeferMayFail
-            | Code::UnknownStateSkipped => Severity::Warning,
+            | Code::UnknownStateSkipped
+            | Code::AnalysisCutShort => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -237,36 +242,53 @@ pub struct JsonNote {
 impl Diagnostic {
     /// The diagnostic as a person reads it: header, location, the source line with the
     /// offending text underlined, help, then each note with its own location. No colours,
-    /// so the output is the same on every terminal and in snapshots.
+    /// so the output is the same on every terminal and in snapshots; control characters
+    /// are escaped, so a file cannot drive the terminal it is checked in.
     pub fn render(&self, file: &str, source: &str) -> String {
+        self.render_in(file, &LineIndex::new(source))
+    }
+
+    /// [`Diagnostic::render`] against a text already indexed (for many diagnostics).
+    pub fn render_in(&self, file: &str, index: &LineIndex<'_>) -> String {
         let severity = match self.severity() {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut out = format!("{severity}[{}]: {}\n", self.code.as_str(), self.message);
+        let file = escape_controls(file);
+        let mut out = format!(
+            "{severity}[{}]: {}\n",
+            self.code.as_str(),
+            escape_controls(&self.message)
+        );
         let last_line = std::iter::once(self.span)
             .chain(self.notes.iter().map(|(span, _)| *span))
-            .map(|span| LineCol::of(source, span.start).line)
+            .map(|span| index.line_col(span.start).line)
             .max()
             .unwrap_or(1);
         let gutter = last_line.to_string().len();
-        snippet(&mut out, file, source, self.span, gutter);
+        snippet(&mut out, &file, index, self.span, gutter);
         if let Some(help) = &self.help {
+            let help = escape_controls(help);
             out.push_str(&format!(
                 "{:gutter$} |\n{:gutter$} = help: {help}\n",
                 "", ""
             ));
         }
         for (span, note) in &self.notes {
-            out.push_str(&format!("note: {note}\n"));
-            snippet(&mut out, file, source, *span, gutter);
+            out.push_str(&format!("note: {}\n", escape_controls(note)));
+            snippet(&mut out, &file, index, *span, gutter);
         }
         out
     }
 
     /// The diagnostic as a JSON record, positions resolved against `source`.
     pub fn to_json(&self, file: &str, source: &str) -> JsonDiagnostic {
-        let start = LineCol::of(source, self.span.start);
+        self.to_json_in(file, &LineIndex::new(source))
+    }
+
+    /// [`Diagnostic::to_json`] against a text already indexed (for many diagnostics).
+    pub fn to_json_in(&self, file: &str, index: &LineIndex<'_>) -> JsonDiagnostic {
+        let start = index.line_col(self.span.start);
         JsonDiagnostic {
             code: self.code.as_str(),
             severity: self.severity(),
@@ -274,18 +296,18 @@ impl Diagnostic {
             file: file.to_string(),
             line: start.line,
             column: start.column,
-            end: LineCol::of(source, self.span.end),
+            end: index.line_col(self.span.end),
             help: self.help.clone(),
             notes: self
                 .notes
                 .iter()
                 .map(|(span, message)| {
-                    let start = LineCol::of(source, span.start);
+                    let start = index.line_col(span.start);
                     JsonNote {
                         message: message.clone(),
                         line: start.line,
                         column: start.column,
-                        end: LineCol::of(source, span.end),
+                        end: index.line_col(span.end),
                     }
                 })
                 .collect(),
@@ -295,39 +317,152 @@ impl Diagnostic {
 
 /// Every diagnostic rendered for a person, separated by blank lines.
 pub fn render_all(diagnostics: &[Diagnostic], file: &str, source: &str) -> String {
+    let index = LineIndex::new(source);
     diagnostics
         .iter()
-        .map(|d| d.render(file, source))
+        .map(|d| d.render_in(file, &index))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// ` --> file:line:col`, the source line, and carets under the span (its first line only).
-fn snippet(out: &mut String, file: &str, source: &str, span: Span, gutter: usize) {
-    let start = LineCol::of(source, span.start);
-    let line_text = source
-        .lines()
-        .nth(start.line - 1)
-        .unwrap_or("")
-        .replace('\t', " ");
-    let line_chars = line_text.chars().count();
-    let end = LineCol::of(source, span.end);
-    let end_column = if end.line == start.line {
-        end.column
+/// Every diagnostic as a JSON record, the text indexed once.
+pub fn json_all(diagnostics: &[Diagnostic], file: &str, source: &str) -> Vec<JsonDiagnostic> {
+    let index = LineIndex::new(source);
+    diagnostics
+        .iter()
+        .map(|d| d.to_json_in(file, &index))
+        .collect()
+}
+
+/// Text a message quotes from a file (a name, a token): control characters escaped, and
+/// the middle of anything longer than [`MAX_QUOTED`] characters left out, so one absurd
+/// name cannot fill a screen.
+pub fn quoted(text: &str) -> String {
+    let count = text.chars().count();
+    let text = if count > MAX_QUOTED {
+        let head: String = text.chars().take(MAX_QUOTED / 2).collect();
+        let tail: String = text.chars().skip(count - MAX_QUOTED / 4).collect();
+        format!("{head}{ELLIPSIS}{tail}")
     } else {
-        line_chars + 1
+        text.to_string()
     };
-    let width = end_column.saturating_sub(start.column).max(1);
-    let pad = start.column - 1;
+    escape_controls(&text)
+}
+
+/// The most characters of file text a message quotes whole.
+const MAX_QUOTED: usize = 60;
+
+/// Source lines longer than this (in characters as shown) are cut around the span.
+const MAX_LINE: usize = 240;
+
+/// Characters kept before the span when a long line is cut.
+const BEFORE_SPAN: usize = 80;
+
+/// What stands for the text left out of a long line or name.
+const ELLIPSIS: &str = "...";
+
+/// `text` with each character that could drive a terminal or hide what the text says
+/// (controls, bidirectional overrides, zero-width characters) written as `\u{..}`.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(is_hidden) {
+        return text.to_string();
+    }
+    text.chars().map(shown_char).collect()
+}
+
+/// Whether `c` is shown escaped: a control (but tab) or an invisible formatting character.
+fn is_hidden(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// One character as an excerpt shows it: a tab as a blank, hidden ones escaped.
+fn shown_char(c: char) -> String {
+    match c {
+        '\t' => " ".to_string(),
+        c if is_hidden(c) => c.escape_unicode().to_string(),
+        c => c.to_string(),
+    }
+}
+
+/// How many columns `c` takes as [`shown_char`] shows it.
+fn shown_width(c: char) -> usize {
+    if is_hidden(c) {
+        c.escape_unicode().count()
+    } else {
+        1
+    }
+}
+
+/// ` --> file:line:col`, the source line, and carets under the span (its first line only).
+/// A line longer than [`MAX_LINE`] is shown around the span with the rest elided, so any
+/// line length renders and the carets stay under the text they mark.
+fn snippet(out: &mut String, file: &str, index: &LineIndex<'_>, span: Span, gutter: usize) {
+    let start = index.line_col(span.start);
+    let end = index.line_col(span.end);
+    let (text, line_start) = index.line(start.line);
+    let from_byte = span.start.saturating_sub(line_start).min(text.len());
+    let to_byte = if end.line == start.line {
+        span.end
+            .saturating_sub(line_start)
+            .clamp(from_byte, text.len())
+    } else {
+        text.len()
+    };
+    // Columns (as shown) where the span starts and ends, and the line's whole width.
+    let mut from = 0;
+    let mut to = 0;
+    let mut width = 0;
+    for (at, c) in text.char_indices() {
+        if at < from_byte {
+            from += shown_width(c);
+        }
+        if at < to_byte {
+            to += shown_width(c);
+        }
+        width += shown_width(c);
+    }
+    let (first, last) = if width <= MAX_LINE {
+        (0, width)
+    } else {
+        let first = from.saturating_sub(BEFORE_SPAN).min(width - MAX_LINE);
+        (first, first + MAX_LINE)
+    };
+    let mut shown = String::new();
+    let mut column = 0;
+    let (mut shown_first, mut shown_last) = (None, first);
+    for c in text.chars() {
+        let w = shown_width(c);
+        if column >= first && column < last {
+            shown_first.get_or_insert(column);
+            shown.push_str(&shown_char(c));
+            shown_last = column + w;
+        }
+        column += w;
+    }
+    let shown_first = shown_first.unwrap_or(first);
+    let before = if shown_first > 0 { ELLIPSIS } else { "" };
+    let after = if shown_last < width { ELLIPSIS } else { "" };
+    let pad = before.len() + from.saturating_sub(shown_first);
+    let carets = to.min(shown_last.max(from + 1)).saturating_sub(from).max(1);
     out.push_str(&format!("{:gutter$}--> {file}:{start}\n", ""));
     out.push_str(&format!("{:gutter$} |\n", ""));
-    out.push_str(&format!("{:>gutter$} | {line_text}\n", start.line));
     out.push_str(&format!(
-        "{:gutter$} | {:pad$}{}\n",
-        "",
-        "",
-        "^".repeat(width)
+        "{:>gutter$} | {before}{shown}{after}\n",
+        start.line
     ));
+    out.push_str(&format!("{:gutter$} | ", ""));
+    out.push_str(&" ".repeat(pad));
+    out.push_str(&"^".repeat(carets));
+    out.push('\n');
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod literal;
 mod mixed;
 mod pairs;
 mod scan;
+mod slips;
 
 use pest::Parser as _;
 use pest::iterators::Pair;

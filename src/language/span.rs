@@ -40,16 +40,79 @@ pub struct LineCol {
 
 impl LineCol {
     /// Line and column of byte `offset` in `source` (clamped to the text).
+    ///
+    /// This scans the text up to `offset`; to place many offsets in one text, build a
+    /// [`LineIndex`] once instead.
     pub fn of(source: &str, offset: usize) -> LineCol {
-        let mut offset = offset.min(source.len());
-        while !source.is_char_boundary(offset) {
+        LineIndex::new(source).line_col(offset)
+    }
+}
+
+/// Where each line of a text starts, so that placing an offset costs a binary search
+/// rather than a scan of the text (which made many diagnostics quadratic in the file).
+#[derive(Clone, Debug)]
+pub struct LineIndex<'s> {
+    source: &'s str,
+    /// Byte offset of the start of each line; the first is 0.
+    starts: Vec<usize>,
+}
+
+impl<'s> LineIndex<'s> {
+    /// Index the lines of `source` (lines end at `\n`).
+    pub fn new(source: &'s str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { source, starts }
+    }
+
+    /// The indexed text.
+    pub fn source(&self) -> &'s str {
+        self.source
+    }
+
+    /// Line and column of byte `offset` (clamped to the text, and back to a character
+    /// boundary).
+    pub fn line_col(&self, offset: usize) -> LineCol {
+        let offset = self.boundary(offset);
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self
+            .starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let column = self
+            .source
+            .get(start..offset)
+            .map_or(0, |t| t.chars().count())
+            + 1;
+        LineCol {
+            line: line.max(1),
+            column,
+        }
+    }
+
+    /// The text of 1-based `line` without its line break (`\n` or `\r\n`), and the byte
+    /// offset it starts at; empty past the end.
+    pub fn line(&self, line: usize) -> (&'s str, usize) {
+        let Some(&start) = line.checked_sub(1).and_then(|i| self.starts.get(i)) else {
+            return ("", self.source.len());
+        };
+        let end = self
+            .starts
+            .get(line)
+            .map_or(self.source.len(), |next| next - 1);
+        let text = self.source.get(start..end).unwrap_or("");
+        (text.strip_suffix('\r').unwrap_or(text), start)
+    }
+
+    /// `offset` clamped to the text and moved back to a character boundary.
+    fn boundary(&self, offset: usize) -> usize {
+        let mut offset = offset.min(self.source.len());
+        while !self.source.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &source[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = source[line_start..offset].chars().count() + 1;
-        LineCol { line, column }
+        offset
     }
 }
 

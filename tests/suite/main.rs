@@ -13,6 +13,7 @@ mod api_rest;
 mod audit_log;
 mod audit_rfc8785;
 mod audit_runner_events;
+mod check_hardening;
 mod cli_check;
 mod data_action;
 mod diagnostics;

@@ -2,9 +2,9 @@
 
 use super::{Checker, PolicyZone};
 use crate::language::ast::{self, BackoffSetting, DaySpec, DurationLit, Jitter, Weekday};
+use crate::language::diagnostic::quoted;
 use crate::language::diagnostic::{Code, Diagnostic};
 use crate::language::span::Spanned;
-use crate::language::suggest;
 use crate::policy::backoff::BackoffProfile;
 use crate::policy::window::{WeeklyRange, Window};
 use jiff::SignedDuration;
@@ -33,16 +33,12 @@ impl Checker<'_> {
                     .available()
                     .map(|n| n.as_str().to_string())
                     .collect();
-                let help = suggest::did_you_mean(&name.node, known.iter().map(String::as_str))
-                    .unwrap_or_else(|| {
-                        "use an IANA name such as `Europe/London`, `America/New_York` or `UTC`"
-                            .to_string()
-                    });
+                let help = super::timezone::help(&name.node, &known);
                 self.report(
                     Diagnostic::new(
                         Code::InvalidTimezone,
                         name.span,
-                        format!("`{}` is not an IANA time-zone name", name.node),
+                        format!("`{}` is not an IANA time-zone name", quoted(&name.node)),
                     )
                     .with_help(help),
                 );

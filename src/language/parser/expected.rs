@@ -4,6 +4,7 @@ use pest::error::{Error, ErrorVariant, InputLocation};
 
 use super::grammar::Rule;
 use super::scan::last_unclosed;
+use super::slips;
 use crate::language::diagnostic::{Code, Diagnostic};
 use crate::language::span::Span;
 
@@ -26,16 +27,17 @@ pub(super) fn diagnostic(source: &str, error: &Error<Rule>) -> Diagnostic {
         return Diagnostic::new(Code::Syntax, span, "this string is not closed")
             .with_help("add `\"` before the end of the line");
     }
-    let shown = match found {
-        "" => "the end of the file".to_owned(),
-        _ => format!("`{found}`"),
-    };
+    if let Some((time, help)) = slips::time_of_day(source, span) {
+        let message = format!("a time of day (`{}`) cannot stand here", time.text(source));
+        return Diagnostic::new(Code::Syntax, time, message).with_help(help);
+    }
+    let shown = slips::shown(found);
     let message = match expected.as_slice() {
         [] => format!("unexpected {shown}"),
         names => format!("expected {}, found {shown}", one_of(names)),
     };
     let mut diagnostic = Diagnostic::new(Code::Syntax, span, message);
-    if let Some(help) = help(found, &expected) {
+    if let Some(help) = help(found, &expected).or_else(|| slips::help(source, span, found)) {
         diagnostic = diagnostic.with_help(help);
     }
     if found.is_empty()
@@ -78,7 +80,7 @@ fn is_minor(rule: Rule) -> bool {
 }
 
 /// A hint for the slips people make most.
-fn help(found: &str, expected: &[&str]) -> Option<&'static str> {
+fn help(found: &str, expected: &[&str]) -> Option<String> {
     let comparing = expected.iter().any(|e| e.starts_with("a comparison"));
     match found {
         "=" if comparing => Some("compare with `==`"),
@@ -95,6 +97,7 @@ fn help(found: &str, expected: &[&str]) -> Option<&'static str> {
         }
         _ => None,
     }
+    .map(str::to_owned)
 }
 
 /// `a`, `a or b`, `a, b or c`.
