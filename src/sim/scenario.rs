@@ -96,12 +96,12 @@ pub struct Notifications {
 }
 
 impl Default for Notifications {
-    /// Events 200 ms after the change, none lost, states trusted for 5 minutes, no drops.
+    /// Events 200 ms after the change, none lost, states trusted for 30 minutes, no drops.
     fn default() -> Self {
         Notifications {
             delay: SignedDuration::from_millis(200),
             loss_per_mille: 0,
-            max_age: SignedDuration::from_mins(5),
+            max_age: SignedDuration::from_mins(30),
             drops: Vec::new(),
         }
     }
