@@ -1,10 +1,10 @@
 //! The README's results table: the ServiceNow storm scenario under the naive policy and the
-//! default one, with coalescing off and on. Also a small example of embedding the simulator.
+//! default one, with coalescing off and on, and on with the notification channel heard. Also a small example of embedding the simulator.
 //!
 //! Run: `cargo run --release --example storm_table`
 
 use publish_guard::sim::engine::{RunOptions, run};
-use publish_guard::sim::scenario::load;
+use publish_guard::sim::scenario::{Notifications, load};
 use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,8 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let policy = publish_guard::compile(&source)
             .map_err(|e| format!("{rules}: {} diagnostic(s)", e.diagnostics().len()))?
             .policy;
-        for coalesce in [false, true] {
+        // Coalescing off, on, and on with the notification channel heard.
+        for (coalesce, notified) in [(false, false), (true, false), (true, true)] {
             scenario.runner.coalesce = coalesce;
+            scenario.api.notifications = notified.then(Notifications::default);
             let s = run(
                 &scenario,
                 &policy,
@@ -32,7 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let calls: u64 = s.api_calls.values().sum();
             println!(
                 "| `{rules}` | {} | {} | {} | {} | {calls} | {:.0} | {} |",
-                if coalesce { "on" } else { "off" },
+                match (coalesce, notified) {
+                    (false, _) => "off",
+                    (true, false) => "on",
+                    (true, true) => "on, notifications",
+                },
                 s.triggers,
                 s.publishes,
                 s.conflicts,

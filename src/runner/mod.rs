@@ -217,6 +217,13 @@ impl Runner {
         self
     }
 
+    /// The channel is up (a runner made while it already is): nothing else is due.
+    pub fn hear_up(&mut self, continuity: Continuity) {
+        if let Some(cache) = &mut self.cache {
+            cache.heard(&Heard::Up(continuity), Timestamp::UNIX_EPOCH);
+        }
+    }
+
     /// What the notification channel said, in the order it said it.
     pub fn heard(
         &mut self,

@@ -4,6 +4,9 @@
 //! always give the same run.
 
 use crate::api::limiter::RateLimiter;
+use crate::api::model::NotifyConfig;
+use crate::api::notify::Heard;
+use crate::api::notify::health::{Continuity, Gap};
 use crate::api::{ApiError, ScheduleRef};
 use crate::effects::random::SeededRandom;
 use crate::language::ast::PhaseKind;
@@ -105,6 +108,12 @@ enum Due {
         schedule: u32,
         call: Box<HeldCall>,
     },
+    /// Notifications are due from the model: deliver them to every runner.
+    Notify,
+    /// The notification channel drops (the scenario's `[[api.notifications.drop]]`).
+    ChannelDown { until: Timestamp },
+    /// The channel is back: a new epoch.
+    ChannelUp,
 }
 
 /// A call waiting for the rate limiter, and since when.
@@ -205,6 +214,17 @@ struct Engine<'a> {
     limiter: RateLimiter,
     /// Kept for `explore` only.
     trace: Option<Trace>,
+    /// The channel as the runners hear it, when the scenario turns notifications on.
+    channel: Option<Channel>,
+}
+
+/// The simulated notification channel's state.
+#[derive(Clone, Copy, Debug)]
+struct Channel {
+    continuity: Continuity,
+    /// When the next [`Due::Notify`] is queued for, if one is.
+    notify_at: Option<Timestamp>,
+    max_age: SignedDuration,
 }
 
 /// Run `scenario` under `policy` and report what happened.
@@ -257,9 +277,25 @@ fn run_with(
         now: scenario.start,
         limiter: RateLimiter::per_minute(scenario.runner.requests_per_minute),
         trace,
+        channel: None,
     };
     for (i, p) in scenario.people.iter().enumerate() {
         engine.schedule_due(p.at, Due::Person(i));
+    }
+    if let Some(n) = &scenario.api.notifications {
+        engine.api.model().set_notifications(Some(NotifyConfig {
+            delay: n.delay,
+            loss_per_mille: n.loss_per_mille,
+        }));
+        engine.channel = Some(Channel {
+            continuity: Continuity { up: true, epoch: 1 },
+            notify_at: None,
+            max_age: n.max_age,
+        });
+        for &(from, until) in &n.drops {
+            engine.schedule_due(from, Due::ChannelDown { until });
+            engine.schedule_due(until, Due::ChannelUp);
+        }
     }
     let arrivals = arrivals(scenario);
     engine.run(&arrivals);
@@ -331,7 +367,72 @@ impl Engine<'_> {
             } else if let Some(queued) = self.queue.pop() {
                 self.fire(queued.due);
             }
+            self.arm_notify();
         }
+    }
+
+    /// Queues the delivery of the model's next notification, unless one comes sooner.
+    fn arm_notify(&mut self) {
+        let Some(channel) = &mut self.channel else {
+            return;
+        };
+        let Some(next) = self.api.model().next_notification_at() else {
+            return;
+        };
+        if channel.notify_at.is_none_or(|at| next < at) {
+            channel.notify_at = Some(next);
+            self.schedule_due(next.max(self.now), Due::Notify);
+        }
+    }
+
+    /// Tells every runner what the channel said, and carries out what they decide.
+    fn tell(&mut self, heard: &Heard, hint: u32) {
+        for worker in 0..self.workers.len() as u32 {
+            if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
+                w.runner.heard(
+                    self.now,
+                    self.policy,
+                    &mut self.random,
+                    heard.clone(),
+                    &mut self.commands,
+                );
+                self.carry_out(worker, hint);
+            }
+        }
+    }
+
+    fn channel_event(&mut self, due: Due) {
+        let Some(channel) = &mut self.channel else {
+            return;
+        };
+        let heard = match due {
+            Due::Notify => {
+                channel.notify_at = None;
+                let events = self.api.model().notifications_due(self.now).events;
+                for event in events {
+                    let hint = self.index.get(&event.schedule).copied().unwrap_or(0);
+                    self.tell(&Heard::Schedule(event), hint);
+                }
+                return;
+            }
+            Due::ChannelDown { until } => {
+                channel.continuity.up = false;
+                self.api.model().drop_notifications_until(until);
+                Heard::Gap {
+                    continuity: channel.continuity,
+                    gap: Gap::Dropped("the scenario drops the channel".into()),
+                }
+            }
+            Due::ChannelUp => {
+                channel.continuity = Continuity {
+                    up: true,
+                    epoch: channel.continuity.epoch + 1,
+                };
+                Heard::Up(channel.continuity)
+            }
+            _ => return,
+        };
+        self.tell(&heard, 0);
     }
 
     fn arrive(&mut self, arrivals: &Arrivals, a: &crate::sim::generate::Arrival) {
@@ -370,9 +471,19 @@ impl Engine<'_> {
     /// With coalescing, the one runner; without, a fresh runner for each trigger, as
     /// independent webhook handlers would be.
     fn worker_for_trigger(&mut self) -> u32 {
-        let fresh = || Worker {
-            runner: Runner::new(RunnerConfig::default()),
-            outstanding: 0,
+        let channel = self.channel;
+        let fresh = || {
+            let mut runner = Runner::new(RunnerConfig::default());
+            if let Some(channel) = channel {
+                runner = runner.with_notifications(channel.max_age);
+                if channel.continuity.up {
+                    runner.hear_up(channel.continuity);
+                }
+            }
+            Worker {
+                runner,
+                outstanding: 0,
+            }
         };
         if self.scenario.runner.coalesce {
             if self.workers.is_empty() {
@@ -396,6 +507,7 @@ impl Engine<'_> {
 
     fn fire(&mut self, due: Due) {
         match due {
+            Due::Notify | Due::ChannelDown { .. } | Due::ChannelUp => self.channel_event(due),
             Due::Person(i) => self.person(i),
             Due::Settled { schedule } => {
                 if let Some(view) = self

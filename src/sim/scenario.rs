@@ -93,6 +93,34 @@ pub struct ApiBehaviour {
     pub error_rate: f64,
     /// The status those random errors answer with.
     pub error_status: u16,
+    /// Schedule notifications, when the scenario turns them on (`[api.notifications]`).
+    pub notifications: Option<Notifications>,
+}
+
+/// The notification channel as a scenario sets it: the model's events and the runner's
+/// cache, and the channel's drops.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notifications {
+    /// How long after a change its event arrives.
+    pub delay: SignedDuration,
+    /// Events lost, per thousand.
+    pub loss_per_mille: u16,
+    /// How long a cached state may decide a trigger.
+    pub max_age: SignedDuration,
+    /// Periods the channel is down: the events meanwhile are lost, the runner sees a gap.
+    pub drops: Vec<(Timestamp, Timestamp)>,
+}
+
+impl Default for Notifications {
+    /// Events 200 ms after the change, none lost, states trusted for 30 minutes, no drops.
+    fn default() -> Self {
+        Notifications {
+            delay: SignedDuration::from_millis(200),
+            loss_per_mille: 0,
+            max_age: SignedDuration::from_mins(30),
+            drops: Vec::new(),
+        }
+    }
 }
 
 impl Default for ApiBehaviour {
@@ -104,6 +132,7 @@ impl Default for ApiBehaviour {
             outages: Vec::new(),
             error_rate: 0.0,
             error_status: 500,
+            notifications: None,
         }
     }
 }
@@ -629,6 +658,30 @@ struct RawApi {
     outage: Vec<Spanned<RawOutage>>,
     error_rate: Option<Spanned<f64>>,
     error_status: Option<Spanned<u16>>,
+    notifications: Option<RawNotifications>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotifications {
+    #[serde(default = "default_notifications_on")]
+    enabled: bool,
+    delay: Option<Duration>,
+    loss: Option<Spanned<f64>>,
+    max_age: Option<Duration>,
+    #[serde(default)]
+    drop: Vec<Spanned<RawDrop>>,
+}
+
+fn default_notifications_on() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrop {
+    from: Instant,
+    until: Instant,
 }
 
 #[derive(Deserialize)]
@@ -1049,6 +1102,34 @@ impl Validator {
             .collect()
     }
 
+    fn notifications(&mut self, raw: RawNotifications) -> Notifications {
+        let defaults = Notifications::default();
+        let loss = raw.loss.map_or(0.0, |l| {
+            if !(0.0..=1.0).contains(l.get_ref()) {
+                self.error(span_of(&l), "`loss` must be between 0 and 1");
+            }
+            l.into_inner()
+        });
+        let drops = raw
+            .drop
+            .into_iter()
+            .map(|d| {
+                let span = span_of(&d);
+                let d = d.into_inner();
+                if d.until.0 <= d.from.0 {
+                    self.error(span, "a drop's `until` must come after its `from`");
+                }
+                (d.from.0, d.until.0)
+            })
+            .collect();
+        Notifications {
+            delay: raw.delay.map_or(defaults.delay, |d| d.0),
+            loss_per_mille: (loss.clamp(0.0, 1.0) * 1000.0).round() as u16,
+            max_age: raw.max_age.map_or(defaults.max_age, |d| d.0),
+            drops,
+        }
+    }
+
     fn api(&mut self, raw: RawApi) -> ApiBehaviour {
         let defaults = ApiBehaviour::default();
         let rate_limit = raw.rate_limit.map_or(defaults.rate_limit, |r| {
@@ -1089,7 +1170,12 @@ impl Validator {
                 }
             })
             .collect();
+        let notifications = raw
+            .notifications
+            .filter(|n| n.enabled)
+            .map(|n| self.notifications(n));
         ApiBehaviour {
+            notifications,
             processing: raw.processing.map_or(defaults.processing, |d| d.0),
             latency: raw.latency.map_or(defaults.latency, |d| d.0),
             rate_limit,
@@ -1249,6 +1335,8 @@ mod tests {
             ("[runner]", fields_of::<RawRunner>()),
             ("[api]", fields_of::<RawApi>()),
             ("[[api.outage]]", fields_of::<RawOutage>()),
+            ("[api.notifications]", fields_of::<RawNotifications>()),
+            ("[[api.notifications.drop]]", fields_of::<RawDrop>()),
             ("[[schedule]]", fields_of::<RawSchedule>()),
             ("[[business_unit]]", fields_of::<RawBusinessUnit>()),
             ("[[person]]", fields_of::<RawPerson>()),

@@ -136,6 +136,8 @@ pub fn world(seed: u64, sources: &[String], rules: &Path) -> Scenario {
             0.0
         },
         error_status: [500, 502, 503, 504][rng.random_range(0..4)],
+        // Worlds with notifications are not generated yet: explore checks polling.
+        notifications: None,
     };
     Scenario {
         name: format!("explore-{seed}"),
