@@ -188,8 +188,9 @@ impl ApiDouble {
             base_url: format!("http://{addr}"),
             changed: tokio::sync::Notify::new(),
         });
-        let app =
-            routes::router(Arc::clone(&shared)).into_make_service_with_connect_info::<Cutter>();
+        let app = routes::router(Arc::clone(&shared))
+            .merge(notify::router(Arc::clone(&shared)))
+            .into_make_service_with_connect_info::<Cutter>();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let serving =

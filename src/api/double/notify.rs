@@ -6,11 +6,13 @@ use super::routes::{Ctx, json_response};
 use super::{CallKind, Shared, State};
 use crate::api::model::Refusal;
 use crate::api::notify::event::{closing_frame, heartbeat_frame};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -18,6 +20,18 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// How often the socket sends `channel.metadata` heartbeats.
+/// The notification channel's routes: making a channel, subscribing it, its WebSocket.
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/v2/notifications/channels", post(create_channel))
+        .route(
+            "/api/v2/notifications/channels/{id}/subscriptions",
+            put(subscribe),
+        )
+        .route("/notifications/{id}", get(socket))
+        .with_state(shared)
+}
+
 pub const HEARTBEAT_EVERY: SignedDuration = SignedDuration::from_secs(30);
 /// How long before expiry the socket sends `v2.system.socket_closing`.
 pub const CLOSING_NOTICE: SignedDuration = SignedDuration::from_secs(60);

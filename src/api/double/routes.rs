@@ -1,7 +1,6 @@
 //! The double's routes: Genesys' token, schedule and upload endpoints, and a REST gateway.
 
 use super::conn::Cutter;
-use super::notify;
 use super::{Call, CallKind, FaultEffect, Grant, OptionalField, Shared, State};
 use crate::api::RateLimitInfo;
 use crate::api::ScheduleRef;
@@ -61,15 +60,6 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(&format!("{SCHEDULES}/{{id}}/update"), post(update))
         .route("/uploads/{key}", put(upload))
-        .route(
-            "/api/v2/notifications/channels",
-            post(notify::create_channel),
-        )
-        .route(
-            "/api/v2/notifications/channels/{id}/subscriptions",
-            put(notify::subscribe),
-        )
-        .route("/notifications/{id}", get(notify::socket))
         .route("/gateway/schedules/{id}/status", get(gateway_status))
         .route("/gateway/schedules/{id}/publish", post(gateway_publish))
         .route(
