@@ -213,6 +213,7 @@ async fn start_with(options: Options) -> Rig {
         body_limit: 64 * 1024,
         connections: options.connections,
         clock: Arc::clone(&clock),
+        notifications: None,
     };
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
