@@ -1,6 +1,7 @@
 //! `publish-guard serve --config FILE`: the relay service, until SIGTERM or ctrl-c; SIGHUP
 //! reloads the rules.
 
+use crate::api::notify::health::HealthConfig;
 use crate::audit::log::{AuditLog, AuditOptions};
 use crate::audit::writer::AuditWriter;
 use crate::cli::run::{genesys_client, rest_client};
@@ -9,11 +10,10 @@ use crate::cli::{CliError, Outcome};
 use crate::config::relay::{ServeSection, StoreKind, build_sources};
 use crate::config::{Backend, Config, env_value};
 use crate::effects::clock::SystemClock;
+use crate::relay::hearing::NotifySettings;
 use crate::relay::history::check_history;
 use crate::relay::leader::Leadership;
 use crate::relay::rules::Rules;
-use crate::api::notify::health::HealthConfig;
-use crate::relay::hearing::NotifySettings;
 use crate::relay::server::{Relay, RelaySettings};
 use crate::relay::sqlite_store::SqliteStore;
 use crate::relay::store::TriggerStore;

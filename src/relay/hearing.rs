@@ -6,16 +6,17 @@
 //! learnt it. The channel's health is shown in `/readyz` and the metrics; while it is down
 //! the runner polls, as with notifications off.
 
+use crate::api::ScheduleApi;
 use crate::api::notify::cache::StateCache;
 use crate::api::notify::client::NotificationClient;
 use crate::api::notify::health::{ChannelHealth, Continuity, Gap, HealthConfig, HealthReport};
 use crate::api::notify::{Heard, Notifications};
-use crate::api::ScheduleApi;
 use crate::effects::clock::Clock;
 use crate::effects::random::{RandomSource, SeededRandom};
 use crate::runner::driver::Driver;
 use jiff::SignedDuration;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use tokio::sync::{mpsc, watch};
 
@@ -40,6 +41,8 @@ pub struct Hearing {
     /// The continuity last handed to a worker, so the next one starts knowing it.
     last: Mutex<Option<Continuity>>,
     health: watch::Receiver<HealthReport>,
+    /// Schedule events the runner has taken.
+    events: AtomicU64,
 }
 
 /// The client's ends of the [`Hearing`]: where it reports what it hears and its health.
@@ -61,6 +64,7 @@ impl Hearing {
             heard: tokio::sync::Mutex::new(heard_rx),
             last: Mutex::new(None),
             health: health_rx,
+            events: AtomicU64::new(0),
         };
         let listening = Listening {
             settings,
@@ -111,10 +115,15 @@ impl Hearing {
             if let Heard::Up(continuity) | Heard::Gap { continuity, .. } = &said {
                 *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(*continuity);
             }
-            if to.send(said).await.is_err() {
+            let event = matches!(said, Heard::Schedule(_));
+            // Sent, then taken: the runner has applied it once there is room again.
+            if to.send(said).await.is_err() || to.reserve().await.is_err() {
                 // The driver stopped between the two: the next one is told of the
                 // continuity, and a lost schedule event only means a read.
                 return;
+            }
+            if event {
+                self.events.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -149,10 +158,13 @@ impl Hearing {
              # HELP publish_guard_notification_gaps_total Times the channel's continuity broke (every cached state then stale).\n\
              # TYPE publish_guard_notification_gaps_total counter\npublish_guard_notification_gaps_total {}\n\
              # HELP publish_guard_notification_messages_total Messages heard on the channel (heartbeats and events).\n\
-             # TYPE publish_guard_notification_messages_total counter\npublish_guard_notification_messages_total {}\n",
+             # TYPE publish_guard_notification_messages_total counter\npublish_guard_notification_messages_total {}\n\
+             # HELP publish_guard_notification_events_total Schedule events the runner has taken in.\n\
+             # TYPE publish_guard_notification_events_total counter\npublish_guard_notification_events_total {}\n",
             u8::from(report.up),
             report.gaps,
-            report.messages
+            report.messages,
+            self.events.load(Ordering::Relaxed)
         )
     }
 }
