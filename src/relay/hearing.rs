@@ -89,8 +89,7 @@ impl Hearing {
     /// it is, then each report as it comes.
     async fn forward(&self, to: mpsc::Sender<Heard>) {
         let mut heard = self.heard.lock().await;
-        let last = *self.last.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(up) = last.filter(|c| c.up)
+        if let Some(up) = self.last_continuity().filter(|c| c.up)
             && to.send(Heard::Up(up)).await.is_err()
         {
             return;
@@ -102,12 +101,10 @@ impl Hearing {
             };
             let Some(said) = said else {
                 // The client stopped: nothing more is heard, so nothing cached holds.
-                let epoch = self.last.lock().unwrap_or_else(PoisonError::into_inner);
                 let continuity = Continuity {
                     up: false,
-                    epoch: epoch.map_or(0, |c| c.epoch),
+                    epoch: self.last_continuity().map_or(0, |c| c.epoch),
                 };
-                drop(epoch);
                 let gap = Gap::Dropped("the notification client stopped".into());
                 let _ = to.send(Heard::Gap { continuity, gap }).await;
                 return;
@@ -126,6 +123,11 @@ impl Hearing {
                 self.events.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The continuity last handed to a worker.
+    fn last_continuity(&self) -> Option<Continuity> {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The channel's health now.
