@@ -33,7 +33,7 @@ const FAMILIES: [(&str, &str); 8] = [
     ),
     (
         "publish_guard_states_known_total",
-        "Triggers decided from a state the notification channel kept, without a read, by how it was learnt.",
+        "Cycles decided on a state the notification channel kept, without a read, by how it was learnt.",
     ),
 ];
 

@@ -29,7 +29,7 @@ use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
-use publish_guard::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
+use publish_guard::relay::webhook_auth::SignatureVerifier;
 use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -175,17 +175,9 @@ impl Rig {
     async fn webhook(&self, id: String) -> (u16, Value) {
         let body = json!({"week": "2026-03-30", "schedule_id": "s-1", "event": "case.created"})
             .to_string();
-        let timestamp = self.clock.now().as_second().to_string();
-        let secret: WebhookSecret = SECRET.parse().unwrap();
-        let signature = secret.signature_header(&id, &timestamp, body.as_bytes());
-        let answer = self
-            .http
-            .post(self.url("/webhooks/servicenow"))
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp)
-            .header("webhook-signature", signature)
-            .body(body)
+        let url = self.url("/webhooks/servicenow");
+        let at = self.clock.now().as_second();
+        let answer = crate::common::signed_webhook(&self.http, &url, SECRET, &id, at, body)
             .send()
             .await
             .unwrap();
