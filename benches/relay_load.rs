@@ -350,6 +350,7 @@ async fn start_relay(
         body_limit: DEFAULT_BODY_LIMIT,
         connections: Default::default(),
         clock: Arc::new(SystemClock),
+        notifications: None,
     };
     let mut config = GenesysConfig::new(
         Endpoints::explicit(double.base_url(), double.base_url()),

@@ -1,7 +1,7 @@
 //! `publish-guard explain`: show how a policy decides on a set of facts.
 
 use super::{CliError, Outcome, read_text};
-use crate::evaluation::explain::explain;
+use crate::evaluation::explain::{StateBasis, explain};
 use crate::language::ast::PhaseKind;
 use crate::language::diagnostic::render_all;
 use crate::policy::facts_file::load_facts;
@@ -23,6 +23,10 @@ pub struct ExplainArgs {
     /// How to print the explanation.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// The schedule's state was the one the notification channel kept since this instant
+    /// (RFC 3339), not a read: the explanation says the decision was made without one.
+    #[arg(long, value_name = "INSTANT")]
+    pub cached_since: Option<jiff::Timestamp>,
 }
 
 /// How `explain` prints the explanation.
@@ -81,7 +85,11 @@ pub fn run(args: &ExplainArgs) -> Result<Outcome, CliError> {
             return Ok(Outcome::Failed);
         }
     };
-    let explanation = explain(&policy, args.phase.into(), &facts);
+    let basis = match args.cached_since {
+        Some(since) => StateBasis::Cached { since },
+        None => StateBasis::Given,
+    };
+    let explanation = explain(&policy, args.phase.into(), &facts).on(basis);
     match args.format {
         Format::Human => print!("{}", explanation.render_human(&rules)),
         Format::Json => {

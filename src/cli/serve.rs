@@ -1,6 +1,7 @@
 //! `publish-guard serve --config FILE`: the relay service, until SIGTERM or ctrl-c; SIGHUP
 //! reloads the rules.
 
+use crate::api::notify::health::HealthConfig;
 use crate::audit::log::{AuditLog, AuditOptions};
 use crate::audit::writer::AuditWriter;
 use crate::cli::run::{genesys_client, rest_client};
@@ -9,10 +10,11 @@ use crate::cli::{CliError, Outcome};
 use crate::config::relay::{ServeSection, StoreKind, build_sources};
 use crate::config::{Backend, Config, env_value};
 use crate::effects::clock::SystemClock;
+use crate::relay::hearing::NotifySettings;
 use crate::relay::history::check_history;
 use crate::relay::leader::Leadership;
 use crate::relay::rules::Rules;
-use crate::relay::server::RelaySettings;
+use crate::relay::server::{Relay, RelaySettings};
 use crate::relay::sqlite_store::SqliteStore;
 use crate::relay::store::TriggerStore;
 use std::path::PathBuf;
@@ -66,11 +68,11 @@ pub fn serve(args: &ServeArgs) -> Result<Outcome, CliError> {
         match config.backend.get_ref() {
             Backend::Genesys => {
                 let client = genesys_client(&config)?;
-                run_until_stopped(settings, client, listener).await
+                run_until_stopped(Relay::start_hearing(settings, move || client, listener)).await
             }
             Backend::Rest => {
                 let client = rest_client(&config)?;
-                run_until_stopped(settings, client, listener).await
+                run_until_stopped(Relay::start(settings, move || client, listener)).await
             }
         }
     })
@@ -107,7 +109,32 @@ pub(crate) async fn settings(
         body_limit: serve.body_limit,
         connections: serve.connection_limits(),
         clock: Arc::new(SystemClock),
+        notifications: config
+            .notifications_max_age()
+            .map(|max_age| NotifySettings {
+                business_units: served_units(config),
+                max_age,
+                health: HealthConfig::default(),
+            }),
     })
+}
+
+/// The business units the relay serves, as far as the configuration names them: the file's
+/// and each source's fixed one (a unit a source reads from its payload is never cached,
+/// since none of its changes are heard).
+fn served_units(config: &Config) -> Vec<String> {
+    let fixed = config
+        .sources
+        .iter()
+        .filter_map(|s| s.business_unit.as_deref())
+        .filter(|bu| !bu.starts_with('/'));
+    let mut units: Vec<String> = std::iter::once(config.business_unit.as_str())
+        .chain(fixed)
+        .map(str::to_owned)
+        .collect();
+    units.sort();
+    units.dedup();
+    units
 }
 
 /// The store and how this process comes to lead, as `[store]` says.

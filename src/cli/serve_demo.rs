@@ -18,7 +18,7 @@ use crate::relay::intake::{DEFAULT_BODY_LIMIT, Source, SourceAuth};
 use crate::relay::leader::Leadership;
 use crate::relay::mapping::{Field, Mapping};
 use crate::relay::rules::Rules;
-use crate::relay::server::RelaySettings;
+use crate::relay::server::{Relay, RelaySettings};
 use crate::relay::sqlite_store::SqliteStore;
 use crate::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
 use crate::runner::RunnerConfig;
@@ -98,6 +98,7 @@ pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, 
         body_limit: DEFAULT_BODY_LIMIT,
         connections: Default::default(),
         clock: Arc::new(SystemClock),
+        notifications: None,
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -115,7 +116,7 @@ pub async fn demo(listen: SocketAddr, dir: &std::path::Path) -> Result<Outcome, 
         )
     );
     let client = GenesysClient::new(client_config, Arc::new(SystemClock)).map_err(|e| usage(&e))?;
-    let outcome = run_until_stopped(settings, client, listener).await;
+    let outcome = run_until_stopped(Relay::start(settings, move || client, listener)).await;
     double.shutdown().await;
     outcome
 }

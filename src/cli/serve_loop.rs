@@ -1,23 +1,18 @@
 //! The relay's process loop, shared by `serve` and `serve --demo`: serve, reload the rules on
 //! SIGHUP, stop gracefully on SIGTERM or ctrl-c.
 
-use crate::api::ScheduleApi;
 use crate::cli::{CliError, Outcome};
-use crate::relay::server::{Relay, RelaySettings};
+use crate::relay::server::{Relay, ServeError};
 
-/// Serve; reload on SIGHUP; stop gracefully on SIGTERM or ctrl-c.
-pub(crate) async fn run_until_stopped<A: ScheduleApi + Send + 'static>(
-    settings: RelaySettings,
-    client: A,
-    listener: tokio::net::TcpListener,
+/// Serve the relay `starting` starts; reload on SIGHUP; stop gracefully on SIGTERM or ctrl-c.
+pub(crate) async fn run_until_stopped(
+    starting: impl Future<Output = Result<Relay, ServeError>>,
 ) -> Result<Outcome, CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| usage(&e))?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| usage(&e))?;
-    let relay = Relay::start(settings, move || client, listener)
-        .await
-        .map_err(|e| usage(&e))?;
+    let relay = starting.await.map_err(|e| usage(&e))?;
     eprintln!("publish-guard relay listening on http://{}", relay.addr());
     loop {
         tokio::select! {

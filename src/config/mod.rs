@@ -69,6 +69,18 @@ pub struct GenesysSection {
     pub client_id_env: String,
     /// The environment variable holding the OAuth client secret.
     pub client_secret_env: String,
+    /// Whether the relay hears the schedule topic of each business unit it serves on a
+    /// notification channel (and decides from what it heard), or only polls.
+    #[serde(default)]
+    pub notifications: bool,
+    /// With notifications: how long a state the channel kept may decide a trigger without a
+    /// read, e.g. `"30m"`.
+    #[serde(default = "default_notifications_max_age")]
+    pub notifications_max_age: Spanned<SignedDuration>,
+}
+
+fn default_notifications_max_age() -> Spanned<SignedDuration> {
+    Spanned::new(0..0, crate::api::notify::cache::DEFAULT_MAX_AGE)
 }
 
 /// `[rest]`: a gateway's base URL and paths (`{scheduleId}`, `{weekDate}` and
@@ -263,6 +275,11 @@ impl Config {
                     let msg = "give either `region`, or both `login_url` and `api_url`";
                     return Err(invalid(g.span(), "genesys", msg));
                 }
+                let max_age = &s.notifications_max_age;
+                if *max_age.get_ref() <= SignedDuration::ZERO {
+                    let key = "genesys.notifications_max_age";
+                    return Err(invalid(max_age.span(), key, "must be positive"));
+                }
             }
             (Backend::Rest, _, None) => {
                 let msg = "backend \"rest\" needs a [rest] table";
@@ -304,6 +321,14 @@ impl Config {
             budget: self.runner.retry_budget,
             dry_run,
         }
+    }
+
+    /// With `[genesys] notifications = true` (and the Genesys backend): how long a state
+    /// the channel kept may decide a trigger; `None` when the runner only polls.
+    pub fn notifications_max_age(&self) -> Option<SignedDuration> {
+        let genesys = self.genesys.as_ref()?.get_ref();
+        let on = *self.backend.get_ref() == Backend::Genesys && genesys.notifications;
+        on.then(|| *genesys.notifications_max_age.get_ref())
     }
 
     /// The rules file, resolved against the directory of the configuration file.
@@ -355,6 +380,8 @@ mod tests {
             assert_eq!(names, ["servicenow", "manual"]);
             assert_eq!(c.sources[0].schedule, "latest");
             assert_eq!(c.sources[1].delivery_id.as_deref(), Some("/id"));
+            let max_age = c.notifications_max_age();
+            assert_eq!(max_age, Some(SignedDuration::from_mins(30)));
         }
     }
 
@@ -372,12 +399,28 @@ mod tests {
             "backend = \"soap\"\n".to_owned(),
             format!("{head}{genesys}client_secret = \"hunter2\"\n"),
             format!("{head}{genesys}[runner]\nfollow_timeout = \"0s\"\n"),
+            format!("{head}{genesys}notifications = true\nnotifications_max_age = \"0s\"\n"),
         ];
         let errors: Vec<String> = cases
             .iter()
             .map(|c| parse(c).err().unwrap_or_else(|| "no error".into()))
             .collect();
         insta::assert_snapshot!(errors.join("\n---\n"));
+    }
+
+    #[test]
+    fn notifications_are_off_unless_asked_for() {
+        let head = "backend = \"genesys\"\nrules = \"p.rules\"\nbusiness_unit = \"bu\"\n\
+                    [genesys]\nregion = \"london\"\nclient_id_env = \"ID\"\nclient_secret_env = \"S\"\n";
+        let max_age = |extra: &str| {
+            parse(&format!("{head}{extra}"))
+                .map(|c| c.notifications_max_age())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(max_age(""), Ok(None));
+        assert_eq!(max_age("notifications = false\n"), Ok(None));
+        let on = max_age("notifications = true\nnotifications_max_age = \"5m\"\n");
+        assert_eq!(on, Ok(Some(SignedDuration::from_mins(5))));
     }
 
     #[test]

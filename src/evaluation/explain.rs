@@ -28,6 +28,23 @@ pub struct Explanation {
     pub rules: Vec<RuleTrace>,
     /// What was decided.
     pub decision: DecisionRecord,
+    /// Where the schedule's state came from.
+    pub basis: StateBasis,
+}
+
+/// Where the schedule's state a decision saw came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum StateBasis {
+    /// As given (a facts file, an embedder's facts).
+    #[default]
+    Given,
+    /// The state the notification channel kept, without a read: learnt `since` (by a read
+    /// or an event), the channel up without a gap since.
+    Cached {
+        /// When the state was learnt.
+        since: Timestamp,
+    },
 }
 
 /// One rule tried.
@@ -147,6 +164,7 @@ pub fn explain(policy: &Policy, phase: PhaseKind, facts: &Facts) -> Explanation 
             span: decision.span,
             verdict: VerdictRecord::new(&decision.verdict, &policy.timezone),
         },
+        basis: StateBasis::Given,
     }
 }
 
@@ -327,6 +345,12 @@ fn quote(span: Span, source: &str) -> String {
 }
 
 impl Explanation {
+    /// The same explanation, saying where the schedule's state came from.
+    pub fn on(mut self, basis: StateBasis) -> Explanation {
+        self.basis = basis;
+        self
+    }
+
     /// The explanation for people (`publish-guard explain`); `source` is the rules file.
     pub fn render_human(&self, source: &str) -> String {
         let mut out = String::new();
@@ -375,6 +399,13 @@ impl Explanation {
             self.decision.verdict.describe(),
             line(self.decision.span)
         );
+        if let StateBasis::Cached { since } = self.basis {
+            let _ = writeln!(
+                out,
+                "  made without a read: on the state the notification channel kept, learnt at \
+                 {since} and heard without a gap since"
+            );
+        }
         out
     }
 
@@ -406,6 +437,7 @@ impl Explanation {
                 at: JsonSpan::new(self.decision.span, source),
                 verdict: &self.decision.verdict,
             },
+            state: &self.basis,
         };
         serde_json::to_value(json).unwrap_or(serde_json::Value::Null)
     }
@@ -417,6 +449,7 @@ struct JsonExplanation<'a> {
     phase: PhaseKind,
     rules: Vec<JsonRule<'a>>,
     decision: JsonDecision<'a>,
+    state: &'a StateBasis,
 }
 
 #[derive(Serialize)]

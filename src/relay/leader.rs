@@ -10,6 +10,7 @@
 //! [`CAMPAIGN_EVERY`]; a paused one's session ends after [`IDLE_SESSION_TIMEOUT`]. A follower
 //! leads within `IDLE_SESSION_TIMEOUT + CAMPAIGN_EVERY` (7 s) plus its connect time.
 
+use super::hearing::Hearing;
 use super::metrics::Metrics;
 use super::readiness::Readiness;
 use super::rules::Rules;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub wake: Arc<Notify>,
     /// Becomes `true` when the service stops.
     pub stop: watch::Receiver<bool>,
+    /// The notification channel's reports, when notifications are on.
+    pub hearing: Option<Arc<Hearing>>,
 }
 
 impl Shared {
@@ -54,6 +57,7 @@ impl Shared {
             config: self.config.clone(),
             wake: Arc::clone(&self.wake),
             stop,
+            hearing: self.hearing.clone(),
         }
     }
 }

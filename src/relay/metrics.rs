@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::{Mutex, PoisonError};
 
 /// Counter families: name and help text.
-const FAMILIES: [(&str, &str); 7] = [
+const FAMILIES: [(&str, &str); 8] = [
     (
         "publish_guard_webhooks_total",
         "Webhooks answered, by source and HTTP status.",
@@ -30,6 +30,10 @@ const FAMILIES: [(&str, &str); 7] = [
     (
         "publish_guard_auth_failures_total",
         "Cycles ended because the API refused our login or token.",
+    ),
+    (
+        "publish_guard_states_known_total",
+        "Cycles decided on a state the notification channel kept, without a read, by how it was learnt.",
     ),
 ];
 

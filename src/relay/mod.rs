@@ -9,6 +9,7 @@
 //!   runner, records each step in the audit log before making the calls it decided, and
 //!   carries on after a restart what its predecessor left running.
 //! - [`rules`] — the running policy and its reload (checked first; a bad file changes nothing).
+//! - [`hearing`] — with notifications on, the channel whose events the runner decides from.
 //! - [`server`] — the HTTP server that ties them together, with `/healthz`, `/readyz`,
 //!   `/metrics` ([`metrics`]) and graceful shutdown.
 //!
@@ -17,6 +18,7 @@
 pub(crate) mod choice;
 pub mod connections;
 pub mod durability;
+pub mod hearing;
 pub mod history;
 pub mod intake;
 pub mod leader;

@@ -10,6 +10,7 @@
 
 use super::connections::{ConnectionLimits, serve_connections};
 use super::durability::{Durability, WatchedStore, restart_backoff};
+use super::hearing::{Hearing, Listening, NotifySettings, listen};
 use super::intake::{Intake, Source};
 use super::leader::{Leadership, Shared};
 use super::metrics::{Gauges, Metrics};
@@ -20,6 +21,7 @@ use super::store::TriggerStore;
 use super::webhook_auth::BearerVerifier;
 use super::worker::{WorkerError, WorkerParts, run_worker};
 use crate::api::ScheduleApi;
+use crate::api::notify::Notifications;
 use crate::effects::clock::Clock;
 use crate::runner::RunnerConfig;
 use axum::Router;
@@ -28,6 +30,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::future::LocalBoxFuture;
 use jiff::SignedDuration;
 use std::collections::HashMap;
 use std::future::Future;
@@ -61,7 +64,12 @@ pub struct RelaySettings {
     pub connections: ConnectionLimits,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Hear Genesys' notification channel (see [`Relay::start_hearing`]); `None` polls.
+    pub notifications: Option<NotifySettings>,
 }
+
+/// Keeps the notification channel for the API client, on the worker's thread.
+type Listen<A> = for<'a> fn(&'a A, &'a dyn Clock, Listening) -> LocalBoxFuture<'a, ()>;
 
 /// What the HTTP handlers share.
 struct AppState {
@@ -76,6 +84,8 @@ struct AppState {
     leadership: Leadership,
     /// Held while a rules file is being checked: one reload at a time.
     reloading: Arc<Mutex<()>>,
+    /// The notification channel, when notifications are on.
+    hearing: Option<Arc<Hearing>>,
 }
 
 /// A running relay.
@@ -99,6 +109,9 @@ pub enum ServeError {
     /// A task panicked.
     #[error("a relay task panicked")]
     Panicked,
+    /// Notifications were asked of an API client that has no notification channel.
+    #[error("notifications are on, but this API has no notification channel")]
+    NoChannel,
 }
 
 impl Relay {
@@ -113,7 +126,46 @@ impl Relay {
         A: ScheduleApi + 'static,
         F: FnOnce() -> A + Send + 'static,
     {
+        if settings.notifications.is_some() {
+            return Err(ServeError::NoChannel);
+        }
+        Relay::launch(settings, make_api, listener, None).await
+    }
+
+    /// As [`Relay::start`], for an API with a notification channel: with
+    /// `settings.notifications`, the channel is kept for the life of the relay and the
+    /// runner decides from what it hears (polling while it is down).
+    pub async fn start_hearing<A, F>(
+        settings: RelaySettings,
+        make_api: F,
+        listener: TcpListener,
+    ) -> Result<Relay, ServeError>
+    where
+        A: ScheduleApi + Notifications + 'static,
+        F: FnOnce() -> A + Send + 'static,
+    {
+        let listen: Listen<A> = |api, clock, listening| Box::pin(listen(api, clock, listening));
+        Relay::launch(settings, make_api, listener, Some(listen)).await
+    }
+
+    async fn launch<A, F>(
+        settings: RelaySettings,
+        make_api: F,
+        listener: TcpListener,
+        listen: Option<Listen<A>>,
+    ) -> Result<Relay, ServeError>
+    where
+        A: ScheduleApi + 'static,
+        F: FnOnce() -> A + Send + 'static,
+    {
         let addr = listener.local_addr()?;
+        let (hearing, listening) = match (settings.notifications, listen) {
+            (Some(notify), Some(listen)) => {
+                let (hearing, listening) = Hearing::new(notify, &*settings.clock);
+                (Some(Arc::new(hearing)), Some((listen, listening)))
+            }
+            _ => (None, None),
+        };
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(Metrics::default());
         let file_audit = match &settings.leadership {
@@ -137,6 +189,7 @@ impl Relay {
             clock: Arc::clone(&settings.clock),
             reloading: Arc::new(Mutex::new(())),
             leadership: settings.leadership.clone(),
+            hearing: hearing.clone(),
         });
         let shared = Shared {
             store: Arc::clone(&store),
@@ -147,8 +200,10 @@ impl Relay {
             config: settings.runner.clone(),
             wake: Arc::clone(&state.wake),
             stop: stop_rx.clone(),
+            hearing,
         };
         let leadership = settings.leadership;
+        let channel_clock = Arc::clone(&settings.clock);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -158,15 +213,27 @@ impl Relay {
             .spawn(move || {
                 runtime.block_on(async move {
                     let api = make_api();
-                    match leadership {
-                        Leadership::Sole(audit) => {
-                            let parts = || shared.parts(Arc::clone(&audit), shared.stop.clone());
-                            supervise(&api, parts, &supervised).await
+                    let work = async {
+                        match leadership {
+                            Leadership::Sole(audit) => {
+                                let parts =
+                                    || shared.parts(Arc::clone(&audit), shared.stop.clone());
+                                supervise(&api, parts, &supervised).await
+                            }
+                            // A replica's worker stops when its lead ends; the election
+                            // starts the next term.
+                            #[cfg(feature = "postgres")]
+                            Leadership::Elected(election) => election.serve(&api, shared).await,
                         }
-                        // A replica's worker stops when its lead ends; the election starts
-                        // the next term.
-                        #[cfg(feature = "postgres")]
-                        Leadership::Elected(election) => election.serve(api, shared).await,
+                    };
+                    let Some((listen, listening)) = listening else {
+                        return work.await;
+                    };
+                    // The channel is kept while the relay runs, across worker restarts.
+                    tokio::pin!(work);
+                    tokio::select! {
+                        worked = &mut work => worked,
+                        () = listen(&api, &*channel_clock, listening) => work.await,
                     }
                 })
             })?;
@@ -373,7 +440,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         Ok(_) => {
             let version = state.rules.current().version.clone();
             let leader = state.leadership.view().describe();
-            format!("ready: store open, policy {version}{leader}\n").into_response()
+            let channel = state.hearing.as_ref().map(|h| h.describe());
+            let channel = channel.unwrap_or_default();
+            format!("ready: store open, policy {version}{leader}{channel}\n").into_response()
         }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")).into_response(),
     }
@@ -390,6 +459,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     };
     let mut body = state.metrics.render(gauges);
     body.push_str(&state.leadership.view().metrics_text());
+    if let Some(hearing) = &state.hearing {
+        body.push_str(&hearing.metrics_text());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

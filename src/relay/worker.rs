@@ -13,12 +13,14 @@
 //! audit log's next sequence number when the worker starts: a fresh prefix per start, since
 //! a run that recorded anything moved the log past its own `n`.
 
+use super::hearing::Hearing;
 use super::mapping::ScheduleTarget;
 use super::metrics::Metrics;
 use super::readiness::Readiness;
 use super::resolve::{Unresolved, WeekCache, resolve};
 use super::rules::Rules;
 use super::store::{Progress, StoredTrigger, TriggerNote, TriggerStatus, TriggerStore};
+use crate::api::notify::cache::Learnt;
 use crate::api::{OperationStatus, ScheduleApi, ScheduleRef};
 use crate::audit::writer::AuditWriter;
 use crate::effects::clock::Clock;
@@ -59,6 +61,8 @@ pub struct WorkerParts {
     pub wake: Arc<Notify>,
     /// Becomes `true` when the service stops.
     pub stop: watch::Receiver<bool>,
+    /// The notification channel's reports, when notifications are on.
+    pub hearing: Option<Arc<Hearing>>,
 }
 
 /// Why the worker stopped before being asked to.
@@ -104,8 +108,14 @@ pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<()
     let (tx, rx) = mpsc::channel(FEED_QUEUE);
     let random = SeededRandom::from_entropy();
     let config = parts.config.clone();
-    let mut driver =
-        Driver::new(&api, &*parts.clock, &recorder, random, config).stop_on_close(true);
+    let driver = Driver::new(&api, &*parts.clock, &recorder, random, config).stop_on_close(true);
+    let (mut driver, forwarding) = match parts.hearing.as_deref() {
+        Some(hearing) => {
+            let (driver, forwarding) = hearing.attach(driver);
+            (driver, Some(forwarding))
+        }
+        None => (driver, None),
+    };
     let unfinished = parts.store.unfinished().await?;
     for write in unfinished
         .iter()
@@ -114,7 +124,17 @@ pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<()
         driver.resume_publish(write.clone());
     }
     let rules = &parts.rules;
-    let driving = driver.run(|| rules.current(), rx);
+    let run = driver.run(|| rules.current(), rx);
+    let driving = async {
+        let Some(forwarding) = forwarding else {
+            return run.await;
+        };
+        tokio::pin!(run);
+        tokio::select! {
+            ran = &mut run => ran,
+            () = forwarding => run.await,
+        }
+    };
     let feeding = feed(&api, &parts, &book, &weeks, unfinished, tx);
     tokio::pin!(driving, feeding);
     tokio::select! {
@@ -522,7 +542,7 @@ fn note_readiness(readiness: &Readiness, events: &[Event]) {
     }
 }
 
-/// Count decisions, API calls and refused logins.
+/// Count decisions, API calls, states known without a read and refused logins.
 fn count(metrics: &Metrics, events: &[Event]) {
     let status = |s: &Option<u16>| s.map_or_else(|| "none".to_owned(), |s| s.to_string());
     for event in events {
@@ -543,6 +563,16 @@ fn count(metrics: &Metrics, events: &[Event]) {
             EventKind::StateRead { status: s, .. } => metrics.inc(
                 "publish_guard_api_calls_total",
                 &[("kind", "read"), ("status", &status(s))],
+            ),
+            EventKind::StateKnown { learnt, .. } => metrics.inc(
+                "publish_guard_states_known_total",
+                &[(
+                    "learnt",
+                    match learnt {
+                        Learnt::Read => "read",
+                        Learnt::Event => "event",
+                    },
+                )],
             ),
             EventKind::PublishCall { status: s, .. } => metrics.inc(
                 "publish_guard_api_calls_total",

@@ -8,6 +8,7 @@
 //! on record before anything it decided is done, and an error recording stops the driver.
 
 use crate::api::notify::Heard;
+use crate::api::notify::cache::StateCache;
 use crate::api::{ScheduleApi, ScheduleRef};
 use crate::effects::clock::Clock;
 use crate::effects::random::RandomSource;
@@ -122,9 +123,14 @@ impl<'a, A: ScheduleApi, R: RandomSource, K: ?Sized> Driver<'a, A, R, K> {
 
     /// Listens to a notification client's reports (see [`Runner::with_notifications`]);
     /// states learnt expire after `max_age`.
-    pub fn hearing(mut self, heard: mpsc::Receiver<Heard>, max_age: jiff::SignedDuration) -> Self {
+    pub fn hearing(self, heard: mpsc::Receiver<Heard>, max_age: jiff::SignedDuration) -> Self {
+        self.hearing_with(heard, StateCache::new(max_age))
+    }
+
+    /// As [`Driver::hearing`], keeping what is heard in `cache` (see [`Runner::with_cache`]).
+    pub fn hearing_with(mut self, heard: mpsc::Receiver<Heard>, cache: StateCache) -> Self {
         self.runner = std::mem::replace(&mut self.runner, Runner::new(RunnerConfig::default()))
-            .with_notifications(max_age);
+            .with_cache(cache);
         self.heard = Some(heard);
         self
     }

@@ -357,7 +357,7 @@ impl fmt::Display for EventKind {
                 };
                 write!(
                     f,
-                    "known from the channel: {state} at version {version} ({how} at {learnt_at}, no gap since)"
+                    "known from the channel, no read: {state} at version {version} ({how} at {learnt_at}, no gap since)"
                 )
             }
             EventKind::Heard {

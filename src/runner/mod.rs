@@ -212,8 +212,14 @@ impl Runner {
     /// Listens to the notification channel ([`Runner::heard`]): a trigger may be decided
     /// from a state learnt at most `max_age` ago with the channel up since, and a follow
     /// waits for our operation's event. Without it (notifications off) every trigger reads.
-    pub fn with_notifications(mut self, max_age: SignedDuration) -> Self {
-        self.cache = Some(StateCache::new(max_age));
+    pub fn with_notifications(self, max_age: SignedDuration) -> Self {
+        self.with_cache(StateCache::new(max_age))
+    }
+
+    /// As [`Runner::with_notifications`], with this (empty) cache, e.g. one scoped to the
+    /// business units subscribed.
+    pub fn with_cache(mut self, cache: StateCache) -> Self {
+        self.cache = Some(cache);
         self
     }
 

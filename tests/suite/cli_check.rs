@@ -173,6 +173,32 @@ fn explain_shows_every_rule_tried_and_the_decision() {
 }
 
 #[test]
+fn explain_says_when_the_decision_was_made_from_the_cached_state() {
+    let explain = |format: &str| {
+        run(&[
+            "explain",
+            "--rules",
+            "rules/default.rules",
+            "--facts",
+            "examples/facts/storm-draft.toml",
+            "--cached-since",
+            "2026-03-03T09:20:00Z",
+            "--format",
+            format,
+        ])
+    };
+    let (code, out, _) = explain("human");
+    assert_eq!(code, 0, "{out}");
+    insta::assert_snapshot!(out);
+    let (_, json, _) = explain("json");
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(
+        value["state"],
+        serde_json::json!({"from": "cached", "since": "2026-03-03T09:20:00Z"})
+    );
+}
+
+#[test]
 fn explain_json_carries_the_decision_as_data() {
     let (code, out, _) = run(&[
         "explain",

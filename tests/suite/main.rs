@@ -28,6 +28,7 @@ mod readme;
 mod relay_crash;
 mod relay_genesys;
 mod relay_intake;
+mod relay_notify;
 mod relay_postgres;
 mod relay_process;
 mod relay_replicas;

@@ -324,6 +324,13 @@ async fn a_planner_s_edit_is_heard_and_published_on_the_next_trigger_without_a_r
         1,
         "the second trigger decided from the heard edit"
     );
+    // The decision's events say it was made from the channel's state, not a read.
+    let second: Vec<String> = events
+        .iter()
+        .filter(|e| e.cycle == Some(2))
+        .map(ToString::to_string)
+        .collect();
+    insta::assert_snapshot!(second.join("\n"));
     assert_eq!(double.conflicts(), 0);
 }
 

@@ -109,6 +109,7 @@ impl Rig {
             body_limit: 64 * 1024,
             connections: ConnectionLimits::default(),
             clock: Arc::new(clock.clone()),
+            notifications: None,
         };
         let config = genesys_config(&double);
         let api_clock = clock.clone();

@@ -213,6 +213,7 @@ async fn start_with(options: Options) -> Rig {
         body_limit: 64 * 1024,
         connections: options.connections,
         clock: Arc::clone(&clock),
+        notifications: None,
     };
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
@@ -248,16 +249,9 @@ impl Rig {
             "bu": "bu-1", "week": "2026-03-30", "schedule_id": schedule_id, "event": "case.updated",
         })
         .to_string();
-        let timestamp = self.clock.now().as_second().to_string();
-        let secret: WebhookSecret = SECRET.parse().unwrap();
-        let signature = secret.signature_header(id, &timestamp, body.as_bytes());
-        self.http
-            .post(self.url("/webhooks/servicenow"))
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp)
-            .header("webhook-signature", signature)
-            .body(body)
+        let url = self.url("/webhooks/servicenow");
+        let at = self.clock.now().as_second();
+        crate::common::signed_webhook(&self.http, &url, SECRET, id, at, body)
             .send()
             .await
             .unwrap()

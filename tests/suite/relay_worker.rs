@@ -357,6 +357,7 @@ impl Rig {
             config: RunnerConfig::default(),
             wake: Arc::clone(&self.wake),
             stop: self.stop.subscribe(),
+            hearing: None,
         }
     }
 

@@ -10,7 +10,10 @@ use super::event::ScheduleNotification;
 use super::health::Continuity;
 use crate::api::{OperationStatus, ScheduleRef, ScheduleSnapshot};
 use jiff::{SignedDuration, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+/// How long a cached state may decide a trigger unless configured otherwise.
+pub const DEFAULT_MAX_AGE: SignedDuration = SignedDuration::from_mins(30);
 
 /// How the last known state was learnt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -59,6 +62,9 @@ pub struct StateCache {
     max_age: SignedDuration,
     continuity: Continuity,
     entries: HashMap<ScheduleRef, Entry>,
+    /// The business units whose topics are subscribed, when not all are: a schedule of
+    /// another unit is never cached, since none of its changes would be heard.
+    scope: Option<HashSet<String>>,
 }
 
 impl StateCache {
@@ -71,7 +77,21 @@ impl StateCache {
                 epoch: 0,
             },
             entries: HashMap::new(),
+            scope: None,
         }
+    }
+
+    /// Caches only the schedules of these business units (the topics subscribed).
+    pub fn only(mut self, business_units: &[String]) -> Self {
+        self.scope = Some(business_units.iter().cloned().collect());
+        self
+    }
+
+    /// Whether changes to `schedule` are heard at all.
+    fn in_scope(&self, schedule: &ScheduleRef) -> bool {
+        self.scope
+            .as_ref()
+            .is_none_or(|units| units.contains(&schedule.business_unit))
     }
 
     /// The continuity as last heard.
@@ -101,7 +121,7 @@ impl StateCache {
         sent_in: Continuity,
         now: Timestamp,
     ) {
-        if !sent_in.up || sent_in != self.continuity {
+        if !sent_in.up || sent_in != self.continuity || !self.in_scope(schedule) {
             // A gap since the read went out: what it saw may already be overtaken unheard.
             self.entries.remove(schedule);
             return;
@@ -131,7 +151,7 @@ impl StateCache {
     }
 
     fn event(&mut self, n: &ScheduleNotification, now: Timestamp) {
-        if !self.continuity.up {
+        if !self.continuity.up || !self.in_scope(&n.schedule) {
             return;
         }
         let known = self.entries.get(&n.schedule).map(|e| &e.cached.snapshot);
@@ -296,6 +316,16 @@ mod tests {
         let sent_in = cache.continuity();
         cache.heard(&up(2), at(1));
         cache.read(&sched(), &snap(true, 6), sent_in, at(2));
+        assert_eq!(published_version(&cache, at(2)), Err(Stale::Unknown));
+    }
+
+    #[test]
+    fn a_schedule_of_a_unit_not_subscribed_is_never_cached() {
+        let mut cache = StateCache::new(SignedDuration::from_mins(5)).only(&["bu-2".into()]);
+        cache.heard(&up(1), at(0));
+        cache.read(&sched(), &snap(true, 6), cache.continuity(), at(1));
+        assert_eq!(published_version(&cache, at(1)), Err(Stale::Unknown));
+        cache.heard(&event(OperationStatus::Complete, true, 7), at(2));
         assert_eq!(published_version(&cache, at(2)), Err(Stale::Unknown));
     }
 

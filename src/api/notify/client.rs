@@ -53,6 +53,13 @@ impl<'a, N: Notifications, R: RandomSource> NotificationClient<'a, N, R> {
         }
     }
 
+    /// Reports the health to `report` (made before the client, by the relay) from now on.
+    pub fn reporting_to(mut self, report: watch::Sender<HealthReport>) -> Self {
+        report.send_replace(self.health.report());
+        self.report = report;
+        self
+    }
+
     /// Watches the channel's health (for `/readyz` and the metrics).
     pub fn health(&self) -> watch::Receiver<HealthReport> {
         self.report.subscribe()

@@ -36,3 +36,25 @@ pub fn compile_valid(source: &str) -> Policy {
         Err(diagnostics) => panic!("{source}\ndoes not check: {diagnostics:#?}"),
     }
 }
+
+/// A `POST` of the JSON `body` to `url`, signed with `secret` (`whsec_...`) in the Standard
+/// Webhooks scheme as delivery `id` at `timestamp` (Unix seconds).
+pub fn signed_webhook(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: String,
+) -> reqwest::RequestBuilder {
+    let secret: publish_guard::relay::webhook_auth::WebhookSecret =
+        secret.parse().expect("a valid test secret");
+    let timestamp = timestamp.to_string();
+    let signature = secret.signature_header(id, &timestamp, body.as_bytes());
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp)
+        .header("webhook-signature", signature)
+        .body(body)
+}
