@@ -165,6 +165,49 @@ impl FactSpace {
         }
     }
 
+    /// The numbers (in [`FactSpace::assignments`] order) of the assignments in which each
+    /// of `pinned` has that value: one in a few of them, found without dividing. `None`
+    /// when a pinned fact is not an axis of the space or that value not a candidate.
+    pub fn numbers_where(&self, pinned: &[(FactId, Value)]) -> Option<Vec<usize>> {
+        let mut fixed: Vec<Option<usize>> = vec![None; self.axes.len()];
+        for (fact, value) in pinned {
+            let axis = self.axes.iter().position(|a| a.fact == *fact)?;
+            let wanted = Candidate::Value(value.clone());
+            let index = self
+                .axes
+                .get(axis)?
+                .candidates
+                .iter()
+                .position(|c| *c == wanted)?;
+            *fixed.get_mut(axis)? = Some(index);
+        }
+        let mut strides = vec![1usize; self.axes.len()];
+        let mut stride = 1usize;
+        for (slot, axis) in strides.iter_mut().zip(&self.axes).rev() {
+            *slot = stride;
+            stride = stride.checked_mul(axis.candidates.len())?;
+        }
+        if stride == 0 {
+            return Some(Vec::new());
+        }
+        let mut digits: Vec<usize> = fixed.iter().map(|f| f.unwrap_or(0)).collect();
+        let mut found = Vec::new();
+        'numbers: loop {
+            found.push(digits.iter().zip(&strides).map(|(d, s)| d * s).sum());
+            for (i, axis) in self.axes.iter().enumerate().rev() {
+                let (Some(digit), Some(None)) = (digits.get_mut(i), fixed.get(i)) else {
+                    continue;
+                };
+                *digit += 1;
+                if *digit < axis.candidates.len() {
+                    continue 'numbers;
+                }
+                *digit = 0;
+            }
+            return Some(found);
+        }
+    }
+
     /// An assignment in words, naming only `facts` (and only those that vary):
     /// "schedule.state = draft and trigger.duplicate = true".
     pub fn describe(&self, assignment: &Facts, facts: &BTreeSet<FactId>) -> String {
@@ -262,10 +305,16 @@ impl Iterator for Assignments<'_> {
 pub struct Cursor<'s> {
     space: &'s FactSpace,
     facts: Facts,
+    /// The number of the assignment `facts` holds; `usize::MAX` before the first.
+    number: usize,
     /// The candidate index per axis that `facts` holds; `usize::MAX` before the first.
     indices: Vec<usize>,
     /// Scratch: the candidate index per axis of the assignment asked for.
     wanted: Vec<usize>,
+    /// The axis of `now`, if any.
+    now_axis: Option<usize>,
+    /// Per axis, whether its candidates are instants relative to `now`.
+    relative: Vec<bool>,
 }
 
 impl<'s> Cursor<'s> {
@@ -274,22 +323,50 @@ impl<'s> Cursor<'s> {
         Cursor {
             space,
             facts: Facts::new(),
+            number: usize::MAX,
             indices: vec![usize::MAX; space.axes.len()],
             wanted: vec![0; space.axes.len()],
+            now_axis: space.axes.iter().position(|a| a.fact == NOW),
+            relative: space
+                .axes
+                .iter()
+                .map(|a| matches!(a.candidates.first(), Some(Candidate::BeforeNow(_))))
+                .collect(),
         }
     }
 
     /// The facts of assignment `number` (numbers past the last wrap around).
     pub fn at(&mut self, number: usize) -> &Facts {
-        let axes = &self.space.axes;
-        let mut rest = number;
-        let mut wanted = std::mem::take(&mut self.wanted);
-        for (slot, axis) in wanted.iter_mut().zip(axes).rev() {
-            let size = axis.candidates.len().max(1);
-            *slot = rest % size;
-            rest /= size;
+        if number == self.number {
+            return &self.facts;
         }
-        let now_axis = axes.iter().position(|a| a.fact == NOW);
+        let axes = &self.space.axes;
+        let mut wanted = std::mem::take(&mut self.wanted);
+        if self.number < number {
+            // Walking forward (as every analysis does): add the distance to the indices
+            // held, carrying from the last axis; most steps touch one or two axes rather
+            // than dividing on every one.
+            wanted.clone_from(&self.indices);
+            let mut carry = number - self.number;
+            for (slot, axis) in wanted.iter_mut().zip(axes).rev() {
+                if carry == 0 {
+                    break;
+                }
+                let size = axis.candidates.len().max(1);
+                let sum = *slot + carry;
+                *slot = sum % size;
+                carry = sum / size;
+            }
+        } else {
+            let mut rest = number;
+            for (slot, axis) in wanted.iter_mut().zip(axes).rev() {
+                let size = axis.candidates.len().max(1);
+                *slot = rest % size;
+                rest /= size;
+            }
+        }
+        self.number = number;
+        let now_axis = self.now_axis;
         let now_moved = now_axis.is_some_and(|i| self.indices.get(i) != wanted.get(i));
         if now_moved {
             let chosen = now_axis.and_then(|i| {
@@ -303,11 +380,8 @@ impl<'s> Cursor<'s> {
             self.set(now_axis, &wanted, now);
         }
         let now = self.facts.instant(NOW).unwrap_or(self.space.reference_now);
-        for (i, axis) in axes.iter().enumerate() {
-            let relative = axis
-                .candidates
-                .first()
-                .is_some_and(|c| matches!(c, Candidate::BeforeNow(_)));
+        for i in 0..axes.len() {
+            let relative = self.relative.get(i).copied().unwrap_or(false);
             if self.indices.get(i) != wanted.get(i) || (now_moved && relative) {
                 self.set(Some(i), &wanted, now);
             }
