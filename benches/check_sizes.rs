@@ -65,8 +65,8 @@ fn main() {
         })),
         cost.peak_bytes / 1024
     );
-    println!("| shape | rules | median | peak memory |");
-    println!("|---|---:|---:|---:|");
+    println!("| shape | rules | median | peak memory | allocations |");
+    println!("|---|---:|---:|---:|---:|");
     for shape in shapes::SHAPES {
         let mut first: Option<(usize, Duration)> = None;
         for &rules in &sizes {
@@ -86,10 +86,11 @@ fn main() {
             };
             first.get_or_insert((rules, time));
             println!(
-                "| {} | {rules} | {}{growth} | {:.1} MB |",
+                "| {} | {rules} | {}{growth} | {:.1} MB | {} |",
                 shape.name(),
                 show(time),
-                cost.peak_bytes as f64 / 1e6
+                cost.peak_bytes as f64 / 1e6,
+                cost.allocations
             );
         }
     }

@@ -109,7 +109,9 @@ struct Hints {
 }
 
 impl FactSpace {
-    /// The space of every condition in every phase of the given policies (for comparing them).
+    /// The space of every condition in every phase of the given policies (for comparing
+    /// them). Alike instants are not merged here: `diff` reports how many combinations it
+    /// compared, as sampled.
     pub fn for_policies(policies: &[&Policy]) -> FactSpace {
         let conditions: Vec<(&Policy, &Cond)> = policies
             .iter()
@@ -123,7 +125,7 @@ impl FactSpace {
         let zone = policies
             .first()
             .map_or(TimeZone::UTC, |p| p.timezone.clone());
-        FactSpace::build(&conditions, zone, policies, true)
+        FactSpace::build(&conditions, zone, policies, false)
     }
 
     /// The space of some conditions of one policy (windows are the policy's).
