@@ -94,6 +94,17 @@ enum Candidate {
     BeforeNow(SignedDuration),
 }
 
+impl Candidate {
+    /// The fact's value as this candidate, `now` placing a relative instant.
+    fn value(&self, now: Timestamp) -> Option<Value> {
+        match self {
+            Candidate::Value(v) => Some(v.clone()),
+            Candidate::BeforeNow(d) => Some(Value::Instant(before_now(now, *d))),
+            Candidate::Absent => None,
+        }
+    }
+}
+
 /// What the conditions say about one fact, gathered before candidates are chosen.
 #[derive(Debug, Default)]
 struct Hints {
@@ -181,6 +192,18 @@ impl FactSpace {
             exact,
             zone,
             reference_now,
+        }
+    }
+
+    /// `now` in every assignment, when it has at most one candidate.
+    fn fixed_now(&self) -> Option<Timestamp> {
+        match self.axes.iter().find(|a| a.fact == NOW) {
+            None => Some(self.reference_now),
+            Some(axis) => match axis.candidates.as_slice() {
+                [Candidate::Value(Value::Instant(t))] => Some(*t),
+                [_] | [] => Some(self.reference_now),
+                _ => None,
+            },
         }
     }
 
@@ -334,11 +357,7 @@ impl Iterator for Assignments<'_> {
             })
             .unwrap_or(self.space.reference_now);
         for (axis, i) in self.space.axes.iter().zip(&indices) {
-            let value = match chosen(axis, *i) {
-                Some(Candidate::Value(v)) => Some(v),
-                Some(Candidate::BeforeNow(d)) => Some(Value::Instant(before_now(now, d))),
-                Some(Candidate::Absent) | None => None,
-            };
+            let value = axis.candidates.get(*i).and_then(|c| c.value(now));
             facts.set(axis.fact, value);
         }
         self.next = advance(indices, &self.space.axes);
@@ -364,6 +383,9 @@ pub struct Cursor<'s> {
     now_axis: Option<usize>,
     /// Per axis, whether its candidates are instants relative to `now`.
     relative: Vec<bool>,
+    /// When `now` never moves (see [`FactSpace::fixed_now`]): per axis, each candidate's
+    /// value, read once rather than at every step.
+    values: Vec<Vec<Option<Value>>>,
 }
 
 impl<'s> Cursor<'s> {
@@ -381,6 +403,14 @@ impl<'s> Cursor<'s> {
                 .iter()
                 .map(|a| matches!(a.candidates.first(), Some(Candidate::BeforeNow(_))))
                 .collect(),
+            values: match space.fixed_now() {
+                None => Vec::new(),
+                Some(now) => space
+                    .axes
+                    .iter()
+                    .map(|a| a.candidates.iter().map(|c| c.value(now)).collect())
+                    .collect(),
+            },
         }
     }
 
@@ -403,8 +433,11 @@ impl<'s> Cursor<'s> {
                 }
                 let size = axis.candidates.len().max(1);
                 let sum = *slot + carry;
-                *slot = sum % size;
-                carry = sum / size;
+                (*slot, carry) = if sum < size {
+                    (sum, 0)
+                } else {
+                    (sum % size, sum / size)
+                };
             }
         } else {
             let mut rest = number;
@@ -445,10 +478,9 @@ impl<'s> Cursor<'s> {
         let (Some(a), Some(&index)) = (self.space.axes.get(i), wanted.get(i)) else {
             return;
         };
-        let value = match a.candidates.get(index) {
-            Some(Candidate::Value(v)) => Some(v.clone()),
-            Some(Candidate::BeforeNow(d)) => Some(Value::Instant(before_now(now, *d))),
-            Some(Candidate::Absent) | None => None,
+        let value = match self.values.get(i).and_then(|v| v.get(index)) {
+            Some(value) => value.clone(),
+            None => a.candidates.get(index).and_then(|c| c.value(now)),
         };
         self.facts.set(a.fact, value);
         if let Some(slot) = self.indices.get_mut(i) {
