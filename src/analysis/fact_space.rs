@@ -52,6 +52,9 @@ struct Axis {
     varies: bool,
 }
 
+/// The most candidate values a [`Cursor`] reads ahead (each a few dozen bytes).
+const CACHED_VALUES: usize = 65_536;
+
 /// The most window tests spent merging alike instants of one axis.
 const MERGE_TESTS: usize = 100_000;
 
@@ -195,16 +198,33 @@ impl FactSpace {
         }
     }
 
-    /// `now` in every assignment, when it has at most one candidate.
-    fn fixed_now(&self) -> Option<Timestamp> {
-        match self.axes.iter().find(|a| a.fact == NOW) {
-            None => Some(self.reference_now),
-            Some(axis) => match axis.candidates.as_slice() {
-                [Candidate::Value(Value::Instant(t))] => Some(*t),
-                [_] | [] => Some(self.reference_now),
-                _ => None,
-            },
+    /// Every candidate's value for [`Cursor`]: per candidate of `now` (or one layer at
+    /// the reference `now` when it is not an axis), per axis, per candidate; empty past
+    /// [`CACHED_VALUES`].
+    fn values(&self) -> Vec<Vec<Vec<Option<Value>>>> {
+        let nows: Vec<Timestamp> = match self.axes.iter().find(|a| a.fact == NOW) {
+            None => vec![self.reference_now],
+            Some(axis) => axis
+                .candidates
+                .iter()
+                .map(|c| match c {
+                    Candidate::Value(Value::Instant(t)) => *t,
+                    _ => self.reference_now,
+                })
+                .collect(),
+        };
+        let per_layer: usize = self.axes.iter().map(|a| a.candidates.len()).sum();
+        if nows.len().saturating_mul(per_layer) > CACHED_VALUES {
+            return Vec::new();
         }
+        nows.into_iter()
+            .map(|now| {
+                self.axes
+                    .iter()
+                    .map(|a| a.candidates.iter().map(|c| c.value(now)).collect())
+                    .collect()
+            })
+            .collect()
     }
 
     /// Whether the candidates meet every region the conditions tell apart.
@@ -383,9 +403,10 @@ pub struct Cursor<'s> {
     now_axis: Option<usize>,
     /// Per axis, whether its candidates are instants relative to `now`.
     relative: Vec<bool>,
-    /// When `now` never moves (see [`FactSpace::fixed_now`]): per axis, each candidate's
-    /// value, read once rather than at every step.
-    values: Vec<Vec<Option<Value>>>,
+    /// Each candidate's value, read once rather than at every step: per candidate of
+    /// `now` (one layer when `now` cannot move), per axis, per candidate. Empty when that
+    /// would hold more than [`CACHED_VALUES`].
+    values: Vec<Vec<Vec<Option<Value>>>>,
 }
 
 impl<'s> Cursor<'s> {
@@ -403,14 +424,7 @@ impl<'s> Cursor<'s> {
                 .iter()
                 .map(|a| matches!(a.candidates.first(), Some(Candidate::BeforeNow(_))))
                 .collect(),
-            values: match space.fixed_now() {
-                None => Vec::new(),
-                Some(now) => space
-                    .axes
-                    .iter()
-                    .map(|a| a.candidates.iter().map(|c| c.value(now)).collect())
-                    .collect(),
-            },
+            values: space.values(),
         }
     }
 
@@ -478,7 +492,12 @@ impl<'s> Cursor<'s> {
         let (Some(a), Some(&index)) = (self.space.axes.get(i), wanted.get(i)) else {
             return;
         };
-        let value = match self.values.get(i).and_then(|v| v.get(index)) {
+        let layer = match (self.values.len(), self.now_axis) {
+            (1, _) | (_, None) => 0,
+            (_, Some(now_axis)) => wanted.get(now_axis).copied().unwrap_or(0),
+        };
+        let cached = self.values.get(layer).and_then(|l| l.get(i)?.get(index));
+        let value = match cached {
             Some(value) => value.clone(),
             None => a.candidates.get(index).and_then(|c| c.value(now)),
         };
