@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const SHADOWING_BUDGET: usize = crate::analysis::fact_space::MAX_ASSIGNMENTS;
 
 /// The most steps the analysis takes: one step is one condition node tested against one
-/// combination of facts (a window test counts [`WINDOW_STEPS`]). 10 to 20 ms of work on
-/// this project's 2-core machine (a step costs 5 to 10 ns, more with windows): any file
-/// checks in bounded time, well inside 50 ms for 1,000 rules, and a file that needs more
-/// is told where the analysis stopped (W206).
+/// combination of facts (a window test counts [`WINDOW_STEPS`]). 15 to 30 ms of work on
+/// this project's shared 2-core machine (a step costs about 10 ns): any file checks in
+/// bounded time, inside 50 ms for 1,000 rules, and a file that needs more is told where
+/// the analysis stopped (W206).
 pub const STEP_BUDGET: u64 = 2_000_000;
 
 /// Steps a window test counts: reading local time costs several plain comparisons.
