@@ -97,11 +97,15 @@ pub fn check(file: &ast::File, source: &str) -> Result<Checked, Vec<Diagnostic>>
     let mut diagnostics = checker.diagnostics;
     let mut analysis_steps = 0;
     if let Some(policy) = &policy {
-        let (shadowing, known, steps) = shadowing_warnings(policy, file);
+        let (shadowing, known, steps, trigger) = shadowing_warnings(policy, file);
         diagnostics.extend(shadowing);
         let (deferral, steps_too) = deferral::deferral_warnings(policy, file, &known);
         diagnostics.extend(deferral);
-        diagnostics.extend(unknown_state::unknown_state_warnings(policy, file));
+        diagnostics.extend(unknown_state::unknown_state_warnings(
+            policy,
+            file,
+            trigger.as_ref(),
+        ));
         analysis_steps = steps + steps_too;
     }
     diagnostics.sort_by(|a, b| {
@@ -217,6 +221,10 @@ impl<'s> Checker<'s> {
             response: None,
         };
         let mut sources_span: Option<Span> = None;
+        // By name, where each was first declared: one look-up per declaration, so a file
+        // of 100,000 windows is not checked in quadratic time.
+        let mut window_names: HashMap<&str, Span> = HashMap::new();
+        let mut backoff_names: HashMap<&str, Span> = HashMap::new();
         for item in &file.items {
             match item {
                 Item::Policy(name) => match declared.policy {
@@ -237,30 +245,24 @@ impl<'s> Checker<'s> {
                         }
                     }
                 }
-                Item::Window(w) => {
-                    match declared.windows.iter().find(|d| d.name.node == w.name.node) {
-                        Some(first) => self.duplicate(
-                            &format!("window `{}`", w.name.node),
-                            w.name.span,
-                            first.name.span,
-                        ),
-                        None => declared.windows.push(w),
+                Item::Window(w) => match window_names.get(w.name.node.as_str()) {
+                    Some(&first) => {
+                        self.duplicate(&format!("window `{}`", w.name.node), w.name.span, first)
                     }
-                }
-                Item::Backoff(b) => {
-                    match declared
-                        .backoffs
-                        .iter()
-                        .find(|d| d.name.node == b.name.node)
-                    {
-                        Some(first) => self.duplicate(
-                            &format!("backoff `{}`", b.name.node),
-                            b.name.span,
-                            first.name.span,
-                        ),
-                        None => declared.backoffs.push(b),
+                    None => {
+                        window_names.insert(&w.name.node, w.name.span);
+                        declared.windows.push(w);
                     }
-                }
+                },
+                Item::Backoff(b) => match backoff_names.get(b.name.node.as_str()) {
+                    Some(&first) => {
+                        self.duplicate(&format!("backoff `{}`", b.name.node), b.name.span, first)
+                    }
+                    None => {
+                        backoff_names.insert(&b.name.node, b.name.span);
+                        declared.backoffs.push(b);
+                    }
+                },
                 Item::Phase(p) => {
                     let slot = match p.kind.node {
                         PhaseKind::Trigger => &mut declared.trigger,
@@ -495,16 +497,29 @@ fn item_span(item: &Item) -> Span {
 
 /// W201 for every rule that can never decide: an earlier rule always decides first, or
 /// its condition never holds; W206 where the analysis stopped short. Also what the same
-/// pass found for W204, per phase, and the steps taken.
-fn shadowing_warnings(policy: &Policy, file: &ast::File) -> (Vec<Diagnostic>, KnownDeferrals, u64) {
+/// pass found for W204, per phase, the steps taken, and which rule decides where in the
+/// trigger phase when it was analysed whole (for W205).
+fn shadowing_warnings(
+    policy: &Policy,
+    file: &ast::File,
+) -> (
+    Vec<Diagnostic>,
+    KnownDeferrals,
+    u64,
+    Option<shadowing::Decided>,
+) {
     let mut out = Vec::new();
     let mut known = Vec::new();
     let mut steps = 0;
+    let mut trigger = None;
     for item in &file.items {
         let Item::Phase(phase) = item else { continue };
         let kind = phase.kind.node;
         let deferrals = deferral::deferrals(policy.phase(kind));
-        let analysis = shadowing::shadowed_rules(policy, kind, &deferrals);
+        let mut analysis = shadowing::shadowed_rules(policy, kind, &deferrals);
+        if kind == PhaseKind::Trigger {
+            trigger = analysis.decided.take();
+        }
         steps += analysis.steps;
         known.push((kind, analysis.deferrals.clone()));
         for finding in &analysis.shadowed {
@@ -518,7 +533,7 @@ fn shadowing_warnings(policy: &Policy, file: &ast::File) -> (Vec<Diagnostic>, Kn
             out.push(cut_short(rule, cut.reason));
         }
     }
-    (out, known, steps)
+    (out, known, steps, trigger)
 }
 
 /// Per phase, the W204 answers the shadowing pass found (see [`shadowing::Deferral`]).

@@ -47,6 +47,43 @@ pub struct FactSpace {
 struct Axis {
     fact: FactId,
     candidates: Vec<Candidate>,
+    /// Whether the fact had more than one candidate before alike ones were merged (a
+    /// description names only facts that vary).
+    varies: bool,
+}
+
+/// The most candidate values a [`Cursor`] reads ahead (each a few dozen bytes).
+const CACHED_VALUES: usize = 65_536;
+
+/// The most window tests spent merging alike instants of one axis.
+const MERGE_TESTS: usize = 100_000;
+
+impl Axis {
+    /// Keep only the first of the instants every window treats alike (inside the same
+    /// windows). In an exact space an instant taken from windows is only ever tested
+    /// against them (compared with `now` as well, it would make the space inexact), so the
+    /// conditions cannot tell such instants apart, and as the first is kept every "first
+    /// combination such that" answer is unchanged. The default policy's `now` goes from
+    /// 36 candidates to 2.
+    fn merge_alike_instants(&mut self, windows: &[Window]) {
+        let absolute = self
+            .candidates
+            .iter()
+            .all(|c| matches!(c, Candidate::Value(Value::Instant(_)) | Candidate::Absent));
+        if windows.is_empty()
+            || !absolute
+            || self.candidates.len().saturating_mul(windows.len()) > MERGE_TESTS
+        {
+            return;
+        }
+        let mut seen: BTreeSet<Vec<bool>> = BTreeSet::new();
+        self.candidates.retain(|c| match c {
+            Candidate::Value(Value::Instant(t)) => {
+                seen.insert(windows.iter().map(|w| w.contains(*t)).collect())
+            }
+            _ => true,
+        });
+    }
 }
 
 /// A candidate value of one fact.
@@ -58,6 +95,17 @@ enum Candidate {
     Value(Value),
     /// An instant this long before `now` (negative: after).
     BeforeNow(SignedDuration),
+}
+
+impl Candidate {
+    /// The fact's value as this candidate, `now` placing a relative instant.
+    fn value(&self, now: Timestamp) -> Option<Value> {
+        match self {
+            Candidate::Value(v) => Some(v.clone()),
+            Candidate::BeforeNow(d) => Some(Value::Instant(before_now(now, *d))),
+            Candidate::Absent => None,
+        }
+    }
 }
 
 /// What the conditions say about one fact, gathered before candidates are chosen.
@@ -75,7 +123,9 @@ struct Hints {
 }
 
 impl FactSpace {
-    /// The space of every condition in every phase of the given policies (for comparing them).
+    /// The space of every condition in every phase of the given policies (for comparing
+    /// them). Alike instants are not merged here: `diff` reports how many combinations it
+    /// compared, as sampled.
     pub fn for_policies(policies: &[&Policy]) -> FactSpace {
         let conditions: Vec<(&Policy, &Cond)> = policies
             .iter()
@@ -89,16 +139,23 @@ impl FactSpace {
         let zone = policies
             .first()
             .map_or(TimeZone::UTC, |p| p.timezone.clone());
-        FactSpace::build(&conditions, zone, policies)
+        FactSpace::build(&conditions, zone, policies, false)
     }
 
     /// The space of some conditions of one policy (windows are the policy's).
     pub fn for_conditions(policy: &Policy, conditions: &[&Cond]) -> FactSpace {
         let pairs: Vec<(&Policy, &Cond)> = conditions.iter().map(|c| (policy, *c)).collect();
-        FactSpace::build(&pairs, policy.timezone.clone(), &[policy])
+        FactSpace::build(&pairs, policy.timezone.clone(), &[policy], true)
     }
 
-    fn build(conditions: &[(&Policy, &Cond)], zone: TimeZone, policies: &[&Policy]) -> FactSpace {
+    /// The space; with `merge`, instants no condition tells apart merged (see
+    /// [`Axis::merge_alike_instants`]).
+    fn build(
+        conditions: &[(&Policy, &Cond)],
+        zone: TimeZone,
+        policies: &[&Policy],
+        merge: bool,
+    ) -> FactSpace {
         let mut gather = Gather::default();
         for (policy, cond) in conditions {
             gather.cond(policy, cond);
@@ -115,7 +172,7 @@ impl FactSpace {
                 acc
             });
         let mut exact = gather.exact;
-        let axes = gather
+        let mut axes: Vec<Axis> = gather
             .hints
             .iter()
             .map(|(fact, hints)| {
@@ -123,16 +180,51 @@ impl FactSpace {
                 exact &= ok;
                 Axis {
                     fact: *fact,
+                    varies: candidates.len() > 1,
                     candidates,
                 }
             })
             .collect();
+        if exact && merge {
+            for (axis, hints) in axes.iter_mut().zip(gather.hints.values()) {
+                axis.merge_alike_instants(&hints.windows);
+            }
+        }
         FactSpace {
             axes,
             exact,
             zone,
             reference_now,
         }
+    }
+
+    /// Every candidate's value for [`Cursor`]: per candidate of `now` (or one layer at
+    /// the reference `now` when it is not an axis), per axis, per candidate; empty past
+    /// [`CACHED_VALUES`].
+    fn values(&self) -> Vec<Vec<Vec<Option<Value>>>> {
+        let nows: Vec<Timestamp> = match self.axes.iter().find(|a| a.fact == NOW) {
+            None => vec![self.reference_now],
+            Some(axis) => axis
+                .candidates
+                .iter()
+                .map(|c| match c {
+                    Candidate::Value(Value::Instant(t)) => *t,
+                    _ => self.reference_now,
+                })
+                .collect(),
+        };
+        let per_layer: usize = self.axes.iter().map(|a| a.candidates.len()).sum();
+        if nows.len().saturating_mul(per_layer) > CACHED_VALUES {
+            return Vec::new();
+        }
+        nows.into_iter()
+            .map(|now| {
+                self.axes
+                    .iter()
+                    .map(|a| a.candidates.iter().map(|c| c.value(now)).collect())
+                    .collect()
+            })
+            .collect()
     }
 
     /// Whether the candidates meet every region the conditions tell apart.
@@ -165,6 +257,49 @@ impl FactSpace {
         }
     }
 
+    /// The numbers (in [`FactSpace::assignments`] order) of the assignments in which each
+    /// of `pinned` has that value: one in a few of them, found without dividing. `None`
+    /// when a pinned fact is not an axis of the space or that value not a candidate.
+    pub fn numbers_where(&self, pinned: &[(FactId, Value)]) -> Option<Vec<usize>> {
+        let mut fixed: Vec<Option<usize>> = vec![None; self.axes.len()];
+        for (fact, value) in pinned {
+            let axis = self.axes.iter().position(|a| a.fact == *fact)?;
+            let wanted = Candidate::Value(value.clone());
+            let index = self
+                .axes
+                .get(axis)?
+                .candidates
+                .iter()
+                .position(|c| *c == wanted)?;
+            *fixed.get_mut(axis)? = Some(index);
+        }
+        let mut strides = vec![1usize; self.axes.len()];
+        let mut stride = 1usize;
+        for (slot, axis) in strides.iter_mut().zip(&self.axes).rev() {
+            *slot = stride;
+            stride = stride.checked_mul(axis.candidates.len())?;
+        }
+        if stride == 0 {
+            return Some(Vec::new());
+        }
+        let mut digits: Vec<usize> = fixed.iter().map(|f| f.unwrap_or(0)).collect();
+        let mut found = Vec::new();
+        'numbers: loop {
+            found.push(digits.iter().zip(&strides).map(|(d, s)| d * s).sum());
+            for (i, axis) in self.axes.iter().enumerate().rev() {
+                let (Some(digit), Some(None)) = (digits.get_mut(i), fixed.get(i)) else {
+                    continue;
+                };
+                *digit += 1;
+                if *digit < axis.candidates.len() {
+                    continue 'numbers;
+                }
+                *digit = 0;
+            }
+            return Some(found);
+        }
+    }
+
     /// An assignment in words, naming only `facts` (and only those that vary):
     /// "schedule.state = draft and trigger.duplicate = true".
     pub fn describe(&self, assignment: &Facts, facts: &BTreeSet<FactId>) -> String {
@@ -172,7 +307,7 @@ impl FactSpace {
         let parts: Vec<String> = self
             .axes
             .iter()
-            .filter(|a| facts.contains(&a.fact) && a.candidates.len() > 1)
+            .filter(|a| facts.contains(&a.fact) && a.varies)
             .map(|a| {
                 let name = a.fact.name();
                 match assignment.get(a.fact) {
@@ -242,11 +377,7 @@ impl Iterator for Assignments<'_> {
             })
             .unwrap_or(self.space.reference_now);
         for (axis, i) in self.space.axes.iter().zip(&indices) {
-            let value = match chosen(axis, *i) {
-                Some(Candidate::Value(v)) => Some(v),
-                Some(Candidate::BeforeNow(d)) => Some(Value::Instant(before_now(now, d))),
-                Some(Candidate::Absent) | None => None,
-            };
+            let value = axis.candidates.get(*i).and_then(|c| c.value(now));
             facts.set(axis.fact, value);
         }
         self.next = advance(indices, &self.space.axes);
@@ -262,10 +393,20 @@ impl Iterator for Assignments<'_> {
 pub struct Cursor<'s> {
     space: &'s FactSpace,
     facts: Facts,
+    /// The number of the assignment `facts` holds; `usize::MAX` before the first.
+    number: usize,
     /// The candidate index per axis that `facts` holds; `usize::MAX` before the first.
     indices: Vec<usize>,
     /// Scratch: the candidate index per axis of the assignment asked for.
     wanted: Vec<usize>,
+    /// The axis of `now`, if any.
+    now_axis: Option<usize>,
+    /// Per axis, whether its candidates are instants relative to `now`.
+    relative: Vec<bool>,
+    /// Each candidate's value, read once rather than at every step: per candidate of
+    /// `now` (one layer when `now` cannot move), per axis, per candidate. Empty when that
+    /// would hold more than [`CACHED_VALUES`].
+    values: Vec<Vec<Vec<Option<Value>>>>,
 }
 
 impl<'s> Cursor<'s> {
@@ -274,22 +415,54 @@ impl<'s> Cursor<'s> {
         Cursor {
             space,
             facts: Facts::new(),
+            number: usize::MAX,
             indices: vec![usize::MAX; space.axes.len()],
             wanted: vec![0; space.axes.len()],
+            now_axis: space.axes.iter().position(|a| a.fact == NOW),
+            relative: space
+                .axes
+                .iter()
+                .map(|a| matches!(a.candidates.first(), Some(Candidate::BeforeNow(_))))
+                .collect(),
+            values: space.values(),
         }
     }
 
     /// The facts of assignment `number` (numbers past the last wrap around).
     pub fn at(&mut self, number: usize) -> &Facts {
-        let axes = &self.space.axes;
-        let mut rest = number;
-        let mut wanted = std::mem::take(&mut self.wanted);
-        for (slot, axis) in wanted.iter_mut().zip(axes).rev() {
-            let size = axis.candidates.len().max(1);
-            *slot = rest % size;
-            rest /= size;
+        if number == self.number {
+            return &self.facts;
         }
-        let now_axis = axes.iter().position(|a| a.fact == NOW);
+        let axes = &self.space.axes;
+        let mut wanted = std::mem::take(&mut self.wanted);
+        if self.number < number {
+            // Walking forward (as every analysis does): add the distance to the indices
+            // held, carrying from the last axis; most steps touch one or two axes rather
+            // than dividing on every one.
+            wanted.clone_from(&self.indices);
+            let mut carry = number - self.number;
+            for (slot, axis) in wanted.iter_mut().zip(axes).rev() {
+                if carry == 0 {
+                    break;
+                }
+                let size = axis.candidates.len().max(1);
+                let sum = *slot + carry;
+                (*slot, carry) = if sum < size {
+                    (sum, 0)
+                } else {
+                    (sum % size, sum / size)
+                };
+            }
+        } else {
+            let mut rest = number;
+            for (slot, axis) in wanted.iter_mut().zip(axes).rev() {
+                let size = axis.candidates.len().max(1);
+                *slot = rest % size;
+                rest /= size;
+            }
+        }
+        self.number = number;
+        let now_axis = self.now_axis;
         let now_moved = now_axis.is_some_and(|i| self.indices.get(i) != wanted.get(i));
         if now_moved {
             let chosen = now_axis.and_then(|i| {
@@ -303,11 +476,8 @@ impl<'s> Cursor<'s> {
             self.set(now_axis, &wanted, now);
         }
         let now = self.facts.instant(NOW).unwrap_or(self.space.reference_now);
-        for (i, axis) in axes.iter().enumerate() {
-            let relative = axis
-                .candidates
-                .first()
-                .is_some_and(|c| matches!(c, Candidate::BeforeNow(_)));
+        for i in 0..axes.len() {
+            let relative = self.relative.get(i).copied().unwrap_or(false);
             if self.indices.get(i) != wanted.get(i) || (now_moved && relative) {
                 self.set(Some(i), &wanted, now);
             }
@@ -322,10 +492,14 @@ impl<'s> Cursor<'s> {
         let (Some(a), Some(&index)) = (self.space.axes.get(i), wanted.get(i)) else {
             return;
         };
-        let value = match a.candidates.get(index) {
-            Some(Candidate::Value(v)) => Some(v.clone()),
-            Some(Candidate::BeforeNow(d)) => Some(Value::Instant(before_now(now, *d))),
-            Some(Candidate::Absent) | None => None,
+        let layer = match (self.values.len(), self.now_axis) {
+            (1, _) | (_, None) => 0,
+            (_, Some(now_axis)) => wanted.get(now_axis).copied().unwrap_or(0),
+        };
+        let cached = self.values.get(layer).and_then(|l| l.get(i)?.get(index));
+        let value = match cached {
+            Some(value) => value.clone(),
+            None => a.candidates.get(index).and_then(|c| c.value(now)),
         };
         self.facts.set(a.fact, value);
         if let Some(slot) = self.indices.get_mut(i) {
@@ -711,6 +885,47 @@ mod tests {
     use crate::policy::window::WeeklyRange;
     use crate::policy::{CompiledAction, WindowId};
 
+    /// Merging instants the windows treat alike changes no "first combination where"
+    /// answer: for every condition, the first combination where it holds and where it
+    /// does not are described alike with and without merging.
+    #[test]
+    fn merged_instants_leave_every_first_combination_as_it_was() {
+        let source = "policy \"p\"\ntimezone \"Europe/London\"\n\
+            window a { mon..fri 07:00..20:00 sat 08:00..14:00 }\n\
+            window b timezone \"America/Chicago\" { mon..wed 10:00..02:00 }\n\
+            window c { sun 00:00..24:00 }\n\
+            on trigger {\n  rule r1 when now in a and schedule.state == draft then publish\n\
+              rule r2 when now not in b or since(last_publish.at) < 15m then publish\n\
+              rule r3 when now in c and not (now in a) then skip \"s\"\n  otherwise publish\n}\n\
+            on response {\n  otherwise done\n}\n";
+        let p = match crate::compile(source) {
+            Ok(checked) => checked.policy,
+            Err(e) => panic!("{e}"),
+        };
+        let conditions: Vec<&Cond> = p.trigger.rules.iter().map(|r| &r.condition).collect();
+        let pairs: Vec<(&Policy, &Cond)> = conditions.iter().map(|c| (&p, *c)).collect();
+        let merged = FactSpace::build(&pairs, p.timezone.clone(), &[&p], true);
+        let whole = FactSpace::build(&pairs, p.timezone.clone(), &[&p], false);
+        assert!(
+            merged.size() < whole.size(),
+            "{:?} {:?}",
+            merged.size(),
+            whole.size()
+        );
+        let every: BTreeSet<FactId> = conditions.iter().flat_map(|c| mentioned(c)).collect();
+        let first = |space: &FactSpace, cond: &Cond, wanted: bool| {
+            space
+                .assignments()
+                .find(|f| crate::evaluation::evaluator::holds(&p, cond, f) == wanted)
+                .map(|f| space.describe(&f, &every))
+        };
+        for cond in &conditions {
+            for wanted in [true, false] {
+                assert_eq!(first(&merged, cond, wanted), first(&whole, cond, wanted));
+            }
+        }
+    }
+
     fn fact(name: &str) -> FactId {
         FactId::lookup(name).unwrap_or(FactId(u8::try_from(FACT_COUNT).unwrap_or(0)))
     }
@@ -815,7 +1030,8 @@ mod tests {
             negated: false,
             window: WindowId(0),
         });
-        let space = FactSpace::for_conditions(&p, &[&c]);
+        // As sampled, before instants the window treats alike are merged.
+        let space = FactSpace::build(&[(&p, &c)], p.timezone.clone(), &[&p], false);
         let named = BTreeSet::from([NOW]);
         let described: Vec<String> = space
             .assignments()

@@ -5,6 +5,7 @@
 //! and the one thing the grammar leaves open on purpose: `and` mixed with `or`.
 
 mod depth;
+mod direct;
 mod expected;
 mod grammar;
 mod literal;
@@ -35,6 +36,16 @@ pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
     if let Some(too_deep) = depth::check_parentheses(source) {
         return Err(vec![too_deep]);
     }
+    // The common case, a file with nothing to report, without pest's pair tree; pest
+    // reads anything else, so every diagnostic is its.
+    match direct::parse(source) {
+        Some(file) => Ok(file),
+        None => with_pest(source),
+    }
+}
+
+/// Parse with pest: the reference reading, and every diagnostic.
+fn with_pest(source: &str) -> Result<File, Vec<Diagnostic>> {
     let mut pairs = RulesParser::parse(Rule::file, source)
         .map_err(|error| vec![expected::diagnostic(source, &error)])?;
     let Some(file) = pairs.next() else {
@@ -45,7 +56,7 @@ pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
         .into_inner()
         .flatten()
         .filter(|p| p.as_rule() == Rule::COMMENT)
-        .map(|p| comment(source, &p))
+        .map(|p| comment_at(source, span_of(&p)))
         .collect();
     let mut builder = Builder {
         source,
@@ -537,15 +548,16 @@ impl Builder<'_> {
     }
 }
 
-fn comment(source: &str, pair: &Pair<'_, Rule>) -> Comment {
-    let span = span_of(pair);
+/// The comment at `span` (`#` to the end of its line).
+fn comment_at(source: &str, span: Span) -> Comment {
     let line_start = source.get(..span.start).map_or(0, |before| {
         before.rfind(['\n', '\r']).map_or(0, |at| at + 1)
     });
     let own_line = source
         .get(line_start..span.start)
         .is_some_and(|before| before.trim().is_empty());
-    let text = pair.as_str().strip_prefix('#').unwrap_or(pair.as_str());
+    let text = span.text(source);
+    let text = text.strip_prefix('#').unwrap_or(text);
     Comment {
         text: text.trim_end().to_owned(),
         span,
@@ -611,4 +623,184 @@ fn cmp_op(pair: &Pair<'_, Rule>) -> Built<Spanned<CmpOp>> {
     .find(|op| op.symbol() == pair.as_str())
     .ok_or_else(|| Stop::malformed(span_of(pair)))?;
     Ok(Spanned::new(op, span_of(pair)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every rules file in the repository: the shipped ones, examples, fixtures.
+    fn corpus() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut found = Vec::new();
+        let mut folders = vec![root.join("rules"), root.join("tests/fixtures")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|e| e == "rules") {
+                    found.extend(std::fs::read_to_string(&path));
+                }
+            }
+        }
+        found.sort();
+        found.push(EVERY_FORM.to_owned());
+        found
+    }
+
+    /// Every form the grammar has, some in unusual but valid spellings.
+    const EVERY_FORM: &str = "# lead\npolicy \"every \\\"form\\\\\" # after\ntimezone \"Europe/London\"\r\n\
+        sources a,b , c\nwindow w timezone \"UTC\" { mon..fri,sun 7:00..24:00 sat 23:59..0:00 }\n\
+        window e{}\nbackoff b { exponential 5s factor 1.5 max 2m jitter decorrelated attempts 3 }\n\
+        backoff c { constant 500ms jitter none exponential 1d max 3h }\n\
+        on trigger {\n  rule r1 when a == 1 and b != -2 and c < 3 and d <= 4 and e > 5 and f >= 6 then publish\n\
+        rule r2 when x in [] or y not in [1, \"s\", 5m,] or z in 1..-3 or now not in w then skip \"s\"\n\
+        rule r3 when not not (exists(a.b) and since(c.d) < 15m) then defer until w\n\
+        rule r4 when ((t)) or true or false or truex or since or exists or a.and.b then defer until l.at + 15m\n\
+        rule r5 when x - 5ms == y + 1h # trailing\n  then backoff retry_after\n\
+        rule r6 when x in w then backoff retry_after else b\n  otherwise fail \"f\" }\n\
+        on response { rule r when response.status in 200..299 then done rule s when 1 then recheck\n\
+        otherwise backoff c }  # end";
+
+    /// The direct reader answers exactly when pest parses without a diagnostic, and with
+    /// the same tree, spans and comments included.
+    fn readers_agree(source: &str) -> Result<(), TestCaseError> {
+        if depth::check_parentheses(source).is_some() {
+            return Ok(());
+        }
+        let direct = direct::parse(source).map(|f| format!("{f:#?}"));
+        let pest = with_pest(source).ok().map(|f| format!("{f:#?}"));
+        if source.contains('\u{FEFF}') {
+            prop_assert!(direct.is_none());
+        } else {
+            prop_assert_eq!(direct, pest, "{:?}", source);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_direct_reader_reads_every_rules_file_of_the_repository_as_pest_does() {
+        let corpus = corpus();
+        assert!(corpus.len() > 20, "{}", corpus.len());
+        let mut read = 0;
+        for source in &corpus {
+            if let Err(failure) = readers_agree(source) {
+                panic!("{failure}");
+            }
+            read += usize::from(direct::parse(source).is_some());
+        }
+        assert!(read > 10, "most fixtures parse: {read}");
+    }
+
+    /// Fragments an edit inserts: tokens, near-tokens, blanks, comment and string marks.
+    const FRAGMENTS: &[&str] = &[
+        " ",
+        "\n",
+        "\r",
+        "\r\n",
+        "\t",
+        "#",
+        "# c\n",
+        "\"",
+        "\\",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ".",
+        "..",
+        "-",
+        "+",
+        "==",
+        "<",
+        ">=",
+        "!=",
+        "and",
+        "or",
+        "not",
+        "in",
+        "not in",
+        "exists",
+        "since",
+        "true",
+        "false",
+        "rule",
+        "when",
+        "then",
+        "otherwise",
+        "x",
+        "x.y",
+        "a.and",
+        "_",
+        "0",
+        "5",
+        "07:00",
+        "7:0",
+        "24:00",
+        "5m",
+        "5ms",
+        "5min",
+        "1.5",
+        "2.",
+        "-3",
+        "retry_after",
+        "else",
+        "backoff",
+        "defer until",
+        "publish",
+        "skip \"s\"",
+        "mon",
+        "mon..fri",
+        "factor",
+        "max",
+        "jitter none",
+        "attempts 3",
+        "timezone",
+        "\u{a0}",
+        "é",
+        "\u{FEFF}",
+        "99999999999999999999",
+        "now",
+        "schedule.state",
+    ];
+
+    fn mutated() -> impl Strategy<Value = String> {
+        let corpus = corpus();
+        let count = corpus.len();
+        let edit = (
+            any::<prop::sample::Index>(),
+            0usize..6,
+            proptest::sample::select(FRAGMENTS),
+        );
+        (0..count, proptest::collection::vec(edit, 1..4)).prop_map(move |(file, edits)| {
+            let mut source = corpus.get(file).cloned().unwrap_or_default();
+            for (at, delete, insert) in edits {
+                let mut start = at.index(source.len() + 1);
+                while !source.is_char_boundary(start) {
+                    start -= 1;
+                }
+                let mut end = (start + delete).min(source.len());
+                while !source.is_char_boundary(end) {
+                    end += 1;
+                }
+                source.replace_range(start..end, insert);
+            }
+            source
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Files of the repository with a few edits: the readers agree on each.
+        #[test]
+        fn the_direct_reader_and_pest_agree_on_edited_files(source in mutated()) {
+            readers_agree(&source)?;
+        }
+    }
 }
