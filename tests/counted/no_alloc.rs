@@ -1,59 +1,15 @@
-//! `evaluate` allocates nothing: a counting global allocator watches this thread while it
+//! `evaluate` allocates nothing: the counting allocator watches this thread while it
 //! decides every kind of verdict the reference policy can give, windows and deferrals included.
 
-#[path = "suite/common/mod.rs"]
-mod common;
-
+use crate::peak;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::Facts;
 use publish_guard::evaluation::evaluator::evaluate;
 use publish_guard::language::ast::PhaseKind;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
-/// Counts allocations made on a thread while its `COUNTING` flag is set.
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    // `try_with`: the allocator may run while thread locals are torn down.
-    let counting = COUNTING.try_with(Cell::get).unwrap_or(false);
-    if counting {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Allocations `f` makes on this thread.
 fn allocations_in(f: impl FnOnce()) -> usize {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.with(Cell::get)
+    peak::measure(f).1.allocations
 }
 
 fn at(s: &str) -> Timestamp {
@@ -73,8 +29,8 @@ fn facts(now: &str) -> Facts {
 
 #[test]
 fn evaluate_allocates_nothing_for_any_verdict() {
-    let source = include_str!("fixtures/explain/reference.rules");
-    let policy = common::compile_valid(source);
+    let source = include_str!("../fixtures/explain/reference.rules");
+    let policy = crate::common::compile_valid(source);
 
     let publish = facts("2026-03-25T12:00:00Z");
     let mut duplicate = publish.clone();

@@ -1,21 +1,14 @@
 //! The checker's cost is bounded whatever the file: a proptest over very long lines, many
 //! identical rules, long `and`/`or` chains and every rule shape of the checker's benchmark,
 //! asserting counted bounds (analysis steps, allocations, peak live bytes), never a time
-//! on the clock, and that what parses formats and parses back. Its own binary, for the
-//! counting global allocator.
+//! on the clock, and that what parses formats and parses back.
 
 use proptest::prelude::*;
 use publish_guard::language::diagnostic::render_all;
 use publish_guard::language::format::format;
 use publish_guard::language::parser::parse;
 
-#[path = "../benches/support/peak.rs"]
-mod peak;
-#[path = "../benches/support/shapes.rs"]
-mod shapes;
-
-#[global_allocator]
-static GLOBAL: peak::Peak = peak::Peak;
+use crate::{peak, shapes};
 
 /// Issue 12's memory target for a 1,000-rule file, for any file this test makes.
 const MAX_PEAK_BYTES: usize = 64 << 20;
