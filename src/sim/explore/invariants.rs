@@ -2,7 +2,7 @@
 
 use crate::runner::event::{CycleCause, EventKind, Outcome};
 use crate::runner::facts::ScheduleState;
-use crate::sim::engine::Trace;
+use crate::sim::engine::{Trace, TracedEvent};
 use crate::sim::scenario::Scenario;
 use jiff::Timestamp;
 use std::collections::HashMap;
@@ -22,7 +22,8 @@ pub enum Invariant {
     /// publish) between our read and that write.
     NoConflictOfOurMaking,
     /// Every trigger starts a cycle or is coalesced into one, exactly once, and every cycle
-    /// ends with one outcome.
+    /// ends with one outcome; across a restart, a trigger whose cycle the restart cut is fed
+    /// again exactly once, and one already accounted never.
     TriggerAccountedOnce,
     /// A state we show never contradicts the model at that instant.
     ShownStateMatchesModel,
@@ -31,6 +32,9 @@ pub enum Invariant {
     ChangePublished,
     /// Our API calls stay within a bound per trigger and change.
     CallsBounded,
+    /// A state decided from without a read was learnt since the channel's last gap and
+    /// within the age the runner trusts.
+    NoStaleCachedDecision,
 }
 
 impl Invariant {
@@ -43,6 +47,7 @@ impl Invariant {
             Invariant::ShownStateMatchesModel => "shown_state_matches_model",
             Invariant::ChangePublished => "change_published",
             Invariant::CallsBounded => "calls_bounded",
+            Invariant::NoStaleCachedDecision => "no_stale_cached_decision",
         }
     }
 }
@@ -68,10 +73,12 @@ pub struct Violation {
 
 /// The first broken promise of a run, if any.
 pub fn check(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
-    single_write_in_flight(trace)
-        .or_else(|| no_conflict_of_our_making(trace))
+    let coalesce = scenario.runner.coalesce;
+    single_write_in_flight(trace, coalesce)
+        .or_else(|| no_conflict_of_our_making(trace, coalesce))
         .or_else(|| trigger_accounted_once(trace))
         .or_else(|| shown_state_matches_model(trace))
+        .or_else(|| no_stale_cached_decision(scenario, trace))
         .or_else(|| change_published(scenario, trace))
         .or_else(|| calls_bounded(scenario, trace))
 }
@@ -85,10 +92,18 @@ fn violation(invariant: Invariant, schedule: u32, at: Timestamp, detail: String)
     }
 }
 
-fn single_write_in_flight(trace: &Trace) -> Option<Violation> {
-    let mut in_flight: HashMap<u32, Timestamp> = HashMap::new();
+/// Without coalescing every trigger has a runner of its own, as independent webhook handlers
+/// would: the promise is each one's (`who` tells them apart); with it, the one process's,
+/// restarts included.
+fn who(coalesce: bool, worker: u32) -> u32 {
+    if coalesce { 0 } else { worker }
+}
+
+fn single_write_in_flight(trace: &Trace, coalesce: bool) -> Option<Violation> {
+    let mut in_flight: HashMap<(u32, u32), Timestamp> = HashMap::new();
     for call in trace.calls.iter().filter(|c| c.publish.is_some()) {
-        if let Some(until) = in_flight.get(&call.schedule)
+        let key = (call.schedule, who(coalesce, call.worker));
+        if let Some(until) = in_flight.get(&key)
             && call.at < *until
         {
             return Some(violation(
@@ -98,26 +113,35 @@ fn single_write_in_flight(trace: &Trace) -> Option<Violation> {
                 format!("a second write went out while the first was unanswered until {until}"),
             ));
         }
-        in_flight.insert(call.schedule, call.answered_at);
+        in_flight.insert(key, call.answered_at);
     }
     None
 }
 
-fn no_conflict_of_our_making(trace: &Trace) -> Option<Violation> {
-    let mut last_read: HashMap<u32, Timestamp> = HashMap::new();
+fn no_conflict_of_our_making(trace: &Trace, coalesce: bool) -> Option<Violation> {
+    let mut last_read: HashMap<(u32, u32), Timestamp> = HashMap::new();
     for call in &trace.calls {
+        let me = who(coalesce, call.worker);
         let Some(version) = call.publish else {
-            last_read.insert(call.schedule, call.at);
+            last_read.insert((call.schedule, me), call.at);
             continue;
         };
         if call.status != Some(409) {
             continue;
         }
-        let since = last_read.get(&call.schedule).copied();
+        let since = last_read.get(&(call.schedule, me)).copied();
+        let between = |at: Timestamp| since.is_none_or(|r| r <= at) && at <= call.at;
         let someone_else = trace
             .changes
             .iter()
-            .any(|(at, s)| *s == call.schedule && since.is_none_or(|r| r <= *at) && *at <= call.at);
+            .any(|(at, s)| *s == call.schedule && between(*at))
+            // Without coalescing, another handler's write is someone else's.
+            || trace.calls.iter().any(|c| {
+                c.schedule == call.schedule
+                    && c.publish.is_some()
+                    && who(coalesce, c.worker) != me
+                    && between(c.at)
+            });
         if !someone_else {
             let why = if call.model_publishing {
                 "a publish of ours was still running"
@@ -138,22 +162,37 @@ fn no_conflict_of_our_making(trace: &Trace) -> Option<Violation> {
 }
 
 fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
-    let mut accounted: HashMap<(u32, u64), u32> = HashMap::new();
-    let mut received: Vec<(u32, u64, Timestamp)> = Vec::new();
-    let mut open: HashMap<(u32, u64), Timestamp> = HashMap::new();
-    for (schedule, event) in &trace.events {
-        let s = *schedule;
-        match &event.kind {
-            EventKind::TriggerReceived { trigger, .. } => received.push((s, *trigger, event.at)),
-            EventKind::TriggerCoalesced { trigger, .. }
-            | EventKind::CycleStarted {
-                cause: CycleCause::Trigger { trigger },
-            } => *accounted.entry((s, *trigger)).or_default() += 1,
+    // Keys: `(worker, schedule, trigger)` and `(worker, schedule, cycle)`.
+    let mut taken_up: HashMap<(u32, u32, u64), (u64, u32)> = HashMap::new();
+    let mut received: Vec<(u32, u32, u64, Timestamp, bool)> = Vec::new();
+    let mut open: HashMap<(u32, u32, u64), Timestamp> = HashMap::new();
+    let mut ended: HashMap<(u32, u32, u64), bool> = HashMap::new();
+    for TracedEvent {
+        schedule: s,
+        worker: w,
+        event,
+    } in &trace.events
+    {
+        let (s, w) = (*s, *w);
+        match (&event.kind, event.cycle) {
+            (EventKind::TriggerReceived { trigger, duplicate, .. }, _) => {
+                received.push((w, s, *trigger, event.at, *duplicate));
+            }
+            (EventKind::TriggerCoalesced { trigger, .. }, Some(c))
+            | (
+                EventKind::CycleStarted {
+                    cause: CycleCause::Trigger { trigger },
+                },
+                Some(c),
+            ) => {
+                let entry = taken_up.entry((w, s, *trigger)).or_insert((c, 0));
+                entry.1 += 1;
+            }
             _ => {}
         }
         match (&event.kind, event.cycle) {
             (EventKind::CycleStarted { .. }, Some(c))
-                if open.insert((s, c), event.at).is_some() =>
+                if open.insert((w, s, c), event.at).is_some() =>
             {
                 return Some(violation(
                     Invariant::TriggerAccountedOnce,
@@ -162,19 +201,22 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
                     format!("cycle {c} started twice"),
                 ));
             }
-            (EventKind::Outcome { .. }, Some(c)) if open.remove(&(s, c)).is_none() => {
-                return Some(violation(
-                    Invariant::TriggerAccountedOnce,
-                    s,
-                    event.at,
-                    format!("cycle {c} ended without having started, or twice"),
-                ));
+            (EventKind::Outcome { outcome, .. }, Some(c)) => {
+                if open.remove(&(w, s, c)).is_none() {
+                    return Some(violation(
+                        Invariant::TriggerAccountedOnce,
+                        s,
+                        event.at,
+                        format!("cycle {c} ended without having started, or twice"),
+                    ));
+                }
+                ended.insert((w, s, c), matches!(outcome, Outcome::Deferred { .. }));
             }
             _ => {}
         }
     }
-    for (s, trigger, at) in received {
-        let times = accounted.get(&(s, trigger)).copied().unwrap_or(0);
+    for &(w, s, trigger, at, _) in &received {
+        let times = taken_up.get(&(w, s, trigger)).map_or(0, |t| t.1);
         if times != 1 {
             return Some(violation(
                 Invariant::TriggerAccountedOnce,
@@ -184,27 +226,64 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
             ));
         }
     }
-    if let Some(((s, c), at)) = open.into_iter().min_by_key(|(_, at)| *at) {
+    // Across restarts: what each fed again, against what it cut.
+    let mut fed_again: HashMap<(u32, u64), u32> = HashMap::new();
+    for restart in &trace.restarts {
+        for (before, _) in &restart.fed_again {
+            *fed_again.entry(*before).or_default() += 1;
+        }
+    }
+    let ended_workers: Vec<u32> = trace.restarts.iter().flat_map(|r| r.ended.clone()).collect();
+    for &(w, s, trigger, at, duplicate) in &received {
+        let again = fed_again.get(&(w, trigger)).copied().unwrap_or(0);
+        let cycle = taken_up.get(&(w, s, trigger)).map_or(0, |t| t.0);
+        let outcome = ended.get(&(w, s, cycle)).copied();
+        let detail = match outcome {
+            // Answered for good: feeding it again would take it up twice.
+            Some(false) if again > 0 => format!(
+                "trigger {trigger} was fed again after a restart though its cycle {cycle} had ended"
+            ),
+            // Its cycle was cut by the restart: it must be carried on, once.
+            None if ended_workers.contains(&w) && !duplicate && again != 1 => format!(
+                "trigger {trigger}, in cycle {cycle} when the process restarted, was fed again {again} times, not once"
+            ),
+            _ => continue,
+        };
+        return Some(violation(Invariant::TriggerAccountedOnce, s, at, detail));
+    }
+    if let Some(((w, s, c), at)) = open
+        .into_iter()
+        .filter(|((w, _, _), _)| !ended_workers.contains(w))
+        .min_by_key(|(_, at)| *at)
+    {
         return Some(violation(
             Invariant::TriggerAccountedOnce,
             s,
             at,
-            format!("cycle {c} never ended"),
+            format!("cycle {c} of worker {w} never ended"),
         ));
     }
     None
 }
 
 fn shown_state_matches_model(trace: &Trace) -> Option<Violation> {
-    let mut reads: HashMap<u32, Vec<&crate::sim::engine::TracedCall>> = HashMap::new();
+    let mut reads: HashMap<(u32, u32), Vec<&crate::sim::engine::TracedCall>> = HashMap::new();
     for call in trace.calls.iter().filter(|c| c.publish.is_none()).rev() {
-        reads.entry(call.schedule).or_default().push(call);
+        reads
+            .entry((call.schedule, call.worker))
+            .or_default()
+            .push(call);
     }
-    for (schedule, event) in &trace.events {
+    for TracedEvent {
+        schedule,
+        worker,
+        event,
+    } in &trace.events
+    {
         let EventKind::StateRead { state, version, .. } = &event.kind else {
             continue;
         };
-        let Some(call) = reads.get_mut(schedule).and_then(Vec::pop) else {
+        let Some(call) = reads.get_mut(&(*schedule, *worker)).and_then(Vec::pop) else {
             continue;
         };
         if *state == ScheduleState::Publishing && !call.model_publishing {
@@ -234,8 +313,10 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
             .map(|(at, _)| *at)
             .max()
             .unwrap_or(scenario.start);
-        let triggered = trace.events.iter().any(|(c, e)| {
-            *c == s && e.at >= last_change && matches!(e.kind, EventKind::TriggerReceived { .. })
+        let triggered = trace.events.iter().any(|e| {
+            e.schedule == s
+                && e.event.at >= last_change
+                && matches!(e.event.kind, EventKind::TriggerReceived { .. })
         });
         if !triggered {
             continue;
@@ -243,7 +324,7 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         // A duplicate delivery carries no change of its own: skipping it drops nothing.
         let mut last = None;
         let (mut unknown, mut duplicate) = (false, false);
-        for (_, e) in trace.events.iter().filter(|(c, _)| *c == s) {
+        for e in trace.events.iter().filter(|e| e.schedule == s).map(|e| &e.event) {
             match &e.kind {
                 EventKind::TriggerReceived { duplicate: d, .. } => duplicate = *d,
                 EventKind::StateRead { state, .. } => unknown = *state == ScheduleState::Unknown,
@@ -286,7 +367,7 @@ fn calls_bounded(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         let causes = trace
             .events
             .iter()
-            .filter(|(c, e)| *c == s && matches!(e.kind, EventKind::TriggerReceived { .. }))
+            .filter(|e| e.schedule == s && matches!(e.event.kind, EventKind::TriggerReceived { .. }))
             .count()
             + trace.changes.iter().filter(|(_, c)| *c == s).count()
             + 1;
@@ -303,6 +384,42 @@ fn calls_bounded(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
                 ),
             ));
         }
+    }
+    None
+}
+
+fn no_stale_cached_decision(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
+    let notifications = scenario.api.notifications.as_ref()?;
+    for e in &trace.events {
+        let EventKind::StateKnown {
+            learnt_at, version, ..
+        } = &e.event.kind
+        else {
+            continue;
+        };
+        let at = e.event.at;
+        let gap = notifications
+            .drops
+            .iter()
+            .find(|(from, until)| *from <= at && learnt_at < until);
+        let detail = if let Some((from, _)) = gap {
+            format!(
+                "decided from version {version} learnt at {learnt_at}, before the channel dropped at {from}"
+            )
+        } else if at.duration_since(*learnt_at) > notifications.max_age {
+            format!(
+                "decided from version {version} learnt at {learnt_at}, older than the {:#} trusted",
+                notifications.max_age
+            )
+        } else {
+            continue;
+        };
+        return Some(violation(
+            Invariant::NoStaleCachedDecision,
+            e.schedule,
+            at,
+            detail,
+        ));
     }
     None
 }
