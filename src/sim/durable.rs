@@ -263,9 +263,10 @@ impl Durable {
                     continue;
                 }
                 // Fed again when due, not as a new delivery.
-                Status::Deferred(until) => {
+                Status::Deferred(until) if !broken::deferrals_forgotten() => {
                     kept.again.extend(self.again(index, until.max(now)));
                 }
+                Status::Deferred(_) => {}
                 Status::Finished => {}
             }
             if let Some(id) = &s.trigger.delivery_id {
@@ -273,5 +274,27 @@ impl Durable {
             }
         }
         kept
+    }
+}
+
+/// A deliberately broken store, for tests only: `explore` must catch it.
+pub mod broken {
+    #[cfg(test)]
+    thread_local! {
+        /// Keep no deferred trigger across a restart, as if a deferral were finished work.
+        pub static FORGET_DEFERRALS: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
+
+    /// Whether this thread's store forgets deferred triggers at a restart (tests only).
+    pub fn deferrals_forgotten() -> bool {
+        #[cfg(test)]
+        {
+            FORGET_DEFERRALS.with(std::cell::Cell::get)
+        }
+        #[cfg(not(test))]
+        {
+            false
+        }
     }
 }

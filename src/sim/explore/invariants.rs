@@ -401,7 +401,7 @@ fn no_stale_cached_decision(scenario: &Scenario, trace: &Trace) -> Option<Violat
         let gap = notifications
             .drops
             .iter()
-            .find(|(from, until)| *from <= at && learnt_at < until);
+            .find(|(from, until)| *from < at && learnt_at < until);
         let detail = if let Some((from, _)) = gap {
             format!(
                 "decided from version {version} learnt at {learnt_at}, before the channel dropped at {from}"

@@ -72,6 +72,13 @@ pub fn shrink(scenario: &Scenario, policy: &Policy, invariant: Invariant, budget
                 }
                 fewer.push(candidate);
             }
+            if n.loss_per_mille > 0 {
+                let mut candidate = best.clone();
+                if let Some(n) = &mut candidate.api.notifications {
+                    n.loss_per_mille = 0;
+                }
+                fewer.push(candidate);
+            }
             let mut candidate = best.clone();
             candidate.api.notifications = None;
             fewer.push(candidate);

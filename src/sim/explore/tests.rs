@@ -4,7 +4,10 @@
 use super::invariants::Invariant;
 use super::scenario_file::to_toml;
 use super::*;
+use crate::api::notify::cache::broken::IGNORE_GAPS;
+use crate::runner::event::EventKind;
 use crate::runner::write::broken::DROP_FOLLOW_VERSION_CHECK;
+use crate::sim::durable::broken::FORGET_DEFERRALS;
 
 /// Seeds each shipped policy must pass.
 const SEEDS: u64 = 2_000;
@@ -67,37 +70,100 @@ fn the_naive_policy_is_found_making_409s() {
     assert!(f.scenario.triggers.len() <= 2, "{:?}", f.scenario.triggers);
 }
 
-#[test]
-fn a_runner_that_drops_the_follows_version_check_is_caught_and_shrunk() {
+/// Explore the default policy with a deliberately broken feature switched on by `set`:
+/// the finding, its shrunk world as a file, and whether that file replays it.
+fn caught(set: fn(bool)) -> (Finding, String) {
     let default = policy(include_str!("../../../rules/default.rules"));
-    DROP_FOLLOW_VERSION_CHECK.with(|c| c.set(true));
+    set(true);
     let found = explore(
         &default,
         Path::new("rules/default.rules"),
         Seeds::Count(SEEDS),
         None,
     );
-    let replay = found.finding.as_ref().map(|f| {
+    let replay = found.finding.map(|f| {
         let comment = format!(
             "seed {}, shrunk; breaks {}: {}",
             f.seed, f.shrunk_violation.invariant, f.shrunk_violation.detail
         );
+        let file = to_toml(&f.scenario, "rules/default.rules", &comment);
         let (_, trace) = run_traced(&f.scenario, &default);
-        (
-            to_toml(&f.scenario, "rules/default.rules", &comment),
-            check(&f.scenario, &trace),
-        )
+        let again = check(&f.scenario, &trace);
+        (f, file, again)
     });
-    DROP_FOLLOW_VERSION_CHECK.with(|c| c.set(false));
-    let Some((file, again)) = replay else {
-        panic!(
-            "the broken runner kept every promise over {} worlds",
-            found.runs
-        )
+    set(false);
+    let Some((finding, file, again)) = replay else {
+        panic!("the broken feature kept every promise over {} worlds", found.runs)
     };
-    assert!(again.is_some(), "the shrunk world replays the violation");
-    insta::assert_snapshot!("broken_follow_shrunk", file);
+    assert_eq!(
+        again.map(|v| v.invariant),
+        Some(finding.shrunk_violation.invariant),
+        "the shrunk world replays the violation"
+    );
     // The shrunk file, read back, is the same world.
     let parsed = crate::sim::scenario::parse(&file, "x", Path::new("."));
     assert!(parsed.is_ok(), "{parsed:?}");
+    if let Ok(parsed) = parsed {
+        let (_, trace) = run_traced(&parsed, &default);
+        assert_eq!(check(&parsed, &trace), check(&finding.scenario, &run_traced(&finding.scenario, &default).1));
+    }
+    (finding, file)
+}
+
+#[test]
+fn a_runner_that_drops_the_follows_version_check_is_caught_and_shrunk() {
+    let (_, file) = caught(|on| DROP_FOLLOW_VERSION_CHECK.with(|c| c.set(on)));
+    insta::assert_snapshot!("broken_follow_shrunk", file);
+}
+
+#[test]
+fn a_cache_that_trusts_states_across_a_gap_is_caught_and_shrunk() {
+    let (f, file) = caught(|on| IGNORE_GAPS.with(|c| c.set(on)));
+    assert_eq!(f.shrunk_violation.invariant, Invariant::NoStaleCachedDecision);
+    insta::assert_snapshot!("broken_cache_shrunk", file);
+}
+
+#[test]
+fn a_restart_that_forgets_the_deferred_triggers_is_caught_and_shrunk() {
+    let (f, file) = caught(|on| FORGET_DEFERRALS.with(|c| c.set(on)));
+    assert_eq!(f.shrunk_violation.invariant, Invariant::ChangePublished);
+    insta::assert_snapshot!("forgotten_deferral_shrunk", file);
+}
+
+#[test]
+fn the_fixed_seeds_cover_every_kind_of_world() {
+    let default = policy(include_str!("../../../rules/default.rules"));
+    let (mut many, mut timers, mut off, mut restarted, mut fed_again) = (0, 0, 0, 0, 0);
+    let (mut cached, mut gaps, mut lossy, mut deferred) = (0, 0, 0, 0);
+    for seed in 0..SEEDS {
+        let world = generate::world(seed, &default.sources, Path::new("rules/default.rules"));
+        let (_, trace) = run_traced(&world, &default);
+        many += u32::from(world.schedules.len() > 8);
+        timers += u32::from(!world.generators.is_empty());
+        off += u32::from(!world.runner.coalesce);
+        restarted += u32::from(!world.restarts.is_empty());
+        fed_again += u32::from(trace.restarts.iter().any(|r| !r.fed_again.is_empty()));
+        let n = world.api.notifications.as_ref();
+        gaps += u32::from(n.is_some_and(|n| !n.drops.is_empty()));
+        lossy += u32::from(n.is_some_and(|n| n.loss_per_mille > 0));
+        let kinds = |p: fn(&EventKind) -> bool| trace.events.iter().any(|e| p(&e.event.kind));
+        cached += u32::from(kinds(|k| matches!(k, EventKind::StateKnown { .. })));
+        deferred += u32::from(kinds(|k| {
+            matches!(k, EventKind::Outcome { outcome: crate::runner::event::Outcome::Deferred { .. }, .. })
+        }));
+    }
+    let counts = [
+        ("more than 8 schedules", many),
+        ("timers or random arrivals", timers),
+        ("coalescing off", off),
+        ("restarts", restarted),
+        ("triggers fed again after a restart", fed_again),
+        ("decisions from a cached state", cached),
+        ("channel drops", gaps),
+        ("lost events", lossy),
+        ("deferrals (business hours, debounce)", deferred),
+    ];
+    for (what, count) in counts {
+        assert!(count >= 50, "only {count} of {SEEDS} worlds with {what}");
+    }
 }
