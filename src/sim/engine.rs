@@ -65,6 +65,9 @@ pub struct Trace {
     pub restarts: Vec<TracedRestart>,
     /// Each person's action the model took (an edit or a publish), with its schedule.
     pub changes: Vec<(Timestamp, u32)>,
+    /// Each instant an update operation finished with the schedule published: `(at,
+    /// schedule)`.
+    pub published: Vec<(Timestamp, u32)>,
     /// Each schedule's `(published, version)` when the run ended.
     pub end_states: Vec<(bool, i64)>,
     /// Whether every machine had finished its cycle when the run ended.
@@ -695,6 +698,11 @@ impl Engine<'_> {
                     .get(schedule as usize)
                     .and_then(|r| self.api.model().peek(r, self.now))
                 {
+                    if let Some(trace) = &mut self.trace
+                        && view.snapshot.published
+                    {
+                        trace.published.push((self.now, schedule));
+                    }
                     self.recorder
                         .settled(self.now, schedule, view.snapshot.version);
                 }

@@ -3,8 +3,11 @@
 use crate::runner::event::{CycleCause, EventKind, Outcome};
 use crate::runner::facts::ScheduleState;
 use crate::sim::engine::{Trace, TracedEvent};
+use crate::language::ast::{ActionKind, PhaseKind};
+use crate::policy::Policy;
+use crate::runner::RunnerConfig;
 use crate::sim::scenario::Scenario;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -32,6 +35,11 @@ pub enum Invariant {
     ChangePublished,
     /// Our API calls stay within a bound per trigger and change.
     CallsBounded,
+    /// A publish the policy decided shows published within the bound the scenario allows
+    /// (its processing, latency, the policy's backoffs at their caps, the limiter), unless
+    /// someone changed the schedule since or an injected outage lasts; and every cycle ends
+    /// within the follow timeout and that bound.
+    PublishedInTime,
     /// A state decided from without a read was learnt since the channel's last gap and
     /// within the age the runner trusts.
     NoStaleCachedDecision,
@@ -48,6 +56,7 @@ impl Invariant {
             Invariant::ChangePublished => "change_published",
             Invariant::CallsBounded => "calls_bounded",
             Invariant::NoStaleCachedDecision => "no_stale_cached_decision",
+            Invariant::PublishedInTime => "published_in_time",
         }
     }
 }
@@ -71,8 +80,8 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// The first broken promise of a run, if any.
-pub fn check(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
+/// The first broken promise of a run under `policy`, if any.
+pub fn check(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Option<Violation> {
     let coalesce = scenario.runner.coalesce;
     single_write_in_flight(trace, coalesce)
         .or_else(|| no_conflict_of_our_making(trace, coalesce))
@@ -81,6 +90,7 @@ pub fn check(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         .or_else(|| no_stale_cached_decision(scenario, trace))
         .or_else(|| change_published(scenario, trace))
         .or_else(|| calls_bounded(scenario, trace))
+        .or_else(|| published_in_time(scenario, policy, trace))
 }
 
 fn violation(invariant: Invariant, schedule: u32, at: Timestamp, detail: String) -> Violation {
@@ -286,7 +296,12 @@ fn shown_state_matches_model(trace: &Trace) -> Option<Violation> {
         let Some(call) = reads.get_mut(&(*schedule, *worker)).and_then(Vec::pop) else {
             continue;
         };
-        if *state == ScheduleState::Publishing && !call.model_publishing {
+        // A write an earlier process decided, its answer not kept, is taken for running for
+        // a grace after the restart: the runner says so on purpose.
+        let unconfirmed = trace.restarts.iter().any(|r| {
+            r.at <= event.at && event.at.duration_since(r.at) < crate::runner::write::UNCONFIRMED_GRACE
+        });
+        if *state == ScheduleState::Publishing && !call.model_publishing && !unconfirmed {
             let at = version.map_or_else(String::new, |v| format!(" at version {v}"));
             return Some(violation(
                 Invariant::ShownStateMatchesModel,
@@ -420,6 +435,102 @@ fn no_stale_cached_decision(scenario: &Scenario, trace: &Trace) -> Option<Violat
             at,
             detail,
         ));
+    }
+    None
+}
+
+/// How long a publish the policy decided may take to show published: the processing, every
+/// backoff of the policy waited out at its cap, a minute of the limiter's spacing, and the
+/// latency of a few dozen calls; an injected outage adds its length.
+pub fn publish_bound(scenario: &Scenario, policy: &Policy) -> SignedDuration {
+    let backoffs = policy
+        .backoffs
+        .iter()
+        .map(|b| b.max.saturating_mul(i32::try_from(b.attempts).unwrap_or(i32::MAX)))
+        .fold(SignedDuration::ZERO, SignedDuration::saturating_add);
+    let outages = scenario
+        .api
+        .outages
+        .iter()
+        .map(|o| o.until.duration_since(o.from))
+        .fold(SignedDuration::ZERO, SignedDuration::saturating_add);
+    scenario
+        .api
+        .processing
+        .saturating_add(backoffs)
+        .saturating_add(outages)
+        .saturating_add(SignedDuration::from_mins(1))
+        .saturating_add(scenario.api.latency.saturating_mul(40))
+}
+
+fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Option<Violation> {
+    // Random server errors may fail a cycle at any step: its failure names the reason.
+    if scenario.api.error_rate > 0.0 {
+        return None;
+    }
+    let bound = publish_bound(scenario, policy);
+    let follow = RunnerConfig::default().follow_timeout;
+    let end = trace.events.last().map_or(scenario.start, |e| e.event.at);
+    let mut started: HashMap<(u32, u32, u64), Timestamp> = HashMap::new();
+    for TracedEvent {
+        schedule: s,
+        worker: w,
+        event,
+    } in &trace.events
+    {
+        let (s, at) = (*s, event.at);
+        let by = at.saturating_add(bound).unwrap_or(at);
+        match (&event.kind, event.cycle) {
+            (EventKind::CycleStarted { .. }, Some(c)) => {
+                started.insert((*w, s, c), at);
+            }
+            (EventKind::Outcome { .. }, Some(c)) => {
+                if let Some(from) = started.remove(&(*w, s, c))
+                    && at.duration_since(from) > follow.saturating_add(bound)
+                {
+                    return Some(violation(
+                        Invariant::PublishedInTime,
+                        s,
+                        from,
+                        format!(
+                            "cycle {c} ran {:#}, past the follow timeout and the {:#} bound",
+                            at.duration_since(from).round(jiff::Unit::Second).unwrap_or_default(),
+                            bound.round(jiff::Unit::Second).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            (
+                EventKind::Decision {
+                    phase: PhaseKind::Trigger,
+                    action: ActionKind::Publish,
+                    ..
+                },
+                _,
+            ) => {
+                let published = trace
+                    .published
+                    .iter()
+                    .any(|(p, ps)| *ps == s && at <= *p && *p <= by);
+                let changed = trace
+                    .changes
+                    .iter()
+                    .any(|(c, cs)| *cs == s && at <= *c && *c <= by);
+                // A run that stopped first cannot tell.
+                if !published && !changed && by < end {
+                    return Some(violation(
+                        Invariant::PublishedInTime,
+                        s,
+                        at,
+                        format!(
+                            "a publish decided here did not show published within {:#}",
+                            bound.round(jiff::Unit::Second).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
     }
     None
 }

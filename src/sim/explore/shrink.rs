@@ -15,7 +15,7 @@ pub fn shrink(scenario: &Scenario, policy: &Policy, invariant: Invariant, budget
     let still = |candidate: &Scenario, runs: &mut u32| {
         *runs += 1;
         let (_, trace) = run_traced(candidate, policy);
-        check(candidate, &trace).is_some_and(|v| v.invariant == invariant)
+        check(candidate, policy, &trace).is_some_and(|v| v.invariant == invariant)
     };
     let mut changed = true;
     while changed && runs < budget {
@@ -149,7 +149,7 @@ fn drop_unused_schedules(
         }
         *runs += 1;
         let (_, trace) = run_traced(&candidate, policy);
-        if check(&candidate, &trace).is_some_and(|v| v.invariant == invariant) {
+        if check(&candidate, policy, &trace).is_some_and(|v| v.invariant == invariant) {
             *best = candidate;
             changed = true;
         }

@@ -88,7 +88,7 @@ fn caught(set: fn(bool)) -> (Finding, String) {
         );
         let file = to_toml(&f.scenario, "rules/default.rules", &comment);
         let (_, trace) = run_traced(&f.scenario, &default);
-        let again = check(&f.scenario, &trace);
+        let again = check(&f.scenario, &default, &trace);
         (f, file, again)
     });
     set(false);
@@ -105,7 +105,7 @@ fn caught(set: fn(bool)) -> (Finding, String) {
     assert!(parsed.is_ok(), "{parsed:?}");
     if let Ok(parsed) = parsed {
         let (_, trace) = run_traced(&parsed, &default);
-        assert_eq!(check(&parsed, &trace), check(&finding.scenario, &run_traced(&finding.scenario, &default).1));
+        assert_eq!(check(&parsed, &default, &trace), check(&finding.scenario, &default, &run_traced(&finding.scenario, &default).1));
     }
     (finding, file)
 }
