@@ -70,6 +70,8 @@ pub struct Trace {
     pub published: Vec<(Timestamp, u32)>,
     /// Each schedule's `(published, version)` when the run ended.
     pub end_states: Vec<(bool, i64)>,
+    /// When the run ended.
+    pub end: Timestamp,
     /// Whether every machine had finished its cycle when the run ended.
     pub idle: bool,
 }
@@ -362,6 +364,7 @@ fn run_with(
                 .push(state.map_or((false, 0), |v| (v.snapshot.published, v.snapshot.version)));
         }
         t.idle = engine.workers.iter().flatten().all(|w| w.runner.is_idle());
+        t.end = end;
     }
     let recorded = engine.recorder.finish(scenario.end.unwrap_or(end));
     let result = RunResult {
@@ -552,7 +555,7 @@ impl Engine<'_> {
             });
         }
         let what = format!(
-            "the process restarts: {} triggers kept, {} writes of ours to follow",
+            "the process restarts (cycles under way end unfinished): the store feeds {} trigger(s) again, knows {} write(s) of ours",
             kept.again.len(),
             kept.writes.len()
         );

@@ -470,7 +470,7 @@ fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Opt
     }
     let bound = publish_bound(scenario, policy);
     let follow = RunnerConfig::default().follow_timeout;
-    let end = trace.events.last().map_or(scenario.start, |e| e.event.at);
+    let end = trace.end;
     let mut started: HashMap<(u32, u32, u64), Timestamp> = HashMap::new();
     for TracedEvent {
         schedule: s,

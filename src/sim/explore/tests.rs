@@ -167,3 +167,71 @@ fn the_fixed_seeds_cover_every_kind_of_world() {
         assert!(count >= 50, "only {count} of {SEEDS} worlds with {what}");
     }
 }
+
+/// A small world: one draft schedule, one trigger that publishes it.
+fn one_publish() -> Scenario {
+    let file = r#"
+rules = "rules/default.rules"
+start = "2026-03-02T10:00:00Z"
+[[schedule]]
+id = "s01"
+bu = "bu-1"
+week = "2026-03-02"
+[[trigger]]
+at = "2026-03-02T10:00:01Z"
+schedule = "s01"
+source = "manual"
+"#;
+    match crate::sim::scenario::parse(file, "one", Path::new(".")) {
+        Ok(s) => s,
+        Err(d) => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn a_decided_publish_that_never_shows_published_breaks_the_liveness_bound() {
+    let default = policy(include_str!("../../../rules/default.rules"));
+    let world = one_publish();
+    let (_, mut trace) = run_traced(&world, &default);
+    assert_eq!(check(&world, &default, &trace), None);
+    assert_eq!(trace.published.len(), 1, "the publish showed published");
+    // The same run, had the operation never finished and the run gone on past the bound.
+    trace.published.clear();
+    let bound = invariants::publish_bound(&world, &default);
+    trace.end = trace.end.saturating_add(bound).expect("instant");
+    let v = check(&world, &default, &trace).expect("a violation");
+    assert_eq!(v.invariant, Invariant::PublishedInTime);
+    insta::assert_snapshot!(v.detail, @"a publish decided here did not show published within 1h 3m 38s");
+}
+
+#[test]
+fn a_restart_while_our_publish_is_processing_waits_for_it_and_never_writes_again() {
+    let default = policy(include_str!("../../../rules/default.rules"));
+    let mut world = one_publish();
+    // The publish is accepted at about 10:00:01.4 and runs 30 s: the process restarts
+    // in the middle of it, with a redelivery of the same trigger after.
+    world.restarts = vec!["2026-03-02T10:00:10Z".parse().expect("instant")];
+    world.triggers[0].delivery = Some("d1".into());
+    let mut again = world.triggers[0].clone();
+    again.at = "2026-03-02T10:00:20Z".parse().expect("instant");
+    world.triggers.push(again);
+    let (result, trace) = run_traced(&world, &default);
+    assert_eq!(check(&world, &default, &trace), None);
+    let writes = trace.calls.iter().filter(|c| c.publish.is_some()).count();
+    assert_eq!(writes, 1, "{:?}", trace.calls);
+    let restart = &trace.restarts[0];
+    assert_eq!(restart.fed_again.len(), 1, "the unfinished trigger is fed again");
+    let duplicates: Vec<bool> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e.event.kind {
+            EventKind::TriggerReceived { duplicate, .. } => Some(duplicate),
+            _ => None,
+        })
+        .collect();
+    // The trigger, fed again (not a repeat), then its redelivery (a repeat).
+    assert_eq!(duplicates, [false, false, true]);
+    let report = run(&world, &default, RunOptions::default()).report;
+    insta::assert_snapshot!(report.table());
+    assert_eq!(result.report.summary.triggers, 3);
+}
