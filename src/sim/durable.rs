@@ -141,13 +141,15 @@ impl Durable {
             // A deferred evaluation (on its own or folded into a coalesced cycle) answers
             // the triggers whose deferral has run out.
             EventKind::CycleStarted { .. } => {
-                let waiting = self.deferred.remove(&(worker, schedule)).unwrap_or_default();
-                let (due, later): (Vec<usize>, Vec<usize>) =
-                    waiting.into_iter().partition(|&i| {
-                        self.stored
-                            .get(i)
-                            .is_some_and(|s| matches!(s.status, Status::Deferred(u) if u <= event.at))
-                    });
+                let waiting = self
+                    .deferred
+                    .remove(&(worker, schedule))
+                    .unwrap_or_default();
+                let (due, later): (Vec<usize>, Vec<usize>) = waiting.into_iter().partition(|&i| {
+                    self.stored
+                        .get(i)
+                        .is_some_and(|s| matches!(s.status, Status::Deferred(u) if u <= event.at))
+                });
                 for &i in &due {
                     if let Some(s) = self.stored.get_mut(i) {
                         s.status = Status::Unfinished;

@@ -690,8 +690,7 @@ impl Engine<'_> {
                 if epoch != self.epoch || !waiting {
                     return;
                 }
-                if let Some(again) = self.durable.as_ref().and_then(|d| d.again(index, self.now))
-                {
+                if let Some(again) = self.durable.as_ref().and_then(|d| d.again(index, self.now)) {
                     self.feed_again(again, &[]);
                 }
             }

@@ -946,7 +946,10 @@ impl Validator {
             let restart = restart.into_inner();
             self.before_end(&restart.at, "this restart would never happen");
             if restart.at.get_ref().0 < start {
-                self.error(span_of(&restart.at), "a restart must not come before `start`");
+                self.error(
+                    span_of(&restart.at),
+                    "a restart must not come before `start`",
+                );
             }
             restarts.push(restart.at.into_inner().0);
         }

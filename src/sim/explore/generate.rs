@@ -46,17 +46,17 @@ pub fn world(seed: u64, sources: &[String], rules: &Path) -> Scenario {
         rng.random_range(1..=8usize)
     };
     let schedules: Vec<ScheduleSpec> = (0..count)
-            .map(|i| ScheduleSpec {
-                id: format!("s{:02}", i + 1),
-                // A unit each: publishing one schedule un-publishes any other of its week.
-                business_unit: format!("bu-{}", i + 1),
-                week: date(2026, 3, 2),
-                published: rng.random_bool(0.3),
-                version: rng.random_range(1..20),
-                weeks: 1,
-                created: None,
-            })
-            .collect();
+        .map(|i| ScheduleSpec {
+            id: format!("s{:02}", i + 1),
+            // A unit each: publishing one schedule un-publishes any other of its week.
+            business_unit: format!("bu-{}", i + 1),
+            week: date(2026, 3, 2),
+            published: rng.random_bool(0.3),
+            version: rng.random_range(1..20),
+            weeks: 1,
+            created: None,
+        })
+        .collect();
     let pick = |rng: &mut ChaCha8Rng| rng.random_range(0..schedules.len());
     let mut triggers = Vec::new();
     let source = |rng: &mut ChaCha8Rng| {

@@ -1,11 +1,11 @@
 //! The promises a run must keep, each named: checked on the [`Trace`] of every run.
 
-use crate::runner::event::{CycleCause, EventKind, Outcome};
-use crate::runner::facts::ScheduleState;
-use crate::sim::engine::{Trace, TracedEvent};
 use crate::language::ast::{ActionKind, PhaseKind};
 use crate::policy::Policy;
 use crate::runner::RunnerConfig;
+use crate::runner::event::{CycleCause, EventKind, Outcome};
+use crate::runner::facts::ScheduleState;
+use crate::sim::engine::{Trace, TracedEvent};
 use crate::sim::scenario::Scenario;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
@@ -37,8 +37,8 @@ pub enum Invariant {
     CallsBounded,
     /// A publish the policy decided shows published within the bound the scenario allows
     /// (its processing, latency, the policy's backoffs at their caps, the limiter), unless
-    /// someone changed the schedule since or an injected outage lasts; and every cycle ends
-    /// within the follow timeout and that bound.
+    /// someone changed the schedule since or an injected outage or throttle lasts; and
+    /// every cycle ends within the follow timeout and that bound.
     PublishedInTime,
     /// A state decided from without a read was learnt since the channel's last gap and
     /// within the age the runner trusts.
@@ -185,7 +185,12 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
     {
         let (s, w) = (*s, *w);
         match (&event.kind, event.cycle) {
-            (EventKind::TriggerReceived { trigger, duplicate, .. }, _) => {
+            (
+                EventKind::TriggerReceived {
+                    trigger, duplicate, ..
+                },
+                _,
+            ) => {
                 received.push((w, s, *trigger, event.at, *duplicate));
             }
             (EventKind::TriggerCoalesced { trigger, .. }, Some(c))
@@ -243,7 +248,11 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
             *fed_again.entry(*before).or_default() += 1;
         }
     }
-    let ended_workers: Vec<u32> = trace.restarts.iter().flat_map(|r| r.ended.clone()).collect();
+    let ended_workers: Vec<u32> = trace
+        .restarts
+        .iter()
+        .flat_map(|r| r.ended.clone())
+        .collect();
     for &(w, s, trigger, at, duplicate) in &received {
         let again = fed_again.get(&(w, trigger)).copied().unwrap_or(0);
         let cycle = taken_up.get(&(w, s, trigger)).map_or(0, |t| t.0);
@@ -299,7 +308,8 @@ fn shown_state_matches_model(trace: &Trace) -> Option<Violation> {
         // A write an earlier process decided, its answer not kept, is taken for running for
         // a grace after the restart: the runner says so on purpose.
         let unconfirmed = trace.restarts.iter().any(|r| {
-            r.at <= event.at && event.at.duration_since(r.at) < crate::runner::write::UNCONFIRMED_GRACE
+            r.at <= event.at
+                && event.at.duration_since(r.at) < crate::runner::write::UNCONFIRMED_GRACE
         });
         if *state == ScheduleState::Publishing && !call.model_publishing && !unconfirmed {
             let at = version.map_or_else(String::new, |v| format!(" at version {v}"));
@@ -328,18 +338,30 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
             .map(|(at, _)| *at)
             .max()
             .unwrap_or(scenario.start);
-        let triggered = trace.events.iter().any(|e| {
-            e.schedule == s
-                && e.event.at >= last_change
-                && matches!(e.event.kind, EventKind::TriggerReceived { .. })
-        });
-        if !triggered {
+        // The processes that took a trigger after the change: without coalescing, an older
+        // handler's cycle may end later and say nothing of the change.
+        let takers: Vec<u32> = trace
+            .events
+            .iter()
+            .filter(|e| {
+                e.schedule == s
+                    && e.event.at >= last_change
+                    && matches!(e.event.kind, EventKind::TriggerReceived { .. })
+            })
+            .map(|e| e.worker)
+            .collect();
+        if takers.is_empty() {
             continue;
         }
         // A duplicate delivery carries no change of its own: skipping it drops nothing.
         let mut last = None;
         let (mut unknown, mut duplicate) = (false, false);
-        for e in trace.events.iter().filter(|e| e.schedule == s).map(|e| &e.event) {
+        for e in trace
+            .events
+            .iter()
+            .filter(|e| e.schedule == s && takers.contains(&e.worker))
+            .map(|e| &e.event)
+        {
             match &e.kind {
                 EventKind::TriggerReceived { duplicate: d, .. } => duplicate = *d,
                 EventKind::StateRead { state, .. } => unknown = *state == ScheduleState::Unknown,
@@ -382,7 +404,9 @@ fn calls_bounded(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         let causes = trace
             .events
             .iter()
-            .filter(|e| e.schedule == s && matches!(e.event.kind, EventKind::TriggerReceived { .. }))
+            .filter(|e| {
+                e.schedule == s && matches!(e.event.kind, EventKind::TriggerReceived { .. })
+            })
             .count()
             + trace.changes.iter().filter(|(_, c)| *c == s).count()
             + 1;
@@ -441,12 +465,16 @@ fn no_stale_cached_decision(scenario: &Scenario, trace: &Trace) -> Option<Violat
 
 /// How long a publish the policy decided may take to show published: the processing, every
 /// backoff of the policy waited out at its cap, a minute of the limiter's spacing, and the
-/// latency of a few dozen calls; an injected outage adds its length.
+/// latency of a few dozen calls; an injected outage adds its length (and one still lasting
+/// within the bound excuses the publish, as does a 429 answered then).
 pub fn publish_bound(scenario: &Scenario, policy: &Policy) -> SignedDuration {
     let backoffs = policy
         .backoffs
         .iter()
-        .map(|b| b.max.saturating_mul(i32::try_from(b.attempts).unwrap_or(i32::MAX)))
+        .map(|b| {
+            b.max
+                .saturating_mul(i32::try_from(b.attempts).unwrap_or(i32::MAX))
+        })
         .fold(SignedDuration::ZERO, SignedDuration::saturating_add);
     let outages = scenario
         .api
@@ -494,7 +522,9 @@ fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Opt
                         from,
                         format!(
                             "cycle {c} ran {:#}, past the follow timeout and the {:#} bound",
-                            at.duration_since(from).round(jiff::Unit::Second).unwrap_or_default(),
+                            at.duration_since(from)
+                                .round(jiff::Unit::Second)
+                                .unwrap_or_default(),
                             bound.round(jiff::Unit::Second).unwrap_or_default()
                         ),
                     ));
@@ -508,16 +538,36 @@ fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Opt
                 },
                 _,
             ) => {
+                // The version it decided on: the one since the last change before it. A
+                // publish already landing (its answer still on the way) counts.
+                let since = trace
+                    .changes
+                    .iter()
+                    .filter(|(c, cs)| *cs == s && *c <= at)
+                    .map(|(c, _)| *c)
+                    .max()
+                    .unwrap_or(scenario.start);
                 let published = trace
                     .published
                     .iter()
-                    .any(|(p, ps)| *ps == s && at <= *p && *p <= by);
+                    .any(|(p, ps)| *ps == s && since <= *p && *p <= by);
                 let changed = trace
                     .changes
                     .iter()
-                    .any(|(c, cs)| *cs == s && at <= *c && *c <= by);
+                    .any(|(c, cs)| *cs == s && at < *c && *c <= by);
+                // An outage the scenario injected may fail the cycle outright.
+                let outage = scenario
+                    .api
+                    .outages
+                    .iter()
+                    .any(|o| o.from <= by && at < o.until);
+                // So may a throttle: a 429 answered within the window.
+                let throttled = trace
+                    .calls
+                    .iter()
+                    .any(|c| c.status == Some(429) && at <= c.at && c.at <= by);
                 // A run that stopped first cannot tell.
-                if !published && !changed && by < end {
+                if !published && !changed && !outage && !throttled && by < end {
                     return Some(violation(
                         Invariant::PublishedInTime,
                         s,

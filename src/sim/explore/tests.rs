@@ -93,7 +93,10 @@ fn caught(set: fn(bool)) -> (Finding, String) {
     });
     set(false);
     let Some((finding, file, again)) = replay else {
-        panic!("the broken feature kept every promise over {} worlds", found.runs)
+        panic!(
+            "the broken feature kept every promise over {} worlds",
+            found.runs
+        )
     };
     assert_eq!(
         again.map(|v| v.invariant),
@@ -105,7 +108,14 @@ fn caught(set: fn(bool)) -> (Finding, String) {
     assert!(parsed.is_ok(), "{parsed:?}");
     if let Ok(parsed) = parsed {
         let (_, trace) = run_traced(&parsed, &default);
-        assert_eq!(check(&parsed, &default, &trace), check(&finding.scenario, &default, &run_traced(&finding.scenario, &default).1));
+        assert_eq!(
+            check(&parsed, &default, &trace),
+            check(
+                &finding.scenario,
+                &default,
+                &run_traced(&finding.scenario, &default).1
+            )
+        );
     }
     (finding, file)
 }
@@ -119,7 +129,10 @@ fn a_runner_that_drops_the_follows_version_check_is_caught_and_shrunk() {
 #[test]
 fn a_cache_that_trusts_states_across_a_gap_is_caught_and_shrunk() {
     let (f, file) = caught(|on| IGNORE_GAPS.with(|c| c.set(on)));
-    assert_eq!(f.shrunk_violation.invariant, Invariant::NoStaleCachedDecision);
+    assert_eq!(
+        f.shrunk_violation.invariant,
+        Invariant::NoStaleCachedDecision
+    );
     insta::assert_snapshot!("broken_cache_shrunk", file);
 }
 
@@ -149,7 +162,13 @@ fn the_fixed_seeds_cover_every_kind_of_world() {
         let kinds = |p: fn(&EventKind) -> bool| trace.events.iter().any(|e| p(&e.event.kind));
         cached += u32::from(kinds(|k| matches!(k, EventKind::StateKnown { .. })));
         deferred += u32::from(kinds(|k| {
-            matches!(k, EventKind::Outcome { outcome: crate::runner::event::Outcome::Deferred { .. }, .. })
+            matches!(
+                k,
+                EventKind::Outcome {
+                    outcome: crate::runner::event::Outcome::Deferred { .. },
+                    ..
+                }
+            )
         }));
     }
     let counts = [
@@ -220,7 +239,11 @@ fn a_restart_while_our_publish_is_processing_waits_for_it_and_never_writes_again
     let writes = trace.calls.iter().filter(|c| c.publish.is_some()).count();
     assert_eq!(writes, 1, "{:?}", trace.calls);
     let restart = &trace.restarts[0];
-    assert_eq!(restart.fed_again.len(), 1, "the unfinished trigger is fed again");
+    assert_eq!(
+        restart.fed_again.len(),
+        1,
+        "the unfinished trigger is fed again"
+    );
     let duplicates: Vec<bool> = trace
         .events
         .iter()
