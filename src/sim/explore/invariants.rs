@@ -356,6 +356,8 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         // A duplicate delivery carries no change of its own: skipping it drops nothing.
         let mut last = None;
         let (mut unknown, mut duplicate) = (false, false);
+        // The version a cached state showed the deciding cycle, when it decided without a read.
+        let mut cached: Option<i64> = None;
         for e in trace
             .events
             .iter()
@@ -364,28 +366,38 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         {
             match &e.kind {
                 EventKind::TriggerReceived { duplicate: d, .. } => duplicate = *d,
-                EventKind::StateRead { state, .. } => unknown = *state == ScheduleState::Unknown,
+                EventKind::StateRead { state, .. } => {
+                    unknown = *state == ScheduleState::Unknown;
+                    cached = None;
+                }
+                EventKind::StateKnown { version, .. } => {
+                    unknown = false;
+                    cached = Some(*version);
+                }
                 EventKind::Outcome { outcome, .. } => {
-                    last = Some((e.at, outcome.clone(), unknown && !duplicate));
+                    let stale = cached.filter(|v| v < version && !duplicate);
+                    last = Some((e.at, outcome.clone(), unknown && !duplicate, stale));
                 }
                 _ => {}
             }
         }
-        let Some((at, outcome, unknown)) = last else {
+        let Some((at, outcome, unknown, stale)) = last else {
             continue;
         };
         let dropped = match &outcome {
-            Outcome::Skipped { .. } => unknown,
+            Outcome::Skipped { .. } => unknown || stale.is_some(),
             Outcome::Failed { .. } | Outcome::Unauthorized { .. } => !faults,
             Outcome::Done | Outcome::DryRun { .. } => false,
             Outcome::Published { .. } | Outcome::LandedThenChanged { .. } => true,
             Outcome::Deferred { .. } => true,
         };
         if dropped {
-            let why = if unknown {
-                "a failed read dropped it".to_string()
-            } else {
-                format!("the last cycle ended {outcome:?}")
+            let why = match (unknown, stale, &outcome) {
+                (true, _, _) => "a failed read dropped it".to_string(),
+                (_, Some(known), Outcome::Skipped { .. }) => format!(
+                    "a skip decided from a cached state at version {known} dropped it (the event of the change was lost)"
+                ),
+                _ => format!("the last cycle ended {outcome:?}"),
             };
             return Some(violation(
                 Invariant::ChangePublished,
