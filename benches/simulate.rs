@@ -58,6 +58,7 @@ fn scenario(triggers: u64) -> Scenario {
         runner: RunnerOptions::default(),
         people: Vec::new(),
         triggers: Vec::new(),
+        restarts: Vec::new(),
         generators: vec![Generator {
             target: Target::All,
             source: "servicenow".into(),

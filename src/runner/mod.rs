@@ -393,6 +393,12 @@ impl Runner {
             .resume_publish(write.version, write.since, write.accepted);
     }
 
+    /// A delivery id an earlier process took at `first_seen`, as the relay's store keeps
+    /// it across a restart: a repeat of it is `trigger.duplicate`.
+    pub fn remember_delivery(&mut self, id: &str, first_seen: Timestamp) {
+        self.deliveries.seen(id, first_seen);
+    }
+
     /// Whether no cycle is in flight for any schedule (deferrals may still be armed).
     pub fn is_idle(&self) -> bool {
         self.machines.values().all(ScheduleMachine::is_idle)

@@ -16,6 +16,7 @@ use crate::runner::{
     CallFailure, CallResult, Command, Input, Runner, RunnerConfig, TimerId, Trigger,
 };
 use crate::sim::api::{SimApi, is_processing};
+use crate::sim::durable::{Again, Durable};
 use crate::sim::expect::TriggerOutcome;
 use crate::sim::generate::{Arrivals, arrivals};
 use crate::sim::record::Recorder;
@@ -58,14 +59,44 @@ pub struct RunResult {
 pub struct Trace {
     /// Every API call, in the order made.
     pub calls: Vec<TracedCall>,
-    /// Every runner event with its schedule's index, in order.
-    pub events: Vec<(u32, Event)>,
+    /// Every runner event, in order.
+    pub events: Vec<TracedEvent>,
+    /// Each restart: when, and every trigger fed again to the new process.
+    pub restarts: Vec<TracedRestart>,
     /// Each person's action the model took (an edit or a publish), with its schedule.
     pub changes: Vec<(Timestamp, u32)>,
+    /// Each instant an update operation finished with the schedule published: `(at,
+    /// schedule)`.
+    pub published: Vec<(Timestamp, u32)>,
     /// Each schedule's `(published, version)` when the run ended.
     pub end_states: Vec<(bool, i64)>,
+    /// When the run ended.
+    pub end: Timestamp,
     /// Whether every machine had finished its cycle when the run ended.
     pub idle: bool,
+}
+
+/// One runner event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracedEvent {
+    /// Its schedule's index.
+    pub schedule: u32,
+    /// The runner process that emitted it (without coalescing, one per trigger; a restart
+    /// starts a new one).
+    pub worker: u32,
+    /// The event.
+    pub event: Event,
+}
+
+/// A process restart, as `explore` checks it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TracedRestart {
+    /// When.
+    pub at: Timestamp,
+    /// The processes it ended.
+    pub ended: Vec<u32>,
+    /// Each trigger fed again: the `(worker, trigger)` it was before and is now.
+    pub fed_again: Vec<((u32, u64), (u32, u64))>,
 }
 
 /// One API call the runner made.
@@ -73,7 +104,7 @@ pub struct Trace {
 pub struct TracedCall {
     /// Which schedule.
     pub schedule: u32,
-    /// Which worker made it.
+    /// The runner process that made it.
     pub worker: u32,
     /// When it reached the model.
     pub at: Timestamp,
@@ -114,6 +145,11 @@ enum Due {
     ChannelDown { until: Timestamp },
     /// The channel is back: a new epoch.
     ChannelUp,
+    /// The runner's process restarts (the scenario's `[[restart]]`).
+    Restart,
+    /// A stored trigger is fed again, its deferral run out, unless another restart came
+    /// since (`epoch`, the restarts before it was queued).
+    Again { stored: u32, epoch: u32 },
 }
 
 /// A call waiting for the rate limiter, and since when.
@@ -193,6 +229,8 @@ struct Worker {
     runner: Runner,
     /// Calls and timers it still waits for; a per-trigger worker with none left is done.
     outstanding: u32,
+    /// The process it stands for, unique in the run (slots are reused, processes not).
+    process: u32,
 }
 
 /// The loop's state.
@@ -216,6 +254,16 @@ struct Engine<'a> {
     trace: Option<Trace>,
     /// The channel as the runners hear it, when the scenario turns notifications on.
     channel: Option<Channel>,
+    /// What the relay's store would hold, when the scenario restarts the process.
+    durable: Option<Durable>,
+    /// With coalescing, the worker that is the running process.
+    current: u32,
+    /// Restarts so far.
+    epoch: u32,
+    /// Processes started so far.
+    processes: u32,
+    /// Each stored trigger's latest incarnation `(worker, trigger)`, for the trace.
+    incarnation: Vec<(u32, u64)>,
 }
 
 /// The simulated notification channel's state.
@@ -278,7 +326,15 @@ fn run_with(
         limiter: RateLimiter::per_minute(scenario.runner.requests_per_minute),
         trace,
         channel: None,
+        durable: (!scenario.restarts.is_empty()).then(Durable::default),
+        current: 0,
+        epoch: 0,
+        processes: 0,
+        incarnation: Vec::new(),
     };
+    for &at in &scenario.restarts {
+        engine.schedule_due(at, Due::Restart);
+    }
     for (i, p) in scenario.people.iter().enumerate() {
         engine.schedule_due(p.at, Due::Person(i));
     }
@@ -308,6 +364,7 @@ fn run_with(
                 .push(state.map_or((false, 0), |v| (v.snapshot.published, v.snapshot.version)));
         }
         t.idle = engine.workers.iter().flatten().all(|w| w.runner.is_idle());
+        t.end = end;
     }
     let recorded = engine.recorder.finish(scenario.end.unwrap_or(end));
     let result = RunResult {
@@ -455,8 +512,9 @@ impl Engine<'_> {
         let Some(schedule) = self.refs.get(a.schedule as usize).cloned() else {
             return;
         };
+        let kept = self.durable.is_some().then(|| trigger.clone());
         if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
-            w.runner.trigger(
+            let seq = w.runner.trigger(
                 self.now,
                 self.policy,
                 &mut self.random,
@@ -464,44 +522,160 @@ impl Engine<'_> {
                 trigger,
                 &mut self.commands,
             );
+            let process = w.process;
+            if let (Some(durable), Some(trigger)) = (&mut self.durable, kept) {
+                durable.accepted(process, seq, a.schedule, trigger, arrivals.label(a));
+                self.incarnation.push((process, seq));
+            }
         }
         self.carry_out(worker, a.schedule);
+    }
+
+    /// The process restarts: every worker's memory and calls in flight are lost; a new
+    /// process starts from what the store keeps, as the relay's worker does after a crash.
+    fn restart(&mut self) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
+        let kept = durable.restart(self.now);
+        self.epoch += 1;
+        let mut ended = Vec::new();
+        for slot in &mut self.workers {
+            // Slots of ended workers are never reused: answers queued for them are lost.
+            if let Some(w) = slot.take() {
+                ended.push(w.process);
+            }
+        }
+        self.free.clear();
+        if let Some(trace) = &mut self.trace {
+            trace.restarts.push(TracedRestart {
+                at: self.now,
+                ended,
+                fed_again: Vec::new(),
+            });
+        }
+        let what = format!(
+            "the process restarts (cycles under way end unfinished): the store feeds {} trigger(s) again, knows {} write(s) of ours",
+            kept.again.len(),
+            kept.writes.len()
+        );
+        self.recorder.person(self.now, 0, what);
+        if self.scenario.runner.coalesce {
+            let fresh = self.fresh_worker();
+            self.workers.push(Some(fresh));
+            self.current = (self.workers.len() - 1) as u32;
+            if let Some(Some(w)) = self.workers.get_mut(self.current as usize) {
+                for (id, at) in &kept.deliveries {
+                    w.runner.remember_delivery(id, *at);
+                }
+                for write in &kept.writes {
+                    w.runner.resume_publish(write.clone());
+                }
+            }
+        }
+        let writes = kept.writes;
+        for again in kept.again {
+            if again.due > self.now {
+                let stored = again.stored as u32;
+                let epoch = self.epoch;
+                self.schedule_due(again.due, Due::Again { stored, epoch });
+            } else {
+                self.feed_again(again, &writes);
+            }
+        }
+    }
+
+    /// Feed a stored trigger to the new process, as the relay's worker does.
+    fn feed_again(&mut self, again: Again, writes: &[crate::runner::EarlierWrite]) {
+        let worker = self.worker_for_trigger();
+        let Some(schedule) = self.refs.get(again.schedule as usize).cloned() else {
+            return;
+        };
+        self.recorder.arriving(
+            worker,
+            again.schedule,
+            again.trigger.delivery_id.is_some(),
+            || again.label.clone(),
+            self.now,
+        );
+        let Some(Some(w)) = self.workers.get_mut(worker as usize) else {
+            return;
+        };
+        if !self.scenario.runner.coalesce {
+            // Without coalescing each trigger has a process of its own: it learns the
+            // writes of its schedule.
+            for write in writes.iter().filter(|w| w.schedule == schedule) {
+                w.runner.resume_publish(write.clone());
+            }
+        }
+        let seq = w.runner.trigger(
+            self.now,
+            self.policy,
+            &mut self.random,
+            schedule,
+            again.trigger,
+            &mut self.commands,
+        );
+        let process = w.process;
+        if let Some(durable) = &mut self.durable {
+            durable.fed(process, seq, again.stored);
+        }
+        if let Some(slot) = self.incarnation.get_mut(again.stored) {
+            let before = std::mem::replace(slot, (process, seq));
+            if let Some(restart) = self.trace.as_mut().and_then(|t| t.restarts.last_mut()) {
+                restart.fed_again.push((before, (process, seq)));
+            }
+        }
+        self.carry_out(worker, again.schedule);
     }
 
     /// With coalescing, the one runner; without, a fresh runner for each trigger, as
     /// independent webhook handlers would be.
     fn worker_for_trigger(&mut self) -> u32 {
-        let channel = self.channel;
-        let fresh = || {
-            let mut runner = Runner::new(RunnerConfig::default());
-            if let Some(channel) = channel {
-                runner = runner.with_notifications(channel.max_age);
-                if channel.continuity.up {
-                    runner.hear_up(channel.continuity);
-                }
-            }
-            Worker {
-                runner,
-                outstanding: 0,
-            }
-        };
         if self.scenario.runner.coalesce {
             if self.workers.is_empty() {
-                self.workers.push(Some(fresh()));
+                let fresh = self.fresh_worker();
+                self.workers.push(Some(fresh));
             }
-            return 0;
+            return self.current;
         }
+        let fresh = self.fresh_worker();
         match self.free.pop() {
             Some(slot) => {
                 if let Some(w) = self.workers.get_mut(slot as usize) {
-                    *w = Some(fresh());
+                    *w = Some(fresh);
                 }
                 slot
             }
             None => {
-                self.workers.push(Some(fresh()));
+                self.workers.push(Some(fresh));
                 (self.workers.len() - 1) as u32
             }
+        }
+    }
+
+    /// A new runner process, listening to the channel when the scenario has one.
+    fn fresh_worker(&mut self) -> Worker {
+        self.processes += 1;
+        let mut runner = Runner::new(RunnerConfig::default());
+        if let Some(channel) = self.channel {
+            runner = runner.with_notifications(channel.max_age);
+            if channel.continuity.up {
+                runner.hear_up(channel.continuity);
+            }
+        }
+        Worker {
+            runner,
+            outstanding: 0,
+            process: self.processes,
+        }
+    }
+
+    /// The process a worker slot stands for now.
+    fn process(&self, worker: u32) -> u32 {
+        match self.workers.get(worker as usize) {
+            Some(Some(w)) => w.process,
+            _ => 0,
         }
     }
 
@@ -509,12 +683,28 @@ impl Engine<'_> {
         match due {
             Due::Notify | Due::ChannelDown { .. } | Due::ChannelUp => self.channel_event(due),
             Due::Person(i) => self.person(i),
+            Due::Restart => self.restart(),
+            Due::Again { stored, epoch } => {
+                let index = stored as usize;
+                let waiting = self.durable.as_ref().is_some_and(|d| d.waiting(index));
+                if epoch != self.epoch || !waiting {
+                    return;
+                }
+                if let Some(again) = self.durable.as_ref().and_then(|d| d.again(index, self.now)) {
+                    self.feed_again(again, &[]);
+                }
+            }
             Due::Settled { schedule } => {
                 if let Some(view) = self
                     .refs
                     .get(schedule as usize)
                     .and_then(|r| self.api.model().peek(r, self.now))
                 {
+                    if let Some(trace) = &mut self.trace
+                        && view.snapshot.published
+                    {
+                        trace.published.push((self.now, schedule));
+                    }
                     self.recorder
                         .settled(self.now, schedule, view.snapshot.version);
                 }
@@ -538,8 +728,10 @@ impl Engine<'_> {
                     );
                     return;
                 }
-                if let Some(Some(w)) = self.workers.get_mut(worker as usize) {
-                    w.outstanding = w.outstanding.saturating_sub(1);
+                match self.workers.get_mut(worker as usize) {
+                    Some(Some(w)) => w.outstanding = w.outstanding.saturating_sub(1),
+                    // Its process ended before the call went out.
+                    _ => return,
                 }
                 self.call(worker, schedule, call.call, call.since);
             }
@@ -698,6 +890,7 @@ impl Engine<'_> {
                 Input::PublishAnswered(self.limited("publish", result, waited))
             }
         };
+        let process = self.process(worker);
         if let (Some(trace), Some((model_publishing, model_version))) = (&mut self.trace, before) {
             let status = match &input {
                 Input::StateRead(r) => r.as_ref().ok().map(|a| a.status),
@@ -706,7 +899,7 @@ impl Engine<'_> {
             };
             trace.calls.push(TracedCall {
                 schedule,
-                worker,
+                worker: process,
                 at: self.now,
                 answered_at: answer_at,
                 publish: match call {
@@ -746,8 +939,16 @@ impl Engine<'_> {
 
     fn emit(&mut self, worker: u32, hint: u32, event: Event) {
         let schedule = self.locate(&event.schedule, hint).unwrap_or(0);
+        let process = self.process(worker);
+        if let Some(durable) = &mut self.durable {
+            durable.event(process, schedule, &event);
+        }
         if let Some(trace) = &mut self.trace {
-            trace.events.push((schedule, event.clone()));
+            trace.events.push(TracedEvent {
+                schedule,
+                worker: process,
+                event: event.clone(),
+            });
         }
         self.recorder.event(worker, schedule, event);
     }

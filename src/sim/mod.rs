@@ -2,6 +2,7 @@
 //! API model, and reports every decision, every call and the totals.
 
 pub(crate) mod api;
+pub(crate) mod durable;
 pub mod engine;
 pub mod expect;
 pub mod explore;

@@ -46,6 +46,9 @@ pub struct Scenario {
     pub triggers: Vec<TriggerSpec>,
     /// Triggers produced by a rule (bursts, timers, random arrivals).
     pub generators: Vec<Generator>,
+    /// Instants the runner's process restarts (`[[restart]]`), in order: only what the relay
+    /// keeps durably carries over.
+    pub restarts: Vec<Timestamp>,
     /// What the run should show.
     pub expect: Expectations,
 }
@@ -511,6 +514,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "burst",
     "every",
     "random",
+    "restart",
     "expect",
 ];
 
@@ -595,6 +599,7 @@ impl RawScenario {
                 "burst" => raw.burst = r.each(value),
                 "every" => raw.every = r.each(value),
                 "random" => raw.random = r.each(value),
+                "restart" => raw.restart = r.each(value),
                 "expect" => raw.expect = r.one(value).unwrap_or_default(),
                 other => {
                     let keys: Vec<String> =
@@ -638,6 +643,7 @@ struct RawRest {
     burst: Vec<Spanned<RawBurst>>,
     every: Vec<Spanned<RawEvery>>,
     random: Vec<Spanned<RawRandom>>,
+    restart: Vec<Spanned<RawRestart>>,
     expect: crate::sim::expect::RawExpect,
 }
 
@@ -780,6 +786,12 @@ struct RawRandom {
     per_minute: Spanned<f64>,
     from: Option<Spanned<Instant>>,
     until: Spanned<Instant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    at: Spanned<Instant>,
 }
 
 /// `a/b/../c` as `a/c`, without touching the file system, so reports show tidy paths.
@@ -929,6 +941,19 @@ impl Validator {
                 },
             });
         }
+        let mut restarts = Vec::new();
+        for restart in rest.restart {
+            let restart = restart.into_inner();
+            self.before_end(&restart.at, "this restart would never happen");
+            if restart.at.get_ref().0 < start {
+                self.error(
+                    span_of(&restart.at),
+                    "a restart must not come before `start`",
+                );
+            }
+            restarts.push(restart.at.into_inner().0);
+        }
+        restarts.sort();
         let deliveries: Vec<&str> = triggers
             .iter()
             .filter_map(|t| t.delivery.as_deref())
@@ -957,6 +982,7 @@ impl Validator {
             people,
             triggers,
             generators,
+            restarts,
             expect,
         };
         Ok((scenario, self.sources))
@@ -1344,6 +1370,7 @@ mod tests {
             ("[[burst]]", fields_of::<RawBurst>()),
             ("[[every]]", fields_of::<RawEvery>()),
             ("[[random]]", fields_of::<RawRandom>()),
+            ("[[restart]]", fields_of::<RawRestart>()),
             ("[expect]", fields_of::<RawExpect>()),
             ("[[expect.decision]]", fields_of::<RawDecision>()),
         ]);

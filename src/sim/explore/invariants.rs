@@ -1,10 +1,13 @@
 //! The promises a run must keep, each named: checked on the [`Trace`] of every run.
 
+use crate::language::ast::{ActionKind, PhaseKind};
+use crate::policy::Policy;
+use crate::runner::RunnerConfig;
 use crate::runner::event::{CycleCause, EventKind, Outcome};
 use crate::runner::facts::ScheduleState;
-use crate::sim::engine::Trace;
+use crate::sim::engine::{Trace, TracedEvent};
 use crate::sim::scenario::Scenario;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -22,7 +25,8 @@ pub enum Invariant {
     /// publish) between our read and that write.
     NoConflictOfOurMaking,
     /// Every trigger starts a cycle or is coalesced into one, exactly once, and every cycle
-    /// ends with one outcome.
+    /// ends with one outcome; across a restart, a trigger whose cycle the restart cut is fed
+    /// again exactly once, and one already accounted never.
     TriggerAccountedOnce,
     /// A state we show never contradicts the model at that instant.
     ShownStateMatchesModel,
@@ -31,6 +35,14 @@ pub enum Invariant {
     ChangePublished,
     /// Our API calls stay within a bound per trigger and change.
     CallsBounded,
+    /// A publish the policy decided shows published within the bound the scenario allows
+    /// (its processing, latency, the policy's backoffs at their caps, the limiter), unless
+    /// someone changed the schedule since or an injected outage or throttle lasts; and
+    /// every cycle ends within the follow timeout and that bound.
+    PublishedInTime,
+    /// A state decided from without a read was learnt since the channel's last gap and
+    /// within the age the runner trusts.
+    NoStaleCachedDecision,
 }
 
 impl Invariant {
@@ -43,6 +55,8 @@ impl Invariant {
             Invariant::ShownStateMatchesModel => "shown_state_matches_model",
             Invariant::ChangePublished => "change_published",
             Invariant::CallsBounded => "calls_bounded",
+            Invariant::NoStaleCachedDecision => "no_stale_cached_decision",
+            Invariant::PublishedInTime => "published_in_time",
         }
     }
 }
@@ -66,14 +80,17 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// The first broken promise of a run, if any.
-pub fn check(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
-    single_write_in_flight(trace)
-        .or_else(|| no_conflict_of_our_making(trace))
+/// The first broken promise of a run under `policy`, if any.
+pub fn check(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Option<Violation> {
+    let coalesce = scenario.runner.coalesce;
+    single_write_in_flight(trace, coalesce)
+        .or_else(|| no_conflict_of_our_making(trace, coalesce))
         .or_else(|| trigger_accounted_once(trace))
         .or_else(|| shown_state_matches_model(trace))
+        .or_else(|| no_stale_cached_decision(scenario, trace))
         .or_else(|| change_published(scenario, trace))
         .or_else(|| calls_bounded(scenario, trace))
+        .or_else(|| published_in_time(scenario, policy, trace))
 }
 
 fn violation(invariant: Invariant, schedule: u32, at: Timestamp, detail: String) -> Violation {
@@ -85,10 +102,18 @@ fn violation(invariant: Invariant, schedule: u32, at: Timestamp, detail: String)
     }
 }
 
-fn single_write_in_flight(trace: &Trace) -> Option<Violation> {
-    let mut in_flight: HashMap<u32, Timestamp> = HashMap::new();
+/// Without coalescing every trigger has a runner of its own, as independent webhook handlers
+/// would: the promise is each one's (`who` tells them apart); with it, the one process's,
+/// restarts included.
+fn who(coalesce: bool, worker: u32) -> u32 {
+    if coalesce { 0 } else { worker }
+}
+
+fn single_write_in_flight(trace: &Trace, coalesce: bool) -> Option<Violation> {
+    let mut in_flight: HashMap<(u32, u32), Timestamp> = HashMap::new();
     for call in trace.calls.iter().filter(|c| c.publish.is_some()) {
-        if let Some(until) = in_flight.get(&call.schedule)
+        let key = (call.schedule, who(coalesce, call.worker));
+        if let Some(until) = in_flight.get(&key)
             && call.at < *until
         {
             return Some(violation(
@@ -98,26 +123,35 @@ fn single_write_in_flight(trace: &Trace) -> Option<Violation> {
                 format!("a second write went out while the first was unanswered until {until}"),
             ));
         }
-        in_flight.insert(call.schedule, call.answered_at);
+        in_flight.insert(key, call.answered_at);
     }
     None
 }
 
-fn no_conflict_of_our_making(trace: &Trace) -> Option<Violation> {
-    let mut last_read: HashMap<u32, Timestamp> = HashMap::new();
+fn no_conflict_of_our_making(trace: &Trace, coalesce: bool) -> Option<Violation> {
+    let mut last_read: HashMap<(u32, u32), Timestamp> = HashMap::new();
     for call in &trace.calls {
+        let me = who(coalesce, call.worker);
         let Some(version) = call.publish else {
-            last_read.insert(call.schedule, call.at);
+            last_read.insert((call.schedule, me), call.at);
             continue;
         };
         if call.status != Some(409) {
             continue;
         }
-        let since = last_read.get(&call.schedule).copied();
+        let since = last_read.get(&(call.schedule, me)).copied();
+        let between = |at: Timestamp| since.is_none_or(|r| r <= at) && at <= call.at;
         let someone_else = trace
             .changes
             .iter()
-            .any(|(at, s)| *s == call.schedule && since.is_none_or(|r| r <= *at) && *at <= call.at);
+            .any(|(at, s)| *s == call.schedule && between(*at))
+            // Without coalescing, another handler's write is someone else's.
+            || trace.calls.iter().any(|c| {
+                c.schedule == call.schedule
+                    && c.publish.is_some()
+                    && who(coalesce, c.worker) != me
+                    && between(c.at)
+            });
         if !someone_else {
             let why = if call.model_publishing {
                 "a publish of ours was still running"
@@ -138,22 +172,42 @@ fn no_conflict_of_our_making(trace: &Trace) -> Option<Violation> {
 }
 
 fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
-    let mut accounted: HashMap<(u32, u64), u32> = HashMap::new();
-    let mut received: Vec<(u32, u64, Timestamp)> = Vec::new();
-    let mut open: HashMap<(u32, u64), Timestamp> = HashMap::new();
-    for (schedule, event) in &trace.events {
-        let s = *schedule;
-        match &event.kind {
-            EventKind::TriggerReceived { trigger, .. } => received.push((s, *trigger, event.at)),
-            EventKind::TriggerCoalesced { trigger, .. }
-            | EventKind::CycleStarted {
-                cause: CycleCause::Trigger { trigger },
-            } => *accounted.entry((s, *trigger)).or_default() += 1,
+    // Keys: `(worker, schedule, trigger)` and `(worker, schedule, cycle)`.
+    let mut taken_up: HashMap<(u32, u32, u64), (u64, u32)> = HashMap::new();
+    let mut received: Vec<(u32, u32, u64, Timestamp, bool)> = Vec::new();
+    let mut open: HashMap<(u32, u32, u64), Timestamp> = HashMap::new();
+    let mut ended: HashMap<(u32, u32, u64), bool> = HashMap::new();
+    for TracedEvent {
+        schedule: s,
+        worker: w,
+        event,
+    } in &trace.events
+    {
+        let (s, w) = (*s, *w);
+        match (&event.kind, event.cycle) {
+            (
+                EventKind::TriggerReceived {
+                    trigger, duplicate, ..
+                },
+                _,
+            ) => {
+                received.push((w, s, *trigger, event.at, *duplicate));
+            }
+            (EventKind::TriggerCoalesced { trigger, .. }, Some(c))
+            | (
+                EventKind::CycleStarted {
+                    cause: CycleCause::Trigger { trigger },
+                },
+                Some(c),
+            ) => {
+                let entry = taken_up.entry((w, s, *trigger)).or_insert((c, 0));
+                entry.1 += 1;
+            }
             _ => {}
         }
         match (&event.kind, event.cycle) {
             (EventKind::CycleStarted { .. }, Some(c))
-                if open.insert((s, c), event.at).is_some() =>
+                if open.insert((w, s, c), event.at).is_some() =>
             {
                 return Some(violation(
                     Invariant::TriggerAccountedOnce,
@@ -162,19 +216,22 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
                     format!("cycle {c} started twice"),
                 ));
             }
-            (EventKind::Outcome { .. }, Some(c)) if open.remove(&(s, c)).is_none() => {
-                return Some(violation(
-                    Invariant::TriggerAccountedOnce,
-                    s,
-                    event.at,
-                    format!("cycle {c} ended without having started, or twice"),
-                ));
+            (EventKind::Outcome { outcome, .. }, Some(c)) => {
+                if open.remove(&(w, s, c)).is_none() {
+                    return Some(violation(
+                        Invariant::TriggerAccountedOnce,
+                        s,
+                        event.at,
+                        format!("cycle {c} ended without having started, or twice"),
+                    ));
+                }
+                ended.insert((w, s, c), matches!(outcome, Outcome::Deferred { .. }));
             }
             _ => {}
         }
     }
-    for (s, trigger, at) in received {
-        let times = accounted.get(&(s, trigger)).copied().unwrap_or(0);
+    for &(w, s, trigger, at, _) in &received {
+        let times = taken_up.get(&(w, s, trigger)).map_or(0, |t| t.1);
         if times != 1 {
             return Some(violation(
                 Invariant::TriggerAccountedOnce,
@@ -184,30 +241,77 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
             ));
         }
     }
-    if let Some(((s, c), at)) = open.into_iter().min_by_key(|(_, at)| *at) {
+    // Across restarts: what each fed again, against what it cut.
+    let mut fed_again: HashMap<(u32, u64), u32> = HashMap::new();
+    for restart in &trace.restarts {
+        for (before, _) in &restart.fed_again {
+            *fed_again.entry(*before).or_default() += 1;
+        }
+    }
+    let ended_workers: Vec<u32> = trace
+        .restarts
+        .iter()
+        .flat_map(|r| r.ended.clone())
+        .collect();
+    for &(w, s, trigger, at, duplicate) in &received {
+        let again = fed_again.get(&(w, trigger)).copied().unwrap_or(0);
+        let cycle = taken_up.get(&(w, s, trigger)).map_or(0, |t| t.0);
+        let outcome = ended.get(&(w, s, cycle)).copied();
+        let detail = match outcome {
+            // Answered for good: feeding it again would take it up twice.
+            Some(false) if again > 0 => format!(
+                "trigger {trigger} was fed again after a restart though its cycle {cycle} had ended"
+            ),
+            // Its cycle was cut by the restart: it must be carried on, once.
+            None if ended_workers.contains(&w) && !duplicate && again != 1 => format!(
+                "trigger {trigger}, in cycle {cycle} when the process restarted, was fed again {again} times, not once"
+            ),
+            _ => continue,
+        };
+        return Some(violation(Invariant::TriggerAccountedOnce, s, at, detail));
+    }
+    if let Some(((w, s, c), at)) = open
+        .into_iter()
+        .filter(|((w, _, _), _)| !ended_workers.contains(w))
+        .min_by_key(|(_, at)| *at)
+    {
         return Some(violation(
             Invariant::TriggerAccountedOnce,
             s,
             at,
-            format!("cycle {c} never ended"),
+            format!("cycle {c} of worker {w} never ended"),
         ));
     }
     None
 }
 
 fn shown_state_matches_model(trace: &Trace) -> Option<Violation> {
-    let mut reads: HashMap<u32, Vec<&crate::sim::engine::TracedCall>> = HashMap::new();
+    let mut reads: HashMap<(u32, u32), Vec<&crate::sim::engine::TracedCall>> = HashMap::new();
     for call in trace.calls.iter().filter(|c| c.publish.is_none()).rev() {
-        reads.entry(call.schedule).or_default().push(call);
+        reads
+            .entry((call.schedule, call.worker))
+            .or_default()
+            .push(call);
     }
-    for (schedule, event) in &trace.events {
+    for TracedEvent {
+        schedule,
+        worker,
+        event,
+    } in &trace.events
+    {
         let EventKind::StateRead { state, version, .. } = &event.kind else {
             continue;
         };
-        let Some(call) = reads.get_mut(schedule).and_then(Vec::pop) else {
+        let Some(call) = reads.get_mut(&(*schedule, *worker)).and_then(Vec::pop) else {
             continue;
         };
-        if *state == ScheduleState::Publishing && !call.model_publishing {
+        // A write an earlier process decided, its answer not kept, is taken for running for
+        // a grace after the restart: the runner says so on purpose.
+        let unconfirmed = trace.restarts.iter().any(|r| {
+            r.at <= event.at
+                && event.at.duration_since(r.at) < crate::runner::write::UNCONFIRMED_GRACE
+        });
+        if *state == ScheduleState::Publishing && !call.model_publishing && !unconfirmed {
             let at = version.map_or_else(String::new, |v| format!(" at version {v}"));
             return Some(violation(
                 Invariant::ShownStateMatchesModel,
@@ -234,40 +338,66 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
             .map(|(at, _)| *at)
             .max()
             .unwrap_or(scenario.start);
-        let triggered = trace.events.iter().any(|(c, e)| {
-            *c == s && e.at >= last_change && matches!(e.kind, EventKind::TriggerReceived { .. })
-        });
-        if !triggered {
+        // The processes that took a trigger after the change: without coalescing, an older
+        // handler's cycle may end later and say nothing of the change.
+        let takers: Vec<u32> = trace
+            .events
+            .iter()
+            .filter(|e| {
+                e.schedule == s
+                    && e.event.at >= last_change
+                    && matches!(e.event.kind, EventKind::TriggerReceived { .. })
+            })
+            .map(|e| e.worker)
+            .collect();
+        if takers.is_empty() {
             continue;
         }
         // A duplicate delivery carries no change of its own: skipping it drops nothing.
         let mut last = None;
         let (mut unknown, mut duplicate) = (false, false);
-        for (_, e) in trace.events.iter().filter(|(c, _)| *c == s) {
+        // The version a cached state showed the deciding cycle, when it decided without a read.
+        let mut cached: Option<i64> = None;
+        for e in trace
+            .events
+            .iter()
+            .filter(|e| e.schedule == s && takers.contains(&e.worker))
+            .map(|e| &e.event)
+        {
             match &e.kind {
                 EventKind::TriggerReceived { duplicate: d, .. } => duplicate = *d,
-                EventKind::StateRead { state, .. } => unknown = *state == ScheduleState::Unknown,
+                EventKind::StateRead { state, .. } => {
+                    unknown = *state == ScheduleState::Unknown;
+                    cached = None;
+                }
+                EventKind::StateKnown { version, .. } => {
+                    unknown = false;
+                    cached = Some(*version);
+                }
                 EventKind::Outcome { outcome, .. } => {
-                    last = Some((e.at, outcome.clone(), unknown && !duplicate));
+                    let stale = cached.filter(|v| v < version && !duplicate);
+                    last = Some((e.at, outcome.clone(), unknown && !duplicate, stale));
                 }
                 _ => {}
             }
         }
-        let Some((at, outcome, unknown)) = last else {
+        let Some((at, outcome, unknown, stale)) = last else {
             continue;
         };
         let dropped = match &outcome {
-            Outcome::Skipped { .. } => unknown,
+            Outcome::Skipped { .. } => unknown || stale.is_some(),
             Outcome::Failed { .. } | Outcome::Unauthorized { .. } => !faults,
             Outcome::Done | Outcome::DryRun { .. } => false,
             Outcome::Published { .. } | Outcome::LandedThenChanged { .. } => true,
             Outcome::Deferred { .. } => true,
         };
         if dropped {
-            let why = if unknown {
-                "a failed read dropped it".to_string()
-            } else {
-                format!("the last cycle ended {outcome:?}")
+            let why = match (unknown, stale, &outcome) {
+                (true, _, _) => "a failed read dropped it".to_string(),
+                (_, Some(known), Outcome::Skipped { .. }) => format!(
+                    "a skip decided from a cached state at version {known} dropped it (the event of the change was lost)"
+                ),
+                _ => format!("the last cycle ended {outcome:?}"),
             };
             return Some(violation(
                 Invariant::ChangePublished,
@@ -286,7 +416,9 @@ fn calls_bounded(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         let causes = trace
             .events
             .iter()
-            .filter(|(c, e)| *c == s && matches!(e.kind, EventKind::TriggerReceived { .. }))
+            .filter(|e| {
+                e.schedule == s && matches!(e.event.kind, EventKind::TriggerReceived { .. })
+            })
             .count()
             + trace.changes.iter().filter(|(_, c)| *c == s).count()
             + 1;
@@ -302,6 +434,164 @@ fn calls_bounded(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
                     calls.len()
                 ),
             ));
+        }
+    }
+    None
+}
+
+fn no_stale_cached_decision(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
+    let notifications = scenario.api.notifications.as_ref()?;
+    for e in &trace.events {
+        let EventKind::StateKnown {
+            learnt_at, version, ..
+        } = &e.event.kind
+        else {
+            continue;
+        };
+        let at = e.event.at;
+        let gap = notifications
+            .drops
+            .iter()
+            .find(|(from, until)| *from < at && learnt_at < until);
+        let detail = if let Some((from, _)) = gap {
+            format!(
+                "decided from version {version} learnt at {learnt_at}, before the channel dropped at {from}"
+            )
+        } else if at.duration_since(*learnt_at) > notifications.max_age {
+            format!(
+                "decided from version {version} learnt at {learnt_at}, older than the {:#} trusted",
+                notifications.max_age
+            )
+        } else {
+            continue;
+        };
+        return Some(violation(
+            Invariant::NoStaleCachedDecision,
+            e.schedule,
+            at,
+            detail,
+        ));
+    }
+    None
+}
+
+/// How long a publish the policy decided may take to show published: the processing, every
+/// backoff of the policy waited out at its cap, a minute of the limiter's spacing, and the
+/// latency of a few dozen calls; an injected outage adds its length (and one still lasting
+/// within the bound excuses the publish, as does a 429 answered then).
+pub fn publish_bound(scenario: &Scenario, policy: &Policy) -> SignedDuration {
+    let backoffs = policy
+        .backoffs
+        .iter()
+        .map(|b| {
+            b.max
+                .saturating_mul(i32::try_from(b.attempts).unwrap_or(i32::MAX))
+        })
+        .fold(SignedDuration::ZERO, SignedDuration::saturating_add);
+    let outages = scenario
+        .api
+        .outages
+        .iter()
+        .map(|o| o.until.duration_since(o.from))
+        .fold(SignedDuration::ZERO, SignedDuration::saturating_add);
+    scenario
+        .api
+        .processing
+        .saturating_add(backoffs)
+        .saturating_add(outages)
+        .saturating_add(SignedDuration::from_mins(1))
+        .saturating_add(scenario.api.latency.saturating_mul(40))
+}
+
+fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Option<Violation> {
+    // Random server errors may fail a cycle at any step: its failure names the reason.
+    if scenario.api.error_rate > 0.0 {
+        return None;
+    }
+    let bound = publish_bound(scenario, policy);
+    let follow = RunnerConfig::default().follow_timeout;
+    let end = trace.end;
+    let mut started: HashMap<(u32, u32, u64), Timestamp> = HashMap::new();
+    for TracedEvent {
+        schedule: s,
+        worker: w,
+        event,
+    } in &trace.events
+    {
+        let (s, at) = (*s, event.at);
+        let by = at.saturating_add(bound).unwrap_or(at);
+        match (&event.kind, event.cycle) {
+            (EventKind::CycleStarted { .. }, Some(c)) => {
+                started.insert((*w, s, c), at);
+            }
+            (EventKind::Outcome { .. }, Some(c)) => {
+                if let Some(from) = started.remove(&(*w, s, c))
+                    && at.duration_since(from) > follow.saturating_add(bound)
+                {
+                    return Some(violation(
+                        Invariant::PublishedInTime,
+                        s,
+                        from,
+                        format!(
+                            "cycle {c} ran {:#}, past the follow timeout and the {:#} bound",
+                            at.duration_since(from)
+                                .round(jiff::Unit::Second)
+                                .unwrap_or_default(),
+                            bound.round(jiff::Unit::Second).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            (
+                EventKind::Decision {
+                    phase: PhaseKind::Trigger,
+                    action: ActionKind::Publish,
+                    ..
+                },
+                _,
+            ) => {
+                // The version it decided on: the one since the last change before it. A
+                // publish already landing (its answer still on the way) counts.
+                let since = trace
+                    .changes
+                    .iter()
+                    .filter(|(c, cs)| *cs == s && *c <= at)
+                    .map(|(c, _)| *c)
+                    .max()
+                    .unwrap_or(scenario.start);
+                let published = trace
+                    .published
+                    .iter()
+                    .any(|(p, ps)| *ps == s && since <= *p && *p <= by);
+                let changed = trace
+                    .changes
+                    .iter()
+                    .any(|(c, cs)| *cs == s && at < *c && *c <= by);
+                // An outage the scenario injected may fail the cycle outright.
+                let outage = scenario
+                    .api
+                    .outages
+                    .iter()
+                    .any(|o| o.from <= by && at < o.until);
+                // So may a throttle: a 429 answered within the window.
+                let throttled = trace
+                    .calls
+                    .iter()
+                    .any(|c| c.status == Some(429) && at <= c.at && c.at <= by);
+                // A run that stopped first cannot tell.
+                if !published && !changed && !outage && !throttled && by < end {
+                    return Some(violation(
+                        Invariant::PublishedInTime,
+                        s,
+                        at,
+                        format!(
+                            "a publish decided here did not show published within {:#}",
+                            bound.round(jiff::Unit::Second).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     None

@@ -82,7 +82,7 @@ pub fn explore(
         let (result, trace) = run_traced(&world, policy);
         done.runs += 1;
         done.triggers += result.report.summary.triggers;
-        if let Some(violation) = check(&world, &trace) {
+        if let Some(violation) = check(&world, policy, &trace) {
             done.finding = Some(finding(seed, violation, &world, policy));
             break;
         }
@@ -94,7 +94,7 @@ pub fn explore(
 fn finding(seed: u64, violation: Violation, world: &Scenario, policy: &Policy) -> Finding {
     let scenario = shrink::shrink(world, policy, violation.invariant, SHRINK_BUDGET);
     let (_, trace) = run_traced(&scenario, policy);
-    let shrunk_violation = check(&scenario, &trace).unwrap_or_else(|| violation.clone());
+    let shrunk_violation = check(&scenario, policy, &trace).unwrap_or_else(|| violation.clone());
     let mut report = run(&scenario, policy, RunOptions::default()).report;
     let at = shrunk_violation.at;
     report

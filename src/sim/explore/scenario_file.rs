@@ -1,6 +1,6 @@
 //! A world written back as a scenario TOML, so `simulate` and `test` replay it exactly.
 
-use crate::sim::scenario::{PersonKind, Scenario};
+use crate::sim::scenario::{GeneratorKind, PersonKind, Scenario, Target};
 use jiff::SignedDuration;
 use std::fmt::Write;
 
@@ -30,10 +30,25 @@ pub fn to_toml(scenario: &Scenario, rules: &str, comment: &str) -> String {
             o.from, o.until, o.status
         );
     }
+    if let Some(n) = &api.notifications {
+        let _ = writeln!(
+            out,
+            "[api.notifications]\ndelay = \"{}\"\nloss = {:?}\nmax_age = \"{}\"",
+            duration(n.delay),
+            f64::from(n.loss_per_mille) / 1000.0,
+            duration(n.max_age)
+        );
+        for (from, until) in &n.drops {
+            let _ = writeln!(
+                out,
+                "[[api.notifications.drop]]\nfrom = \"{from}\"\nuntil = \"{until}\""
+            );
+        }
+    }
     let _ = writeln!(
         out,
-        "\n[runner]\nrequests_per_minute = {}",
-        scenario.runner.requests_per_minute
+        "\n[runner]\ncoalesce = {}\nrequests_per_minute = {}",
+        scenario.runner.coalesce, scenario.runner.requests_per_minute
     );
     for s in &scenario.schedules {
         let _ = writeln!(
@@ -70,6 +85,67 @@ pub fn to_toml(scenario: &Scenario, rules: &str, comment: &str) -> String {
         if let Some(e) = &t.event {
             let _ = writeln!(out, "event = {e:?}");
         }
+    }
+    for g in &scenario.generators {
+        let target = match g.target {
+            Target::One(i) => id(i),
+            Target::All => "*",
+        };
+        let head = |out: &mut String, table: &str| {
+            let _ = write!(
+                out,
+                "\n[[{table}]]\nschedule = {target:?}\nsource = {:?}\n",
+                g.source
+            );
+            if let Some(e) = &g.event {
+                let _ = writeln!(out, "event = {e:?}");
+            }
+        };
+        match &g.kind {
+            GeneratorKind::Burst { at, count, within } => {
+                head(&mut out, "burst");
+                let _ = writeln!(
+                    out,
+                    "at = \"{at}\"\ncount = {count}\nwithin = \"{}\"",
+                    duration(*within)
+                );
+            }
+            GeneratorKind::Every {
+                interval,
+                from,
+                until,
+                between,
+                timezone,
+            } => {
+                head(&mut out, "every");
+                let _ = writeln!(
+                    out,
+                    "interval = \"{}\"\nfrom = \"{from}\"\nuntil = \"{until}\"",
+                    duration(*interval)
+                );
+                if let Some((open, close)) = between {
+                    let hm = |t: &jiff::civil::Time| format!("{:02}:{:02}", t.hour(), t.minute());
+                    let _ = writeln!(out, "between = [{:?}, {:?}]", hm(open), hm(close));
+                }
+                if let Some(name) = timezone.iana_name() {
+                    let _ = writeln!(out, "timezone = {name:?}");
+                }
+            }
+            GeneratorKind::Random {
+                per_minute,
+                from,
+                until,
+            } => {
+                head(&mut out, "random");
+                let _ = writeln!(
+                    out,
+                    "per_minute = {per_minute:?}\nfrom = \"{from}\"\nuntil = \"{until}\""
+                );
+            }
+        }
+    }
+    for at in &scenario.restarts {
+        let _ = writeln!(out, "\n[[restart]]\nat = \"{at}\"");
     }
     out
 }

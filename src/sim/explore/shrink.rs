@@ -1,10 +1,11 @@
-//! Shrinking a failing world: drop triggers, people, outages and random errors, and
-//! shorten the API's times, while the same invariant stays broken.
+//! Shrinking a failing world: drop triggers, people, timers, restarts, outages, random
+//! errors and the notification channel's drops (then the channel), and shorten the API's
+//! times, while the same invariant stays broken.
 
 use crate::policy::Policy;
 use crate::sim::engine::run_traced;
 use crate::sim::explore::invariants::{Invariant, check};
-use crate::sim::scenario::Scenario;
+use crate::sim::scenario::{Scenario, Target};
 use jiff::SignedDuration;
 
 /// The smallest world found that still breaks `invariant`, within `budget` runs.
@@ -14,7 +15,7 @@ pub fn shrink(scenario: &Scenario, policy: &Policy, invariant: Invariant, budget
     let still = |candidate: &Scenario, runs: &mut u32| {
         *runs += 1;
         let (_, trace) = run_traced(candidate, policy);
-        check(candidate, &trace).is_some_and(|v| v.invariant == invariant)
+        check(candidate, policy, &trace).is_some_and(|v| v.invariant == invariant)
     };
     let mut changed = true;
     while changed && runs < budget {
@@ -47,12 +48,48 @@ pub fn shrink(scenario: &Scenario, policy: &Policy, invariant: Invariant, budget
                 changed = true;
             }
         }
+        let mut fewer: Vec<Scenario> = Vec::new();
+        for i in (0..best.generators.len()).rev() {
+            let mut candidate = best.clone();
+            candidate.generators.remove(i);
+            fewer.push(candidate);
+        }
+        for i in (0..best.restarts.len()).rev() {
+            let mut candidate = best.clone();
+            candidate.restarts.remove(i);
+            fewer.push(candidate);
+        }
         for i in (0..best.api.outages.len()).rev() {
             let mut candidate = best.clone();
             candidate.api.outages.remove(i);
+            fewer.push(candidate);
+        }
+        if let Some(n) = &best.api.notifications {
+            for i in (0..n.drops.len()).rev() {
+                let mut candidate = best.clone();
+                if let Some(n) = &mut candidate.api.notifications {
+                    n.drops.remove(i);
+                }
+                fewer.push(candidate);
+            }
+            if n.loss_per_mille > 0 {
+                let mut candidate = best.clone();
+                if let Some(n) = &mut candidate.api.notifications {
+                    n.loss_per_mille = 0;
+                }
+                fewer.push(candidate);
+            }
+            let mut candidate = best.clone();
+            candidate.api.notifications = None;
+            fewer.push(candidate);
+        }
+        // Each simplification is tried on the world as it stood; the first that keeps the
+        // violation is taken, the rest wait for the next round.
+        for candidate in fewer {
             if runs < budget && still(&candidate, &mut runs) {
                 best = candidate;
                 changed = true;
+                break;
             }
         }
         if best.api.error_rate > 0.0 {
@@ -86,7 +123,12 @@ fn drop_unused_schedules(
     budget: u32,
 ) -> bool {
     let used = |s: usize, sc: &Scenario| {
-        sc.triggers.iter().any(|t| t.schedule == s) || sc.people.iter().any(|p| p.schedule == s)
+        sc.triggers.iter().any(|t| t.schedule == s)
+            || sc.people.iter().any(|p| p.schedule == s)
+            || sc
+                .generators
+                .iter()
+                .any(|g| matches!(g.target, Target::All) || g.target == Target::One(s))
     };
     let mut changed = false;
     for s in (0..best.schedules.len()).rev() {
@@ -107,7 +149,7 @@ fn drop_unused_schedules(
         }
         *runs += 1;
         let (_, trace) = run_traced(&candidate, policy);
-        if check(&candidate, &trace).is_some_and(|v| v.invariant == invariant) {
+        if check(&candidate, policy, &trace).is_some_and(|v| v.invariant == invariant) {
             *best = candidate;
             changed = true;
         }

@@ -4,7 +4,10 @@
 use super::invariants::Invariant;
 use super::scenario_file::to_toml;
 use super::*;
+use crate::api::notify::cache::broken::IGNORE_GAPS;
+use crate::runner::event::EventKind;
 use crate::runner::write::broken::DROP_FOLLOW_VERSION_CHECK;
+use crate::sim::durable::broken::FORGET_DEFERRALS;
 
 /// Seeds each shipped policy must pass.
 const SEEDS: u64 = 2_000;
@@ -17,7 +20,11 @@ fn policy(source: &str) -> Policy {
 }
 
 fn held(source: &str, rules: &str) {
+    // Until the lost-event defect is fixed (see the test that pins it), the channel loses
+    // nothing in these worlds; everything else is as generated.
+    generate::known::LOSSLESS.with(|c| c.set(true));
     let found = explore(&policy(source), Path::new(rules), Seeds::Count(SEEDS), None);
+    generate::known::LOSSLESS.with(|c| c.set(false));
     assert_eq!(found.runs, SEEDS);
     assert!(found.triggers > SEEDS * 10, "{} triggers", found.triggers);
     if let Some(f) = found.finding {
@@ -67,37 +74,225 @@ fn the_naive_policy_is_found_making_409s() {
     assert!(f.scenario.triggers.len() <= 2, "{:?}", f.scenario.triggers);
 }
 
-#[test]
-fn a_runner_that_drops_the_follows_version_check_is_caught_and_shrunk() {
+/// Explore the default policy with a deliberately broken feature switched on by `set`:
+/// the finding, its shrunk world as a file, and whether that file replays it.
+fn caught(set: fn(bool)) -> (Finding, String) {
     let default = policy(include_str!("../../../rules/default.rules"));
-    DROP_FOLLOW_VERSION_CHECK.with(|c| c.set(true));
+    set(true);
     let found = explore(
         &default,
         Path::new("rules/default.rules"),
         Seeds::Count(SEEDS),
         None,
     );
-    let replay = found.finding.as_ref().map(|f| {
+    let replay = found.finding.map(|f| {
         let comment = format!(
             "seed {}, shrunk; breaks {}: {}",
             f.seed, f.shrunk_violation.invariant, f.shrunk_violation.detail
         );
+        let file = to_toml(&f.scenario, "rules/default.rules", &comment);
         let (_, trace) = run_traced(&f.scenario, &default);
-        (
-            to_toml(&f.scenario, "rules/default.rules", &comment),
-            check(&f.scenario, &trace),
-        )
+        let again = check(&f.scenario, &default, &trace);
+        (f, file, again)
     });
-    DROP_FOLLOW_VERSION_CHECK.with(|c| c.set(false));
-    let Some((file, again)) = replay else {
+    set(false);
+    let Some((finding, file, again)) = replay else {
         panic!(
-            "the broken runner kept every promise over {} worlds",
+            "the broken feature kept every promise over {} worlds",
             found.runs
         )
     };
-    assert!(again.is_some(), "the shrunk world replays the violation");
-    insta::assert_snapshot!("broken_follow_shrunk", file);
+    assert_eq!(
+        again.map(|v| v.invariant),
+        Some(finding.shrunk_violation.invariant),
+        "the shrunk world replays the violation"
+    );
     // The shrunk file, read back, is the same world.
     let parsed = crate::sim::scenario::parse(&file, "x", Path::new("."));
     assert!(parsed.is_ok(), "{parsed:?}");
+    if let Ok(parsed) = parsed {
+        let (_, trace) = run_traced(&parsed, &default);
+        assert_eq!(
+            check(&parsed, &default, &trace),
+            check(
+                &finding.scenario,
+                &default,
+                &run_traced(&finding.scenario, &default).1
+            )
+        );
+    }
+    (finding, file)
+}
+
+#[test]
+fn a_runner_that_drops_the_follows_version_check_is_caught_and_shrunk() {
+    let (_, file) = caught(|on| DROP_FOLLOW_VERSION_CHECK.with(|c| c.set(on)));
+    insta::assert_snapshot!("broken_follow_shrunk", file);
+}
+
+#[test]
+fn a_cache_that_trusts_states_across_a_gap_is_caught_and_shrunk() {
+    let (f, file) = caught(|on| IGNORE_GAPS.with(|c| c.set(on)));
+    assert_eq!(
+        f.shrunk_violation.invariant,
+        Invariant::NoStaleCachedDecision
+    );
+    insta::assert_snapshot!("broken_cache_shrunk", file);
+}
+
+#[test]
+fn a_restart_that_forgets_the_deferred_triggers_is_caught_and_shrunk() {
+    let (f, file) = caught(|on| FORGET_DEFERRALS.with(|c| c.set(on)));
+    assert_eq!(f.shrunk_violation.invariant, Invariant::ChangePublished);
+    insta::assert_snapshot!("forgotten_deferral_shrunk", file);
+}
+
+#[test]
+fn the_fixed_seeds_cover_every_kind_of_world() {
+    let default = policy(include_str!("../../../rules/default.rules"));
+    let (mut many, mut timers, mut off, mut restarted, mut fed_again) = (0, 0, 0, 0, 0);
+    let (mut cached, mut gaps, mut lossy, mut deferred) = (0, 0, 0, 0);
+    for seed in 0..SEEDS {
+        let world = generate::world(seed, &default.sources, Path::new("rules/default.rules"));
+        let (_, trace) = run_traced(&world, &default);
+        many += u32::from(world.schedules.len() > 8);
+        timers += u32::from(!world.generators.is_empty());
+        off += u32::from(!world.runner.coalesce);
+        restarted += u32::from(!world.restarts.is_empty());
+        fed_again += u32::from(trace.restarts.iter().any(|r| !r.fed_again.is_empty()));
+        let n = world.api.notifications.as_ref();
+        gaps += u32::from(n.is_some_and(|n| !n.drops.is_empty()));
+        lossy += u32::from(n.is_some_and(|n| n.loss_per_mille > 0));
+        let kinds = |p: fn(&EventKind) -> bool| trace.events.iter().any(|e| p(&e.event.kind));
+        cached += u32::from(kinds(|k| matches!(k, EventKind::StateKnown { .. })));
+        deferred += u32::from(kinds(|k| {
+            matches!(
+                k,
+                EventKind::Outcome {
+                    outcome: crate::runner::event::Outcome::Deferred { .. },
+                    ..
+                }
+            )
+        }));
+    }
+    let counts = [
+        ("more than 8 schedules", many),
+        ("timers or random arrivals", timers),
+        ("coalescing off", off),
+        ("restarts", restarted),
+        ("triggers fed again after a restart", fed_again),
+        ("decisions from a cached state", cached),
+        ("channel drops", gaps),
+        ("lost events", lossy),
+        ("deferrals (business hours, debounce)", deferred),
+    ];
+    for (what, count) in counts {
+        assert!(count >= 50, "only {count} of {SEEDS} worlds with {what}");
+    }
+}
+
+/// A small world: one draft schedule, one trigger that publishes it.
+fn one_publish() -> Scenario {
+    let file = r#"
+rules = "rules/default.rules"
+start = "2026-03-02T10:00:00Z"
+[[schedule]]
+id = "s01"
+bu = "bu-1"
+week = "2026-03-02"
+[[trigger]]
+at = "2026-03-02T10:00:01Z"
+schedule = "s01"
+source = "manual"
+"#;
+    match crate::sim::scenario::parse(file, "one", Path::new(".")) {
+        Ok(s) => s,
+        Err(d) => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn a_decided_publish_that_never_shows_published_breaks_the_liveness_bound() {
+    let default = policy(include_str!("../../../rules/default.rules"));
+    let world = one_publish();
+    let (_, mut trace) = run_traced(&world, &default);
+    assert_eq!(check(&world, &default, &trace), None);
+    assert_eq!(trace.published.len(), 1, "the publish showed published");
+    // The same run, had the operation never finished and the run gone on past the bound.
+    trace.published.clear();
+    let bound = invariants::publish_bound(&world, &default);
+    trace.end = trace.end.saturating_add(bound).expect("instant");
+    let v = check(&world, &default, &trace).expect("a violation");
+    assert_eq!(v.invariant, Invariant::PublishedInTime);
+    insta::assert_snapshot!(v.detail, @"a publish decided here did not show published within 1h 3m 38s");
+}
+
+#[test]
+fn a_restart_while_our_publish_is_processing_waits_for_it_and_never_writes_again() {
+    let default = policy(include_str!("../../../rules/default.rules"));
+    let mut world = one_publish();
+    // The publish is accepted at about 10:00:01.4 and runs 30 s: the process restarts
+    // in the middle of it, with a redelivery of the same trigger after.
+    world.restarts = vec!["2026-03-02T10:00:10Z".parse().expect("instant")];
+    world.triggers[0].delivery = Some("d1".into());
+    let mut again = world.triggers[0].clone();
+    again.at = "2026-03-02T10:00:20Z".parse().expect("instant");
+    world.triggers.push(again);
+    let (result, trace) = run_traced(&world, &default);
+    assert_eq!(check(&world, &default, &trace), None);
+    let writes = trace.calls.iter().filter(|c| c.publish.is_some()).count();
+    assert_eq!(writes, 1, "{:?}", trace.calls);
+    let restart = &trace.restarts[0];
+    assert_eq!(
+        restart.fed_again.len(),
+        1,
+        "the unfinished trigger is fed again"
+    );
+    let duplicates: Vec<bool> = trace
+        .events
+        .iter()
+        .filter_map(|e| match e.event.kind {
+            EventKind::TriggerReceived { duplicate, .. } => Some(duplicate),
+            _ => None,
+        })
+        .collect();
+    // The trigger, fed again (not a repeat), then its redelivery (a repeat).
+    assert_eq!(duplicates, [false, false, true]);
+    let report = run(&world, &default, RunOptions::default()).report;
+    insta::assert_snapshot!(report.table());
+    assert_eq!(result.report.summary.triggers, 3);
+}
+
+#[test]
+fn a_lost_event_lets_a_cached_skip_drop_a_change() {
+    // A known defect of deciding from the channel's cache, found by the explorer: an edit's
+    // event is lost, the cache still says published, and a trigger skips "already
+    // published" without a read: the edit waits for a later trigger. Pinned until fixed.
+    let default = policy(include_str!("../../../rules/default.rules"));
+    let found = explore(
+        &default,
+        Path::new("rules/default.rules"),
+        Seeds::Count(SEEDS),
+        None,
+    );
+    let Some(f) = found.finding else {
+        panic!(
+            "no lost event dropped a change over {} worlds: fixed? drop LOSSLESS",
+            found.runs
+        )
+    };
+    assert_eq!(f.shrunk_violation.invariant, Invariant::ChangePublished);
+    assert!(
+        f.shrunk_violation.detail.contains("cached state"),
+        "{}",
+        f.shrunk_violation.detail
+    );
+    let comment = format!(
+        "seed {}, shrunk; breaks {}: {}",
+        f.seed, f.shrunk_violation.invariant, f.shrunk_violation.detail
+    );
+    insta::assert_snapshot!(
+        "lost_event_shrunk",
+        to_toml(&f.scenario, "rules/default.rules", &comment)
+    );
 }
