@@ -36,6 +36,12 @@ fn write_config(dir: &Path, double: &ApiDouble, extra: &str) -> PathBuf {
 }
 
 async fn run(double: &ApiDouble, config: &Path, extra_args: &[&str], env: bool) -> Output {
+    let credentials = env.then(|| (double.client_id(), double.client_secret()));
+    run_as(config, extra_args, credentials).await
+}
+
+/// `run` with these credentials (client id, secret) in the environment, or none.
+async fn run_as(config: &Path, extra_args: &[&str], credentials: Option<(&str, &str)>) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_publish-guard"));
     command.arg("run").arg("--config").arg(config);
     command.args(["--schedule", "sched-1", "--source", "manual"]);
@@ -44,9 +50,9 @@ async fn run(double: &ApiDouble, config: &Path, extra_args: &[&str], env: bool) 
     }
     command.args(extra_args);
     command.env_remove(ID_VAR).env_remove(SECRET_VAR);
-    if env {
-        command.env(ID_VAR, double.client_id());
-        command.env(SECRET_VAR, double.client_secret());
+    if let Some((id, secret)) = credentials {
+        command.env(ID_VAR, id);
+        command.env(SECRET_VAR, secret);
     }
     match command.output().await {
         Ok(output) => output,
@@ -163,4 +169,27 @@ async fn a_week_off_the_business_units_start_day_is_a_usage_error_naming_the_rig
         "error: --week 2026-12-01: week 2026-12-01 is a Tuesday, but the business unit's weeks start on Sunday: the week must start on Sunday 2026-11-29"
     );
     assert_eq!(double.calls(CallKind::GetSchedule), 0, "nothing was read");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_exits_1_naming_the_client_id_and_never_the_secret() {
+    let double = double_with(false).await;
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, "");
+    let wrong = "wr0ng-s3cret-never-printed";
+    let output = run_as(&config, &[], Some((double.client_id(), wrong))).await;
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains(double.client_id()), "{all}");
+    assert!(!all.contains(wrong), "{all}");
+    assert!(!all.contains(double.client_secret()), "{all}");
+    assert!(
+        !all.contains("no rule matched"),
+        "not a policy matter: {all}"
+    );
+    assert_eq!(
+        double.calls(CallKind::UploadUrl) + double.calls(CallKind::Update),
+        0,
+        "nothing was written"
+    );
 }
