@@ -92,6 +92,9 @@ struct Options {
     rules: Option<&'static str>,
     /// The client secret the relay logs in with (else the double's).
     client_secret: Option<&'static str>,
+    /// The requests a minute the double allows; the client then keeps Genesys' default
+    /// (300), above it, and runs on the relay's clock (else both allow 10,000).
+    allowed_per_minute: Option<u32>,
 }
 
 /// The SQLite store, refusing to record progress while told to.
@@ -153,7 +156,7 @@ async fn start_with(options: Options) -> Rig {
         // A publish completes at once: no real time is spent waiting on it.
         model: ModelConfig {
             processing_time: options.processing.unwrap_or(SignedDuration::ZERO),
-            requests_per_minute: 10_000,
+            requests_per_minute: options.allowed_per_minute.unwrap_or(10_000),
             ..ModelConfig::default()
         },
         clock: match &options.double_clock {
@@ -229,11 +232,16 @@ async fn start_with(options: Options) -> Rig {
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
     config.requests_per_minute = 10_000;
+    let mut client_clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if options.allowed_per_minute.is_some() {
+        config.requests_per_minute = publish_guard::api::limiter::DEFAULT_REQUESTS_PER_MINUTE;
+        client_clock = Arc::clone(&clock);
+    }
     if let Some(secret) = options.client_secret {
         config.client_secret = publish_guard::api::secret::Secret::new(secret);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let make_api = move || GenesysClient::new(config, Arc::new(SystemClock)).unwrap();
+    let make_api = move || GenesysClient::new(config, client_clock).unwrap();
     let relay = Relay::start(settings, make_api, listener).await.unwrap();
     Rig {
         relay,
@@ -259,8 +267,13 @@ impl Rig {
 
     /// Send one signed webhook about `schedule_id`, signed as of the relay's clock.
     async fn webhook_answer(&self, id: &str, schedule_id: &str) -> reqwest::Response {
+        self.webhook_in(id, "bu-1", schedule_id).await
+    }
+
+    /// Send one signed webhook about `schedule_id` of business unit `bu`.
+    async fn webhook_in(&self, id: &str, bu: &str, schedule_id: &str) -> reqwest::Response {
         let body = json!({
-            "bu": "bu-1", "week": "2026-03-30", "schedule_id": schedule_id, "event": "case.updated",
+            "bu": bu, "week": "2026-03-30", "schedule_id": schedule_id, "event": "case.updated",
         })
         .to_string();
         let timestamp = self.clock.now().as_second().to_string();
@@ -835,5 +848,67 @@ async fn an_edit_right_after_our_publish_completes_is_published_within_seconds_o
     assert_eq!(outcomes, ["landed_then_changed", "published"]);
     assert_eq!(rig.writes(), 2);
     assert_eq!(rig.double.conflicts(), 0);
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_schedules_at_once_against_30_requests_a_minute_all_publish_with_at_most_one_429() {
+    // One clock for the relay, its client's limiter and the double, moved by the test a
+    // second at a time while anything is unfinished: a minute's window costs no minute.
+    let start = Timestamp::now();
+    let clock = ManualClock::new(start);
+    let rig = start_with(Options {
+        clock: Some(clock.clone()),
+        double_clock: Some(clock.clone()),
+        allowed_per_minute: Some(30),
+        ..Options::default()
+    })
+    .await;
+    // Each in its own business unit: publishing one un-publishes the others of its week.
+    let ids: Vec<ScheduleRef> = (1..=12)
+        .map(|n| ScheduleRef {
+            business_unit: format!("bu-t{n:02}"),
+            ..schedule(&format!("t-{n:02}"))
+        })
+        .collect();
+    for id in &ids {
+        rig.double.add_schedule(id, false, 1);
+    }
+    for id in &ids {
+        let delivery = format!("burst-{}", id.schedule_id);
+        let answer = rig
+            .webhook_in(&delivery, &id.business_unit, &id.schedule_id)
+            .await;
+        assert_eq!(answer.status().as_u16(), 202);
+    }
+    let published = |id: &ScheduleRef| {
+        rig.double
+            .schedule(id)
+            .is_some_and(|v| v.snapshot.published)
+    };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = rig.store.stats().await.unwrap();
+        if ids.iter().all(published) && stats.pending + stats.running == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unfinished: {stats:?}");
+        clock.set(clock.now() + SignedDuration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let throttled = rig
+        .double
+        .call_log()
+        .iter()
+        .filter(|c| c.status == Some(429))
+        .count();
+    assert!(throttled <= 1, "{throttled} answers were 429");
+    assert_eq!(rig.writes(), 12);
+    assert_eq!(rig.double.conflicts(), 0);
+    let failures = entries(&rig.audit_path)
+        .iter()
+        .filter(|e| e["event"]["kind"] == "outcome" && e["event"]["outcome"]["result"] == "failed")
+        .count();
+    assert_eq!(failures, 0);
     rig.relay.shutdown().await.unwrap();
 }
