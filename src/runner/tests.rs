@@ -1005,7 +1005,7 @@ fn a_trigger_coalesced_during_a_follow_brings_its_next_read_forward_once() {
     assert_eq!(waits, [sooner], "{actions:?}");
     // A storm of further webhooks brings nothing more forward.
     for n in 0..20 {
-        h.now = h.now + SignedDuration::from_millis(100);
+        h.now += SignedDuration::from_millis(100);
         h.trigger(Some(&format!("storm-{n}")));
     }
     assert_eq!(h.actions(), []);
@@ -1039,9 +1039,9 @@ fn a_trigger_that_came_while_the_follow_read_was_out_makes_the_next_cycle_read_a
     h.fire_wait();
     assert_eq!(h.actions(), [read()]);
     // The read is out; an edit's webhook comes before its answer, which may predate it.
-    h.now = h.now + SignedDuration::from_millis(50);
+    h.now += SignedDuration::from_millis(50);
     h.trigger(None);
-    h.now = h.now + SignedDuration::from_millis(50);
+    h.now += SignedDuration::from_millis(50);
     h.feed(Input::StateRead(snapshot(true, 4)));
     assert_eq!(h.outcomes(), [Outcome::Published { version: 4 }]);
     assert_eq!(h.actions(), [read()], "the next cycle reads for itself");
