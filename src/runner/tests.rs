@@ -305,6 +305,15 @@ impl Harness {
         }
     }
 
+    /// One trigger on a draft at `version`: its publish is accepted, Processing.
+    fn publish_processing(&mut self, version: i64) {
+        self.trigger(None);
+        self.feed(Input::StateRead(snapshot(false, version)));
+        self.feed(Input::PublishAnswered(accepted(
+            OperationStatus::Processing,
+        )));
+    }
+
     /// Fire the single wait among the fresh commands.
     fn fire_wait(&mut self) {
         let actions = self.actions();
@@ -955,11 +964,7 @@ fn a_refused_login_ends_the_cycle_as_a_failure_whatever_the_policy() {
 /// Publish at version 3 and follow until the armed follow wait is more than 10 s away;
 /// returns the instant of the follow read that armed it.
 fn follow_into_a_long_wait(h: &mut Harness) -> Timestamp {
-    h.trigger(None);
-    h.feed(Input::StateRead(snapshot(false, 3)));
-    h.feed(Input::PublishAnswered(accepted(
-        OperationStatus::Processing,
-    )));
+    h.publish_processing(3);
     for _ in 0..12 {
         let actions = h.actions();
         let read_at = h.now;
@@ -1031,11 +1036,7 @@ fn a_trigger_coalesced_during_a_follow_brings_its_next_read_forward_once() {
 #[test]
 fn a_trigger_that_came_while_the_follow_read_was_out_makes_the_next_cycle_read_again() {
     let mut h = Harness::reference();
-    h.trigger(None);
-    h.feed(Input::StateRead(snapshot(false, 3)));
-    h.feed(Input::PublishAnswered(accepted(
-        OperationStatus::Processing,
-    )));
+    h.publish_processing(3);
     h.fire_wait();
     assert_eq!(h.actions(), [read()]);
     // The read is out; an edit's webhook comes before its answer, which may predate it.
