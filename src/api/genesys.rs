@@ -9,7 +9,7 @@
 //! `BusinessUnitResponse` (`settings` optional, present when expanded).
 
 use crate::api::http::{self, Caller, RawAnswer};
-use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, SharedLimiter};
+use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_RETRY_AFTER_CAP, SharedLimiter};
 use crate::api::region::Endpoints;
 use crate::api::secret::Secret;
 use crate::api::token::TokenSource;
@@ -20,8 +20,8 @@ use crate::api::{
     ScheduleSnapshot,
 };
 use crate::effects::clock::Clock;
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use reqwest::Url;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +40,9 @@ pub struct GenesysConfig {
     pub timeout: Duration,
     /// The client-side rate limit, requests per minute.
     pub requests_per_minute: u32,
+    /// The longest `Retry-After` a call waits out; beyond it the call fails (and every
+    /// call is still held for it).
+    pub retry_after_cap: SignedDuration,
 }
 
 impl GenesysConfig {
@@ -51,6 +54,7 @@ impl GenesysConfig {
             client_secret,
             timeout: Duration::from_secs(10),
             requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+            retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
         }
     }
 }
@@ -152,7 +156,12 @@ struct UpdateBody {
 impl GenesysClient {
     /// A client with its own rate limiter.
     pub fn new(config: GenesysConfig, clock: Arc<dyn Clock>) -> Result<Self, ApiError> {
-        let caller = Caller::new(config.timeout, config.requests_per_minute, clock)?;
+        let caller = Caller::new(
+            config.timeout,
+            config.requests_per_minute,
+            config.retry_after_cap,
+            clock,
+        )?;
         let tokens = TokenSource::new(
             caller.clone(),
             &config.endpoints.login,

@@ -97,10 +97,12 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// A caller with its own limiter of `requests_per_minute`.
+    /// A caller with its own limiter of `requests_per_minute`, waiting out a `Retry-After`
+    /// of at most `retry_after_cap`.
     pub(crate) fn new(
         timeout: Duration,
         requests_per_minute: u32,
+        retry_after_cap: SignedDuration,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
@@ -112,7 +114,9 @@ impl Caller {
         Ok(Self {
             http,
             timeout,
-            limiter: SharedLimiter::new(RateLimiter::per_minute(requests_per_minute)),
+            limiter: SharedLimiter::new(
+                RateLimiter::per_minute(requests_per_minute).with_retry_after_cap(retry_after_cap),
+            ),
             clock,
         })
     }

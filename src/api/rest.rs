@@ -6,7 +6,7 @@
 //! `{scheduleId}`; each value is percent-encoded into its path segment.
 
 use crate::api::http::{self, Caller, RawAnswer};
-use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, SharedLimiter};
+use crate::api::limiter::{DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_RETRY_AFTER_CAP, SharedLimiter};
 use crate::api::model::PublishState;
 use crate::api::secret::Secret;
 use crate::api::week::WeekSettings;
@@ -15,6 +15,7 @@ use crate::api::{
     ScheduleSnapshot,
 };
 use crate::effects::clock::Clock;
+use jiff::SignedDuration;
 use jiff::civil::Date;
 use reqwest::Url;
 use std::sync::Arc;
@@ -40,6 +41,9 @@ pub struct RestConfig {
     pub timeout: Duration,
     /// The client-side rate limit, requests per minute.
     pub requests_per_minute: u32,
+    /// The longest `Retry-After` a call waits out; beyond it the call fails (and every
+    /// call is still held for it).
+    pub retry_after_cap: SignedDuration,
 }
 
 impl RestConfig {
@@ -56,6 +60,7 @@ impl RestConfig {
             bearer_token: None,
             timeout: Duration::from_secs(10),
             requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+            retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
         }
     }
 }
@@ -144,7 +149,12 @@ impl RestClient {
     /// A client for the gateway `config` describes, with its own rate limiter.
     pub fn new(config: RestConfig, clock: Arc<dyn Clock>) -> Result<Self, ApiError> {
         Ok(Self {
-            caller: Caller::new(config.timeout, config.requests_per_minute, clock)?,
+            caller: Caller::new(
+                config.timeout,
+                config.requests_per_minute,
+                config.retry_after_cap,
+                clock,
+            )?,
             base: http::base_url(&config.base_url)?,
             status: PathTemplate::parse(&config.status_path)?,
             publish: PathTemplate::parse(&config.publish_path)?,

@@ -141,6 +141,7 @@ pub(crate) fn genesys_client(config: &Config) -> Result<GenesysClient, CliError>
     let mut genesys = GenesysConfig::new(endpoints, id, Secret::new(secret));
     genesys.timeout = timeout(config)?;
     genesys.requests_per_minute = *config.http.requests_per_minute.get_ref();
+    genesys.retry_after_cap = *config.http.retry_after_cap.get_ref();
     GenesysClient::new(genesys, Arc::new(SystemClock)).map_err(|e| usage(&e))
 }
 
@@ -160,6 +161,7 @@ pub(crate) fn rest_client(config: &Config) -> Result<RestClient, CliError> {
     }
     rest.timeout = timeout(config)?;
     rest.requests_per_minute = *config.http.requests_per_minute.get_ref();
+    rest.retry_after_cap = *config.http.retry_after_cap.get_ref();
     RestClient::new(rest, Arc::new(SystemClock)).map_err(|e| usage(&e))
 }
 

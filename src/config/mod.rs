@@ -120,6 +120,10 @@ pub struct HttpSection {
     /// Requests a minute this OAuth client may make (Genesys' default is 300).
     #[serde(default = "default_rate")]
     pub requests_per_minute: Spanned<u32>,
+    /// The longest `Retry-After` a call waits out, e.g. `"3m"`: beyond it the call fails
+    /// ("daily limit?") while every call is still held (Genesys' SDKs stop at 180 s).
+    #[serde(default = "default_retry_after_cap")]
+    pub retry_after_cap: Spanned<SignedDuration>,
 }
 
 fn default_timeout() -> Spanned<SignedDuration> {
@@ -130,11 +134,16 @@ fn default_rate() -> Spanned<u32> {
     Spanned::new(0..0, 300)
 }
 
+fn default_retry_after_cap() -> Spanned<SignedDuration> {
+    Spanned::new(0..0, crate::api::limiter::DEFAULT_RETRY_AFTER_CAP)
+}
+
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
             timeout: default_timeout(),
             requests_per_minute: default_rate(),
+            retry_after_cap: default_retry_after_cap(),
         }
     }
 }
@@ -296,6 +305,11 @@ impl Config {
             let msg = "must be at least 1";
             return Err(invalid(rate.span(), "http.requests_per_minute", msg));
         }
+        let cap = &config.http.retry_after_cap;
+        if *cap.get_ref() <= SignedDuration::ZERO {
+            let msg = "must be positive";
+            return Err(invalid(cap.span(), "http.retry_after_cap", msg));
+        }
         let retention = &config.runner.delivery_retention;
         if *retention.get_ref() < SignedDuration::ZERO {
             let msg = "must not be negative";
@@ -367,7 +381,24 @@ mod tests {
             let follow = c.runner_config(false).follow_timeout;
             assert_eq!(follow, SignedDuration::from_mins(15));
             assert_eq!(*c.http.timeout.get_ref(), SignedDuration::from_secs(10));
+            let cap = *c.http.retry_after_cap.get_ref();
+            assert_eq!(cap, crate::api::limiter::DEFAULT_RETRY_AFTER_CAP);
         }
+    }
+
+    #[test]
+    fn the_retry_after_cap_defaults_to_180_s_and_must_be_positive() {
+        let head = "backend = \"genesys\"\nrules = \"p.rules\"\nbusiness_unit = \"bu\"\n\
+                    [genesys]\nregion = \"london\"\nclient_id_env = \"ID\"\nclient_secret_env = \"SECRET\"\n";
+        let cap = |text: &str| parse(text).map(|c| *c.http.retry_after_cap.get_ref());
+        assert_eq!(cap(head), Ok(SignedDuration::from_secs(180)));
+        let longer = format!("{head}[http]\nretry_after_cap = \"10m\"\n");
+        assert_eq!(cap(&longer), Ok(SignedDuration::from_mins(10)));
+        let zero = format!("{head}[http]\nretry_after_cap = \"0s\"\n");
+        assert_eq!(
+            cap(&zero),
+            Err("publish-guard.toml:9: `http.retry_after_cap`: must be positive".to_owned())
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ const FAMILIES: [(&str, &str); 8] = [
     ),
     (
         "publish_guard_auth_failures_total",
-        "Cycles ended because the API refused our login or token.",
+        "Cycles ended, or schedules left unresolved, because the API refused our login or token.",
     ),
     (
         "publish_guard_states_known_total",

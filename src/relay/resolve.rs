@@ -45,6 +45,17 @@ pub enum Unresolved {
     Later(String),
     /// The target cannot name a schedule; the reason says what to change.
     Never(String),
+    /// The API refused our login or token (the reason names the client id): try again
+    /// later, and the relay is not ready meanwhile.
+    Refused(String),
+}
+
+/// A call that brought no answer: refused credentials, or something to try again later.
+fn unanswered(e: crate::api::ApiError) -> Unresolved {
+    match e {
+        crate::api::ApiError::Auth(_) => Unresolved::Refused(e.to_string()),
+        _ => Unresolved::Later(e.to_string()),
+    }
 }
 
 /// The schedule a stored target names at `now`. `current` is the week containing now in the
@@ -80,10 +91,7 @@ pub async fn resolve<A: ScheduleApi>(
         }
         ScheduleChoice::Select(selection) => selection,
     };
-    let answer = api
-        .list_week(bu, week)
-        .await
-        .map_err(|e| Unresolved::Later(e.to_string()))?;
+    let answer = api.list_week(bu, week).await.map_err(unanswered)?;
     if answer.status == 404 {
         weeks.borrow_mut().forget(bu);
     }
@@ -107,10 +115,7 @@ async fn week_settings<A: ScheduleApi>(
     if let Some(settings) = weeks.borrow().fresh(business_unit, now) {
         return Ok(settings);
     }
-    let answer = api
-        .week_settings(business_unit)
-        .await
-        .map_err(|e| Unresolved::Later(e.to_string()))?;
+    let answer = api.week_settings(business_unit).await.map_err(unanswered)?;
     if answer.status == 404 {
         return Err(Unresolved::Never(format!(
             "business unit {business_unit} was not found (404): check `business_unit` in the configuration"

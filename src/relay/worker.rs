@@ -407,9 +407,13 @@ async fn resolve_all<A: ScheduleApi>(
                 r
             }
         };
+        if let Err(Unresolved::Refused(why)) = &resolved {
+            parts.readiness.refused(why);
+            parts.metrics.inc("publish_guard_auth_failures_total", &[]);
+        }
         match resolved {
             Ok(schedule) => fed.push((stored, schedule)),
-            Err(Unresolved::Later(why)) => {
+            Err(Unresolved::Later(why) | Unresolved::Refused(why)) => {
                 tracing::warn!(
                     receipt = stored.receipt.id,
                     why,

@@ -354,6 +354,12 @@ impl fmt::Display for EventKind {
                 let how = match learnt {
                     Learnt::Read => "read",
                     Learnt::Event => "heard",
+                    Learnt::Follow => {
+                        return write!(
+                            f,
+                            "known from the follow read that ended the cycle before: {state} at version {version}"
+                        );
+                    }
                 };
                 write!(
                     f,

@@ -2,7 +2,7 @@
 //! step emitted once. No I/O, no clock, no randomness of its own: all come in through
 //! [`Step`], so the live driver and the simulator run exactly this code.
 
-use crate::api::notify::cache::Cached;
+use crate::api::notify::cache::{Cached, Learnt};
 use crate::api::notify::event::ScheduleNotification;
 use crate::api::{OperationStatus, ScheduleRef, ScheduleSnapshot};
 use crate::effects::random::RandomSource;
@@ -50,6 +50,10 @@ pub struct Step<'a> {
 /// While the channel is up, a follow reads only this often: the operation's event ends it.
 const HEARD_FOLLOW_POLL: SignedDuration = SignedDuration::from_secs(60);
 
+/// A trigger coalesced during a follow brings the follow's next read forward, but never
+/// closer than this to the cycle's previous call: a storm of webhooks is not a polling storm.
+pub(crate) const EARLY_FOLLOW_READ_GAP: SignedDuration = SignedDuration::from_secs(8);
+
 /// Following an update when the policy declares no backoff profile at all.
 fn default_follow_profile() -> BackoffProfile {
     BackoffProfile {
@@ -88,8 +92,12 @@ enum Stage {
     Reading(ReadPurpose),
     /// A write is in flight (the machine's [`OurWrite::Reserved`]).
     Publishing,
-    /// A wait is armed; when it fires, read for `then`.
-    Waiting { timer: TimerId, then: ReadPurpose },
+    /// A wait is armed until `until`; when it fires, read for `then`.
+    Waiting {
+        timer: TimerId,
+        until: Timestamp,
+        then: ReadPurpose,
+    },
 }
 
 /// One publish cycle: from the first read to an outcome.
@@ -107,6 +115,8 @@ struct Cycle {
     retries: u32,
     rechecks: u32,
     follows: u32,
+    /// A coalesced trigger has brought a follow read forward (once a cycle).
+    hastened: bool,
     /// A deferral running out started it.
     from_deferral: bool,
     last_wait: Option<SignedDuration>,
@@ -116,6 +126,10 @@ struct Cycle {
     operation_id: Option<String>,
     /// Our operation's end, heard while a follow read was in flight: applied when it answers.
     heard_end: Option<ScheduleNotification>,
+    /// When the cycle's latest call answered (or, before any, when it started).
+    last_call: Timestamp,
+    /// When the cycle's latest read was asked for.
+    read_sent: Option<Timestamp>,
 }
 
 /// Triggers that arrived during a cycle: one further evaluation when it ends.
@@ -124,6 +138,8 @@ struct Pending {
     cycle: u64,
     basis: Basis,
     triggers: u32,
+    /// When the latest trigger was folded in (none: only a deferral's evaluation).
+    latest: Option<Timestamp>,
 }
 
 /// A deferral waiting for its instant.
@@ -194,13 +210,15 @@ impl ScheduleMachine {
         if self.cycle.is_none() {
             let basis = Basis { trigger, duplicate };
             let id = self.allocate_cycle();
-            self.start(step, id, basis, 1, 0, CycleCause::Trigger { trigger: seq });
+            let cause = CycleCause::Trigger { trigger: seq };
+            self.start(step, id, basis, 1, 0, cause, None);
             return;
         }
         let into = match &mut self.pending {
             Some(p) => {
                 p.basis.fold(trigger, duplicate);
                 p.triggers += 1;
+                p.latest = Some(step.now);
                 p.cycle
             }
             None => {
@@ -209,6 +227,7 @@ impl ScheduleMachine {
                     cycle,
                     basis: Basis { trigger, duplicate },
                     triggers: 1,
+                    latest: Some(step.now),
                 });
                 cycle
             }
@@ -220,6 +239,49 @@ impl ScheduleMachine {
                 trigger: seq,
                 into_cycle: into,
             },
+        );
+        self.follow_sooner(step);
+    }
+
+    /// A trigger coalesced while we follow our write says the schedule may have changed
+    /// since it landed (an edit sends a webhook): the follow's next read comes at once, or
+    /// [`EARLY_FOLLOW_READ_GAP`] after the cycle's previous call, whichever is later. A
+    /// follow waiting for our operation's event (the channel up) is left to it.
+    fn follow_sooner(&mut self, step: &mut Step<'_>) {
+        let Some(cycle) = &mut self.cycle else { return };
+        let Stage::Waiting {
+            until,
+            then: ReadPurpose::Follow,
+            ..
+        } = cycle.stage
+        else {
+            return;
+        };
+        if step.hearing || cycle.hastened {
+            return;
+        }
+        let sooner = later(cycle.last_call, EARLY_FOLLOW_READ_GAP).max(step.now);
+        if sooner >= until {
+            return;
+        }
+        cycle.hastened = true;
+        if sooner == step.now {
+            self.read(step, ReadPurpose::Follow);
+            return;
+        }
+        let delay = Delay {
+            duration: step.now.duration_until(sooner),
+            retry_after: None,
+            capped: false,
+        };
+        let count = cycle.follows;
+        self.wait(
+            step,
+            WaitReason::Follow,
+            delay,
+            None,
+            count,
+            ReadPurpose::Follow,
         );
     }
 
@@ -249,6 +311,9 @@ impl ScheduleMachine {
         self.next_cycle
     }
 
+    /// Start cycle `id`; it decides from `fresh` (the read that ended the cycle before it)
+    /// or a known state when one may be used, else it reads.
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &mut self,
         step: &mut Step<'_>,
@@ -257,6 +322,7 @@ impl ScheduleMachine {
         triggers: u32,
         coalesced: u32,
         cause: CycleCause,
+        fresh: Option<Cached>,
     ) {
         let timeout = step.config.follow_timeout;
         self.write = std::mem::take(&mut self.write).at_cycle_start(step.now, timeout);
@@ -271,15 +337,18 @@ impl ScheduleMachine {
             retries: 0,
             rechecks: 0,
             follows: 0,
+            hastened: false,
             from_deferral: matches!(cause, CycleCause::Deferral { .. }),
             last_wait: None,
             profile: None,
             operation_id: None,
             heard_end: None,
+            last_call: step.now,
+            read_sent: None,
         });
         self.emit(step, Some(id), EventKind::CycleStarted { cause });
         // A known state decides only when no write of ours may still be running.
-        let known = step.known.clone();
+        let known = fresh.or_else(|| step.known.clone());
         match known.filter(|_| self.write == OurWrite::None) {
             Some(known) => self.on_known(step, known),
             None => self.read(step, ReadPurpose::Evaluate),
@@ -373,6 +442,7 @@ impl ScheduleMachine {
     fn read(&mut self, step: &mut Step<'_>, purpose: ReadPurpose) {
         if let Some(c) = &mut self.cycle {
             c.stage = Stage::Reading(purpose);
+            c.read_sent = Some(step.now);
             step.out
                 .push(Command::Read(ScheduleRef::clone(&self.schedule)));
         }
@@ -413,6 +483,7 @@ impl ScheduleMachine {
         }
         let operation = self.write.operation(step.now);
         let Some(cycle) = &mut self.cycle else { return };
+        cycle.last_call = step.now;
         let state = ScheduleState::derive(snapshot.as_ref(), operation);
         let id = cycle.id;
         let event = EventKind::StateRead {
@@ -489,11 +560,14 @@ impl ScheduleMachine {
                 (0, None, Some(failure.reason), None)
             }
         };
-        if let Some(a) = &accepted {
-            step.budget.deposit(step.now);
-            if let Some(cycle) = &mut self.cycle {
+        if let Some(cycle) = &mut self.cycle {
+            cycle.last_call = step.now;
+            if let Some(a) = &accepted {
                 cycle.operation_id = a.operation_id.clone();
             }
+        }
+        if accepted.is_some() {
+            step.budget.deposit(step.now);
         }
         self.write
             .answered(step.now, status, accepted.as_ref().map(|a| a.status));
@@ -525,7 +599,7 @@ impl ScheduleMachine {
     }
 
     fn on_timer(&mut self, step: &mut Step<'_>, timer: TimerId) {
-        if let Some(Stage::Waiting { timer: t, then }) = self.cycle.as_ref().map(|c| &c.stage)
+        if let Some(Stage::Waiting { timer: t, then, .. }) = self.cycle.as_ref().map(|c| &c.stage)
             && *t == timer
         {
             let then = *then;
@@ -540,7 +614,7 @@ impl ScheduleMachine {
                 deferred_cycle: d.cycle,
             };
             let id = self.allocate_cycle();
-            self.start(step, id, d.basis, 0, 0, cause);
+            self.start(step, id, d.basis, 0, 0, cause, None);
             return;
         }
         // A cycle is in flight: the deferred evaluation joins the one after it.
@@ -552,6 +626,7 @@ impl ScheduleMachine {
                     cycle,
                     basis: d.basis,
                     triggers: 0,
+                    latest: None,
                 });
             }
         }
@@ -767,7 +842,7 @@ impl ScheduleMachine {
         let timer = self.allocate_timer();
         let until = later(step.now, delay.duration);
         let Some(cycle) = &mut self.cycle else { return };
-        cycle.stage = Stage::Waiting { timer, then };
+        cycle.stage = Stage::Waiting { timer, until, then };
         let id = cycle.id;
         self.emit(
             step,
@@ -857,6 +932,8 @@ impl ScheduleMachine {
         if let Outcome::Published { version } = outcome {
             self.last_publish = Some((step.now, version));
         }
+        let fresh =
+            (self.pending.as_ref()).and_then(|p| fresh_read(&cycle, &outcome, p.latest, step.now));
         self.emit(
             step,
             Some(cycle.id),
@@ -869,7 +946,7 @@ impl ScheduleMachine {
             let cause = CycleCause::Coalesced {
                 triggers: p.triggers,
             };
-            self.start(step, p.cycle, p.basis, p.triggers, p.triggers, cause);
+            self.start(step, p.cycle, p.basis, p.triggers, p.triggers, cause, fresh);
         }
     }
 
@@ -887,6 +964,31 @@ impl ScheduleMachine {
             kind,
         }));
     }
+}
+
+/// The follow read that just ended `cycle` with `outcome`, when it was asked for after the
+/// latest trigger folded into the next cycle (at `latest`): that cycle decides from it
+/// rather than read again at once. A trigger that came while the read was out may tell of
+/// a change it missed, and then the next cycle reads.
+fn fresh_read(
+    cycle: &Cycle,
+    outcome: &Outcome,
+    latest: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<Cached> {
+    let ended_by_read = matches!(
+        outcome,
+        Outcome::Published { .. } | Outcome::LandedThenChanged { .. }
+    ) && matches!(cycle.stage, Stage::Reading(ReadPurpose::Follow));
+    let sent = cycle.read_sent?;
+    if !ended_by_read || latest.is_some_and(|t| t > sent) {
+        return None;
+    }
+    cycle.snapshot.clone().map(|snapshot| Cached {
+        snapshot,
+        at: now,
+        by: Learnt::Follow,
+    })
 }
 
 /// `t + d`, saturating at the end of time.

@@ -305,6 +305,15 @@ impl Harness {
         }
     }
 
+    /// One trigger on a draft at `version`: its publish is accepted, Processing.
+    fn publish_processing(&mut self, version: i64) {
+        self.trigger(None);
+        self.feed(Input::StateRead(snapshot(false, version)));
+        self.feed(Input::PublishAnswered(accepted(
+            OperationStatus::Processing,
+        )));
+    }
+
     /// Fire the single wait among the fresh commands.
     fn fire_wait(&mut self) {
         let actions = self.actions();
@@ -868,6 +877,7 @@ fn events_read_as_one_line_each() {
     )));
     h.fire_wait();
     h.feed(Input::StateRead(snapshot(true, 5)));
+    h.trigger(Some("d-8"));
     h.feed(Input::StateRead(Err(CallFailure::no_answer(
         "read timed out after 200ms",
     ))));
@@ -900,9 +910,8 @@ fn a_follow_read_above_our_version_that_is_a_draft_ends_the_follow_landed_then_c
         [Outcome::LandedThenChanged { version: 5 }],
         "one follow read, no follow timeout"
     );
-    // The coalesced trigger's cycle starts at once and publishes the edit.
-    assert_eq!(h.actions(), [read()]);
-    h.feed(Input::StateRead(snapshot(false, 5)));
+    // The coalesced trigger's cycle starts at once from that read (asked for after the
+    // trigger came) and publishes the edit, with no second read.
     assert!(
         matches!(&h.actions()[..], [Command::Publish { version: 5, .. }]),
         "the edit is published, neither backed off as `publishing` nor debounced"
@@ -950,4 +959,91 @@ fn a_refused_login_ends_the_cycle_as_a_failure_whatever_the_policy() {
     );
     assert!(h.outcomes()[0].is_failure());
     assert!(h.runner.is_idle());
+}
+
+/// Publish at version 3 and follow until the armed follow wait is more than 10 s away;
+/// returns the instant of the follow read that armed it.
+fn follow_into_a_long_wait(h: &mut Harness) -> Timestamp {
+    h.publish_processing(3);
+    for _ in 0..12 {
+        let actions = h.actions();
+        let read_at = h.now;
+        let until = actions.iter().find_map(|c| match c {
+            Command::WaitUntil { until, .. } => Some(*until),
+            _ => None,
+        });
+        let Some(until) = until else {
+            panic!("no follow wait in {actions:?}")
+        };
+        if until.duration_since(read_at) > SignedDuration::from_secs(10) {
+            return read_at;
+        }
+        h.now = until;
+        let timer = actions.iter().find_map(|c| match c {
+            Command::WaitUntil { timer, .. } => Some(*timer),
+            _ => None,
+        });
+        if let Some(timer) = timer {
+            h.feed(Input::TimerFired(timer));
+        }
+        h.feed(Input::StateRead(snapshot(false, 3)));
+    }
+    panic!("the follow never waited more than 10 s")
+}
+
+#[test]
+fn a_trigger_coalesced_during_a_follow_brings_its_next_read_forward_once() {
+    let mut h = Harness::reference();
+    let read_at = follow_into_a_long_wait(&mut h);
+    // The edit's webhook, 2 s after that read: the next read comes 8 s after it.
+    h.now = read_at + SignedDuration::from_secs(2);
+    h.trigger(Some("edit"));
+    let sooner = read_at + machine::EARLY_FOLLOW_READ_GAP;
+    let actions = h.actions();
+    let waits: Vec<Timestamp> = actions
+        .iter()
+        .filter_map(|c| match c {
+            Command::WaitUntil { until, .. } => Some(*until),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, [sooner], "{actions:?}");
+    // A storm of further webhooks brings nothing more forward.
+    for n in 0..20 {
+        h.now += SignedDuration::from_millis(100);
+        h.trigger(Some(&format!("storm-{n}")));
+    }
+    assert_eq!(h.actions(), []);
+    // The read at `sooner` sees the edit: the follow ends, and the coalesced triggers'
+    // cycle publishes the edit from that read.
+    h.now = sooner;
+    let timer = actions.iter().find_map(|c| match c {
+        Command::WaitUntil { timer, .. } => Some(*timer),
+        _ => None,
+    });
+    if let Some(timer) = timer {
+        h.feed(Input::TimerFired(timer));
+    }
+    assert_eq!(h.actions(), [read()]);
+    h.feed(Input::StateRead(snapshot(false, 5)));
+    assert_eq!(h.outcomes(), [Outcome::LandedThenChanged { version: 5 }]);
+    assert!(
+        matches!(&h.actions()[..], [Command::Publish { version: 5, .. }]),
+        "the edit is published at once"
+    );
+}
+
+#[test]
+fn a_trigger_that_came_while_the_follow_read_was_out_makes_the_next_cycle_read_again() {
+    let mut h = Harness::reference();
+    h.publish_processing(3);
+    h.fire_wait();
+    assert_eq!(h.actions(), [read()]);
+    // The read is out; an edit's webhook comes before its answer, which may predate it.
+    h.now += SignedDuration::from_millis(50);
+    h.trigger(None);
+    h.now += SignedDuration::from_millis(50);
+    h.feed(Input::StateRead(snapshot(true, 4)));
+    assert_eq!(h.outcomes(), [Outcome::Published { version: 4 }]);
+    assert_eq!(h.actions(), [read()], "the next cycle reads for itself");
 }

@@ -305,6 +305,7 @@ impl Recorder {
                     let how = match learnt {
                         Learnt::Read => "read",
                         Learnt::Event => "heard",
+                        Learnt::Follow => "follow read",
                     };
                     [
                         r.cycle_label(key(cycle)),

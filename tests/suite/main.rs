@@ -10,6 +10,7 @@ mod api_contract;
 mod api_double;
 mod api_genesys;
 mod api_rest;
+mod api_retry_after;
 mod audit_log;
 mod audit_rfc8785;
 mod audit_runner_events;

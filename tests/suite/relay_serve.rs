@@ -84,6 +84,17 @@ struct Options {
     refuse_records: Option<Arc<AtomicBool>>,
     /// Connection timeouts and cap.
     connections: ConnectionLimits,
+    /// The double's clock, when the test moves it (else the system clock).
+    double_clock: Option<ManualClock>,
+    /// The double's processing time (else a publish completes at once).
+    processing: Option<SignedDuration>,
+    /// The rules the relay starts with (else the serve fixture).
+    rules: Option<&'static str>,
+    /// The client secret the relay logs in with (else the double's).
+    client_secret: Option<&'static str>,
+    /// The requests a minute the double allows; the client then keeps Genesys' default
+    /// (300), above it, and runs on the relay's clock (else both allow 10,000).
+    allowed_per_minute: Option<u32>,
 }
 
 /// The SQLite store, refusing to record progress while told to.
@@ -144,9 +155,13 @@ async fn start_with(options: Options) -> Rig {
     let double = ApiDouble::start(DoubleConfig {
         // A publish completes at once: no real time is spent waiting on it.
         model: ModelConfig {
-            processing_time: SignedDuration::ZERO,
-            requests_per_minute: 10_000,
+            processing_time: options.processing.unwrap_or(SignedDuration::ZERO),
+            requests_per_minute: options.allowed_per_minute.unwrap_or(10_000),
             ..ModelConfig::default()
+        },
+        clock: match &options.double_clock {
+            Some(manual) => Arc::new(manual.clone()),
+            None => DoubleConfig::default().clock,
         },
         ..DoubleConfig::default()
     })
@@ -178,7 +193,7 @@ async fn start_with(options: Options) -> Rig {
     };
     let log = AuditLog::open(&audit_path, audit_options).unwrap();
     let rules_path = dir.path().join("policy.rules");
-    std::fs::write(&rules_path, SERVE_RULES).unwrap();
+    std::fs::write(&rules_path, options.rules.unwrap_or(SERVE_RULES)).unwrap();
     let pointer = |p: &str| Field::Pointer(p.into());
     let source = Source {
         auth: SourceAuth::Signed(SignatureVerifier::new(vec![
@@ -218,8 +233,16 @@ async fn start_with(options: Options) -> Rig {
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
     config.requests_per_minute = 10_000;
+    let mut client_clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if options.allowed_per_minute.is_some() {
+        config.requests_per_minute = publish_guard::api::limiter::DEFAULT_REQUESTS_PER_MINUTE;
+        client_clock = Arc::clone(&clock);
+    }
+    if let Some(secret) = options.client_secret {
+        config.client_secret = publish_guard::api::secret::Secret::new(secret);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let make_api = move || GenesysClient::new(config, Arc::new(SystemClock)).unwrap();
+    let make_api = move || GenesysClient::new(config, client_clock).unwrap();
     let relay = Relay::start(settings, make_api, listener).await.unwrap();
     Rig {
         relay,
@@ -245,8 +268,13 @@ impl Rig {
 
     /// Send one signed webhook about `schedule_id`, signed as of the relay's clock.
     async fn webhook_answer(&self, id: &str, schedule_id: &str) -> reqwest::Response {
+        self.webhook_in(id, "bu-1", schedule_id).await
+    }
+
+    /// Send one signed webhook about `schedule_id` of business unit `bu`.
+    async fn webhook_in(&self, id: &str, bu: &str, schedule_id: &str) -> reqwest::Response {
         let body = json!({
-            "bu": "bu-1", "week": "2026-03-30", "schedule_id": schedule_id, "event": "case.updated",
+            "bu": bu, "week": "2026-03-30", "schedule_id": schedule_id, "event": "case.updated",
         })
         .to_string();
         let url = self.url("/webhooks/servicenow");
@@ -697,5 +725,184 @@ async fn a_reload_checks_off_the_runtime_one_at_a_time_within_its_time_bound() {
     assert_eq!(status, 200, "{answer}");
     let frozen = publish_guard::audit::canonical::sha256_hex(FROZEN_RULES.as_bytes());
     assert_eq!(answer["version"].as_str(), Some(frozen.as_str()));
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_makes_the_relay_not_ready_naming_the_client_id_and_counts_it() {
+    let wrong = "wr0ng-relay-s3cret";
+    let rig = start_with(Options {
+        client_secret: Some(wrong),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(rig.until_ready_is(200).await.lines().count(), 1);
+    assert_eq!(rig.webhook("refused-1", "s-1").await, 202);
+    let text = rig.until_ready_is(503).await;
+    assert!(text.contains(rig.double.client_id()), "{text}");
+    assert!(!text.contains(wrong), "{text}");
+    assert!(
+        counter(&rig, "publish_guard_auth_failures_total").await >= 1,
+        "the refused login is counted"
+    );
+    assert_eq!(rig.writes(), 0);
+    rig.relay.shutdown().await.unwrap();
+}
+
+/// A policy whose follow reads a minute apart (its first backoff profile paces following),
+/// so a follow read coming sooner can only be the coalesced webhook's doing.
+const SLOW_FOLLOW_RULES: &str = r#"policy "slow-follow"
+timezone "Europe/London"
+sources servicenow
+
+backoff slow {
+  exponential 60s factor 2 max 2m jitter none
+  attempts 6
+}
+
+on trigger {
+  rule published   when schedule.state == published     then skip "already published"
+  rule in_progress when schedule.state == publishing    then backoff slow
+  rule ready       when schedule.state == draft         then publish
+  rule unreadable  when schedule.state == unknown       then backoff slow
+  otherwise skip "no rule matched"
+}
+
+on response {
+  rule ok        when response.status in 200..299  then done
+  rule conflict  when response.status == 409       then recheck
+  otherwise fail "unexpected response"
+}
+"#;
+
+/// Wait (bounded) until the double has seen `count` schedule updates.
+async fn until_writes(rig: &Rig, count: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    while rig.writes() < count {
+        assert!(Instant::now() < deadline, "{} writes", rig.writes());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Wait (bounded) until the audit log holds `count` events of `kind`.
+async fn until_events(rig: &Rig, kind: &str, count: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = entries(&rig.audit_path)
+            .iter()
+            .filter(|e| e["event"]["kind"] == kind)
+            .count();
+        if seen >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{seen} `{kind}` events");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_right_after_our_publish_completes_is_published_within_seconds_of_its_webhook() {
+    // The relay's clock and the double's, both moved by the test: nothing races.
+    let start = Timestamp::now();
+    let (relay_clock, api_clock) = (ManualClock::new(start), ManualClock::new(start));
+    let rig = start_with(Options {
+        clock: Some(relay_clock.clone()),
+        double_clock: Some(api_clock.clone()),
+        processing: Some(SignedDuration::from_secs(20)),
+        rules: Some(SLOW_FOLLOW_RULES),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(rig.webhook("before-edit", "s-1").await, 202);
+    until_writes(&rig, 1).await;
+    until_events(&rig, "wait", 1).await;
+    // Our publish completes; a planner edits before our next follow read (a minute off).
+    api_clock.set(start + SignedDuration::from_secs(21));
+    assert!(rig.double.person_edit(&schedule("s-1")).is_ok());
+    assert_eq!(rig.webhook("the-edit", "s-1").await, 202);
+    // Eight seconds after the publish answered, the follow reads again and the edit goes.
+    until_events(&rig, "wait", 2).await;
+    relay_clock.set(start + SignedDuration::from_secs(8));
+    until_writes(&rig, 2).await;
+    assert_eq!(relay_clock.now(), start + SignedDuration::from_secs(8));
+    // The edit's publish completes and its follow ends published.
+    api_clock.set(start + SignedDuration::from_secs(45));
+    relay_clock.set(start + SignedDuration::from_secs(80));
+    rig.settled().await;
+    let outcomes: Vec<String> = entries(&rig.audit_path)
+        .iter()
+        .filter(|e| e["event"]["kind"] == "outcome")
+        .map(|e| {
+            e["event"]["outcome"]["result"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(outcomes, ["landed_then_changed", "published"]);
+    assert_eq!(rig.writes(), 2);
+    assert_eq!(rig.double.conflicts(), 0);
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_schedules_at_once_against_30_requests_a_minute_all_publish_with_at_most_one_429() {
+    // One clock for the relay, its client's limiter and the double, moved by the test a
+    // second at a time while anything is unfinished: a minute's window costs no minute.
+    let start = Timestamp::now();
+    let clock = ManualClock::new(start);
+    let rig = start_with(Options {
+        clock: Some(clock.clone()),
+        double_clock: Some(clock.clone()),
+        allowed_per_minute: Some(30),
+        ..Options::default()
+    })
+    .await;
+    // Each in its own business unit: publishing one un-publishes the others of its week.
+    let ids: Vec<ScheduleRef> = (1..=12)
+        .map(|n| ScheduleRef {
+            business_unit: format!("bu-t{n:02}"),
+            ..schedule(&format!("t-{n:02}"))
+        })
+        .collect();
+    for id in &ids {
+        rig.double.add_schedule(id, false, 1);
+    }
+    for id in &ids {
+        let delivery = format!("burst-{}", id.schedule_id);
+        let answer = rig
+            .webhook_in(&delivery, &id.business_unit, &id.schedule_id)
+            .await;
+        assert_eq!(answer.status().as_u16(), 202);
+    }
+    let published = |id: &ScheduleRef| {
+        rig.double
+            .schedule(id)
+            .is_some_and(|v| v.snapshot.published)
+    };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stats = rig.store.stats().await.unwrap();
+        if ids.iter().all(published) && stats.pending + stats.running == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still unfinished: {stats:?}");
+        clock.set(clock.now() + SignedDuration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let throttled = rig
+        .double
+        .call_log()
+        .iter()
+        .filter(|c| c.status == Some(429))
+        .count();
+    assert!(throttled <= 1, "{throttled} answers were 429");
+    assert_eq!(rig.writes(), 12);
+    assert_eq!(rig.double.conflicts(), 0);
+    let failures = entries(&rig.audit_path)
+        .iter()
+        .filter(|e| e["event"]["kind"] == "outcome" && e["event"]["outcome"]["result"] == "failed")
+        .count();
+    assert_eq!(failures, 0);
     rig.relay.shutdown().await.unwrap();
 }

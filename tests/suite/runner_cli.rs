@@ -3,6 +3,7 @@
 
 use crate::api_support::schedule;
 use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
+use publish_guard::effects::clock::Clock;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -36,6 +37,12 @@ fn write_config(dir: &Path, double: &ApiDouble, extra: &str) -> PathBuf {
 }
 
 async fn run(double: &ApiDouble, config: &Path, extra_args: &[&str], env: bool) -> Output {
+    let credentials = env.then(|| (double.client_id(), double.client_secret()));
+    run_as(config, extra_args, credentials).await
+}
+
+/// `run` with these credentials (client id, secret) in the environment, or none.
+async fn run_as(config: &Path, extra_args: &[&str], credentials: Option<(&str, &str)>) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_publish-guard"));
     command.arg("run").arg("--config").arg(config);
     command.args(["--schedule", "sched-1", "--source", "manual"]);
@@ -44,9 +51,9 @@ async fn run(double: &ApiDouble, config: &Path, extra_args: &[&str], env: bool) 
     }
     command.args(extra_args);
     command.env_remove(ID_VAR).env_remove(SECRET_VAR);
-    if env {
-        command.env(ID_VAR, double.client_id());
-        command.env(SECRET_VAR, double.client_secret());
+    if let Some((id, secret)) = credentials {
+        command.env(ID_VAR, id);
+        command.env(SECRET_VAR, secret);
     }
     match command.output().await {
         Ok(output) => output,
@@ -163,4 +170,82 @@ async fn a_week_off_the_business_units_start_day_is_a_usage_error_naming_the_rig
         "error: --week 2026-12-01: week 2026-12-01 is a Tuesday, but the business unit's weeks start on Sunday: the week must start on Sunday 2026-11-29"
     );
     assert_eq!(double.calls(CallKind::GetSchedule), 0, "nothing was read");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_exits_1_naming_the_client_id_and_never_the_secret() {
+    let double = double_with(false).await;
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, "");
+    let wrong = "wr0ng-s3cret-never-printed";
+    let output = run_as(&config, &[], Some((double.client_id(), wrong))).await;
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains(double.client_id()), "{all}");
+    assert!(!all.contains(wrong), "{all}");
+    assert!(!all.contains(double.client_secret()), "{all}");
+    assert!(
+        all.contains("outcome: FAILED, not authorized"),
+        "not a policy matter: {all}"
+    );
+    assert_eq!(
+        double.calls(CallKind::UploadUrl) + double.calls(CallKind::Update),
+        0,
+        "nothing was written"
+    );
+}
+
+/// Wait (bounded, real time: `run` is another process) until `double` has seen `count`
+/// schedule updates.
+async fn until_updates(double: &ApiDouble, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while double.calls(CallKind::Update) < count {
+        assert!(std::time::Instant::now() < deadline, "no update {count}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_edit_right_after_our_publish_completes_ends_the_run_and_the_next_run_publishes_it() {
+    // The double's clock is the test's: a publish completes when the test says, and on a
+    // current-thread runtime no call is served between the two steps below.
+    let api_clock = publish_guard::effects::clock::ManualClock::new(jiff::Timestamp::now());
+    let config = DoubleConfig {
+        model: publish_guard::api::model::ModelConfig {
+            processing_time: jiff::SignedDuration::from_secs(20),
+            ..Default::default()
+        },
+        clock: std::sync::Arc::new(api_clock.clone()),
+        ..DoubleConfig::default()
+    };
+    let double = match ApiDouble::start(config).await {
+        Ok(d) => d,
+        Err(e) => panic!("the double did not start: {e}"),
+    };
+    double.add_schedule(&schedule(), false, 1);
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, "");
+    let edit_after_completion = async {
+        until_updates(&double, 1).await;
+        api_clock.set(api_clock.now() + jiff::SignedDuration::from_secs(21));
+        assert!(double.person_edit(&schedule()).is_ok());
+    };
+    let (first, ()) = tokio::join!(run(&double, &config, &[], true), edit_after_completion);
+    let first_out = text(&first.stdout);
+    assert_eq!(first.status.code(), Some(0), "{first_out}");
+    assert!(
+        first_out.contains("landed, then the schedule changed"),
+        "{first_out}"
+    );
+    let complete = async {
+        until_updates(&double, 2).await;
+        api_clock.set(api_clock.now() + jiff::SignedDuration::from_secs(21));
+    };
+    let (second, ()) = tokio::join!(run(&double, &config, &[], true), complete);
+    let second_out = text(&second.stdout);
+    assert_eq!(second.status.code(), Some(0), "{second_out}");
+    assert!(second_out.contains("outcome: published"), "{second_out}");
+    assert_eq!(double.calls(CallKind::Update), 2);
+    assert_eq!(double.conflicts(), 0);
+    assert!(!format!("{first_out}{second_out}").contains("FAILED"));
 }

@@ -60,6 +60,17 @@ fn dst_table() {
     insta::assert_snapshot!(simulate("rules/scenarios/dst.toml", None).report.table());
 }
 
+/// `[expect]` cannot say "within N s of a trigger": the timeline pins that the edit's
+/// publish starts 4.6 s after its webhook (INC0040002 at 10:00:21.5, publish at 10:00:26.055).
+#[test]
+fn edit_after_completion_table() {
+    insta::assert_snapshot!(
+        simulate("rules/scenarios/edit-after-completion.toml", None)
+            .report
+            .table()
+    );
+}
+
 #[test]
 fn dst_json() {
     insta::assert_snapshot!(simulate("rules/scenarios/dst.toml", None).report.json());

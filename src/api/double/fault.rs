@@ -12,6 +12,9 @@ pub enum FaultEffect {
     Delay(Duration),
     /// Close the connection without answering.
     Drop,
+    /// Answer 429 with this `Retry-After`, in seconds (a quota beyond the per-minute
+    /// window, such as a daily limit), unserved.
+    Throttled(u32),
 }
 
 /// A fault: its effect, the calls it applies to, how often and how many times it fires.
@@ -29,6 +32,11 @@ impl Fault {
     /// Answer `status` to every matching call.
     pub fn status(status: u16) -> Self {
         Self::new(FaultEffect::Status(status))
+    }
+
+    /// Answer every matching call 429 with `Retry-After: retry_after_secs`.
+    pub fn throttled(retry_after_secs: u32) -> Self {
+        Self::new(FaultEffect::Throttled(retry_after_secs))
     }
 
     /// Delay every matching call by `delay`.

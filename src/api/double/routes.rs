@@ -103,6 +103,9 @@ impl Ctx {
                 });
                 json_response(status, body)
             }
+            Some(FaultEffect::Throttled(retry_after_secs)) => {
+                refusal(&Refusal::TooManyRequests { retry_after_secs })
+            }
             Some(FaultEffect::Delay(delay)) => {
                 tokio::time::sleep(delay).await;
                 self.serve_now(handle)

@@ -23,6 +23,8 @@ pub enum Learnt {
     Read,
     /// An event on the channel told it.
     Event,
+    /// The follow read that ended the cycle before, at this instant (no channel needed).
+    Follow,
 }
 
 /// Why no cached state may be used.
