@@ -48,6 +48,7 @@ fn scenario(triggers: u64) -> Scenario {
                 version: 1,
                 weeks: 1,
                 created: None,
+                first_update_ends: None,
             })
             .collect(),
         api: ApiBehaviour {

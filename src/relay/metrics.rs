@@ -33,7 +33,7 @@ const FAMILIES: [(&str, &str); 8] = [
     ),
     (
         "publish_guard_states_known_total",
-        "Cycles decided on a state the notification channel kept, without a read, by how it was learnt.",
+        "Cycles decided without a read of their own, by how the state was learnt (read, event: kept by the notification channel; follow: the read that ended the cycle before).",
     ),
 ];
 

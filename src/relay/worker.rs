@@ -575,6 +575,7 @@ fn count(metrics: &Metrics, events: &[Event]) {
                     match learnt {
                         Learnt::Read => "read",
                         Learnt::Event => "event",
+                        Learnt::Follow => "follow",
                     },
                 )],
             ),

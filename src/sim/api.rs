@@ -45,6 +45,10 @@ impl SimApi {
                 // The schedule was just inserted: it is there to span more weeks.
                 let _ = model.set_week_count(schedule, spec.weeks);
             }
+            if let Some(end) = spec.first_update_ends {
+                // Likewise: it is there to arm.
+                let _ = model.fail_next_operation(schedule, end, scenario.start);
+            }
         }
         SimApi {
             model,

@@ -705,8 +705,12 @@ impl Engine<'_> {
                     {
                         trace.published.push((self.now, schedule));
                     }
-                    self.recorder
-                        .settled(self.now, schedule, view.snapshot.version);
+                    self.recorder.settled(
+                        self.now,
+                        schedule,
+                        view.snapshot.version,
+                        view.snapshot.published,
+                    );
                 }
             }
             Due::Call {

@@ -122,15 +122,21 @@ impl Recorder {
         });
     }
 
-    /// An update operation finished: the schedule is published.
-    pub fn settled(&mut self, at: Timestamp, schedule: u32, version: i64) {
-        self.row(at, schedule, Mark::Published, |_| {
+    /// An update operation finished: the schedule is published, or (the operation ended
+    /// `Error` or `Canceled`, or a person changed it meanwhile) it is not.
+    pub fn settled(&mut self, at: Timestamp, schedule: u32, version: i64, published: bool) {
+        let (mark, what, state) = if published {
+            (Mark::Published, "operation complete", "published")
+        } else {
+            (Mark::ServerError, "operation ended", "draft")
+        };
+        self.row(at, schedule, mark, |_| {
             [
                 String::new(),
                 String::new(),
                 String::new(),
-                "operation complete".into(),
-                format!("published v{version}"),
+                what.into(),
+                format!("{state} v{version}"),
             ]
         });
     }

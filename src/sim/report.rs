@@ -32,7 +32,7 @@ pub enum Mark {
     Conflict,
     /// The API answered 429.
     Throttled,
-    /// The API answered 5xx or not at all.
+    /// The API answered 5xx or not at all, or an update operation ended unpublished.
     ServerError,
     /// A cycle ended in a recorded failure.
     Failure,

@@ -2,6 +2,7 @@
 //! behaves, which rules decide, and what the run should show. Loaded from TOML into a
 //! validated [`Scenario`], or into diagnostics that point at the offending line.
 
+use crate::api::OperationStatus;
 use crate::api::week::{WeekSettings, parse_weekday};
 use crate::language::diagnostic::{Code, Diagnostic};
 use crate::language::span::Span;
@@ -70,6 +71,8 @@ pub struct ScheduleSpec {
     pub weeks: u32,
     /// When it was created (`metadata.dateCreated`); the start when not given.
     pub created: Option<Timestamp>,
+    /// How the first update operation on it ends when not `Complete` (`Error`, `Canceled`).
+    pub first_update_ends: Option<OperationStatus>,
 }
 
 /// A business unit's own week (what `GET .../businessunits/{id}` answers).
@@ -715,6 +718,24 @@ struct RawSchedule {
     version: i64,
     weeks: Option<Spanned<u32>>,
     created: Option<Spanned<Instant>>,
+    first_update_ends: Option<FailedEnd>,
+}
+
+/// How an update operation may end other than `Complete`, as a scenario writes it.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FailedEnd {
+    Error,
+    Canceled,
+}
+
+impl From<FailedEnd> for OperationStatus {
+    fn from(end: FailedEnd) -> Self {
+        match end {
+            FailedEnd::Error => OperationStatus::Error,
+            FailedEnd::Canceled => OperationStatus::Canceled,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -1091,6 +1112,7 @@ impl Validator {
                 version: schedule.version,
                 weeks,
                 created,
+                first_update_ends: schedule.first_update_ends.map(OperationStatus::from),
             });
         }
         out

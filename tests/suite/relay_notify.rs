@@ -335,7 +335,9 @@ async fn the_same_storm_polling_reads_after_every_burst_and_follow() {
     let mut rig = start(false).await;
     storm(&mut rig, false).await;
     assert_eq!((rig.writes(), rig.double.conflicts()), (4, 0));
-    assert!(rig.reads() > 10, "{} reads polling", rig.reads());
+    // A read for each burst and one for each follow (the coalesced cycle after a follow
+    // decides from the follow read): 8, where hearing makes 1.
+    assert!(rig.reads() >= 8, "{} reads polling", rig.reads());
     assert!(
         !rig.readiness().await.contains("notifications"),
         "no channel when off"
@@ -379,7 +381,13 @@ async fn a_channel_dropped_mid_storm_reads_again_and_publishes_the_edit_it_misse
         (true, 5),
         "the edit missed in the gap is published"
     );
-    assert_eq!(rig.reads(), reads + 1, "read again at once after the gap");
+    // The read after the gap, and at most one more: since a webhook that comes during a
+    // follow brings its read forward, one of the burst's may.
+    let after = rig.reads() - reads;
+    assert!(
+        (1..=2).contains(&after),
+        "read again at once after the gap: {after}"
+    );
     assert_eq!(rig.writes(), 2);
     let metrics = rig.metrics().await;
     assert!(

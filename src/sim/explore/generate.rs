@@ -55,6 +55,7 @@ pub fn world(seed: u64, sources: &[String], rules: &Path) -> Scenario {
             version: rng.random_range(1..20),
             weeks: 1,
             created: None,
+            first_update_ends: None,
         })
         .collect();
     let pick = |rng: &mut ChaCha8Rng| rng.random_range(0..schedules.len());

@@ -1,5 +1,6 @@
 //! The promises a run must keep, each named: checked on the [`Trace`] of every run.
 
+use crate::api::notify::cache::Learnt;
 use crate::language::ast::{ActionKind, PhaseKind};
 use crate::policy::Policy;
 use crate::runner::RunnerConfig;
@@ -443,11 +444,18 @@ fn no_stale_cached_decision(scenario: &Scenario, trace: &Trace) -> Option<Violat
     let notifications = scenario.api.notifications.as_ref()?;
     for e in &trace.events {
         let EventKind::StateKnown {
-            learnt_at, version, ..
+            learnt,
+            learnt_at,
+            version,
+            ..
         } = &e.event.kind
         else {
             continue;
         };
+        // The follow read that ended the cycle before is a read, not something the channel kept.
+        if *learnt == Learnt::Follow {
+            continue;
+        }
         let at = e.event.at;
         let gap = notifications
             .drops
