@@ -635,11 +635,7 @@ fn an_unreadable_schedule_is_state_unknown_and_never_published() {
 #[test]
 fn a_publish_in_progress_backs_off_then_looks_again() {
     let mut h = Harness::reference();
-    h.trigger(None);
-    h.feed(Input::StateRead(snapshot(false, 3)));
-    h.feed(Input::PublishAnswered(accepted(
-        OperationStatus::Processing,
-    )));
+    h.publish_processing(3);
     // While following our own operation a new trigger arrives and is coalesced.
     h.trigger(None);
     h.fire_wait();
@@ -676,11 +672,7 @@ fn following_outlasts_the_backoff_attempts_until_the_follow_timeout() {
         ..RunnerConfig::default()
     };
     let mut h = Harness::new(reference_policy(3), config);
-    h.trigger(None);
-    h.feed(Input::StateRead(snapshot(false, 3)));
-    h.feed(Input::PublishAnswered(accepted(
-        OperationStatus::Processing,
-    )));
+    h.publish_processing(3);
     let began = h.now;
     let mut reads = 0;
     while h.outcomes().is_empty() {
@@ -701,11 +693,7 @@ fn following_outlasts_the_backoff_attempts_until_the_follow_timeout() {
 #[test]
 fn a_long_publish_that_completes_within_the_follow_timeout_ends_published() {
     let mut h = Harness::new(reference_policy(3), RunnerConfig::default());
-    h.trigger(None);
-    h.feed(Input::StateRead(snapshot(false, 3)));
-    h.feed(Input::PublishAnswered(accepted(
-        OperationStatus::Processing,
-    )));
+    h.publish_processing(3);
     let began = h.now;
     while h.now.duration_since(began) < SignedDuration::from_mins(4) {
         h.fire_wait();
@@ -895,11 +883,7 @@ fn events_read_as_one_line_each() {
 #[test]
 fn a_follow_read_above_our_version_that_is_a_draft_ends_the_follow_landed_then_changed() {
     let mut h = Harness::reference();
-    h.trigger(None);
-    h.feed(Input::StateRead(snapshot(false, 3)));
-    h.feed(Input::PublishAnswered(accepted(
-        OperationStatus::Processing,
-    )));
+    h.publish_processing(3);
     // Our publish completed at version 4; a planner edited to a draft at 5 before we looked.
     h.trigger(None);
     h.fire_wait();
@@ -921,11 +905,7 @@ fn a_follow_read_above_our_version_that_is_a_draft_ends_the_follow_landed_then_c
 #[test]
 fn our_operation_is_in_progress_only_at_the_version_we_wrote_at() {
     let mut h = Harness::reference();
-    h.trigger(None);
-    h.feed(Input::StateRead(snapshot(false, 3)));
-    h.feed(Input::PublishAnswered(accepted(
-        OperationStatus::Processing,
-    )));
+    h.publish_processing(3);
     h.fire_wait();
     h.feed(Input::StateRead(snapshot(true, 4)));
     // Next cycle within the follow timeout: a draft above our version is a draft.
