@@ -12,6 +12,9 @@
 use crate::api::RateLimitInfo;
 use crate::effects::clock::Clock;
 use jiff::{SignedDuration, Timestamp};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Genesys' default: 300 requests a minute per OAuth client.
@@ -27,13 +30,27 @@ pub const DEFAULT_RETRY_AFTER_CAP: SignedDuration = SignedDuration::from_secs(18
 pub struct RateLimiter {
     requests_per_minute: u32,
     burst: u32,
-    interval: SignedDuration,
-    tolerance: SignedDuration,
-    theoretical_arrival: Option<Timestamp>,
-    hold_until: Option<Timestamp>,
-    /// The server allows fewer calls than configured until then; the rate is its own.
-    lowered_until: Option<Timestamp>,
     retry_after_cap: SignedDuration,
+    pace: Pace,
+}
+
+/// What a limiter learnt and booked: the part every process of one OAuth client must share
+/// (see [`SharedLimiter::in_file`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Pace {
+    /// When the next call would conform at the steady rate.
+    theoretical_arrival: Option<Timestamp>,
+    /// No call goes before then (a `Retry-After`, or the server's count at its limit).
+    hold_until: Option<Timestamp>,
+    /// The server allows fewer calls than configured until its window resets.
+    lowered: Option<Lowered>,
+}
+
+/// A server allowance below the configured rate, until the server's window resets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Lowered {
+    allowed: u32,
+    until: Timestamp,
 }
 
 impl RateLimiter {
@@ -44,16 +61,11 @@ impl RateLimiter {
 
     /// `requests_per_minute` at a steady rate, `burst` calls allowed back to back.
     pub fn with_burst(requests_per_minute: u32, burst: u32) -> Self {
-        let (interval, tolerance) = pacing(requests_per_minute, burst);
         Self {
             requests_per_minute,
             burst,
-            interval,
-            tolerance,
-            theoretical_arrival: None,
-            hold_until: None,
-            lowered_until: None,
             retry_after_cap: DEFAULT_RETRY_AFTER_CAP,
+            pace: Pace::default(),
         }
     }
 
@@ -68,22 +80,33 @@ impl RateLimiter {
         self.retry_after_cap
     }
 
+    /// The spacing of calls and the slack for a burst, at the server's allowance while it
+    /// is the lower.
+    fn pacing(&self) -> (SignedDuration, SignedDuration) {
+        match self.pace.lowered {
+            Some(Lowered { allowed, .. }) if allowed < self.requests_per_minute => {
+                pacing(allowed, self.burst.min(allowed))
+            }
+            _ => pacing(self.requests_per_minute, self.burst),
+        }
+    }
+
     /// Books the next call: how long after `now` it may go (zero: at once).
     pub fn reserve(&mut self, now: Timestamp) -> SignedDuration {
-        if self.lowered_until.is_some_and(|until| until <= now) {
-            self.lowered_until = None;
-            (self.interval, self.tolerance) = pacing(self.requests_per_minute, self.burst);
+        if self.pace.lowered.is_some_and(|l| l.until <= now) {
+            self.pace.lowered = None;
         }
-        let tat = self.theoretical_arrival.map_or(now, |t| t.max(now));
-        let conforming_at = tat.saturating_sub(self.tolerance).unwrap_or(now);
-        let at = [Some(now), Some(conforming_at), self.hold_until]
+        let (interval, tolerance) = self.pacing();
+        let tat = self.pace.theoretical_arrival.map_or(now, |t| t.max(now));
+        let conforming_at = tat.saturating_sub(tolerance).unwrap_or(now);
+        let at = [Some(now), Some(conforming_at), self.pace.hold_until]
             .into_iter()
             .flatten()
             .max()
             .unwrap_or(now);
-        self.theoretical_arrival = Some(
+        self.pace.theoretical_arrival = Some(
             tat.max(at)
-                .saturating_add(self.interval)
+                .saturating_add(interval)
                 .unwrap_or(Timestamp::MAX),
         );
         at.duration_since(now)
@@ -100,9 +123,12 @@ impl RateLimiter {
             self.hold_for(reset, now);
         }
         if info.allowed > 0 && info.allowed < self.requests_per_minute {
-            (self.interval, self.tolerance) = pacing(info.allowed, self.burst.min(info.allowed));
             let until = now.saturating_add(reset).unwrap_or(Timestamp::MAX);
-            self.lowered_until = Some(self.lowered_until.map_or(until, |u| u.max(until)));
+            let until = self.pace.lowered.map_or(until, |l| l.until.max(until));
+            self.pace.lowered = Some(Lowered {
+                allowed: info.allowed,
+                until,
+            });
         }
     }
 
@@ -110,14 +136,15 @@ impl RateLimiter {
     /// (the call that met it then fails rather than wait it out).
     pub fn hold_for(&mut self, wait: SignedDuration, now: Timestamp) -> bool {
         let until = now.saturating_add(wait).unwrap_or(Timestamp::MAX);
-        self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
+        self.pace.hold_until = Some(self.pace.hold_until.map_or(until, |h| h.max(until)));
         wait > self.retry_after_cap
     }
 
     /// How much longer a call that has waited its turn must wait for a hold that came
     /// meanwhile (zero: it may go).
     pub fn held(&self, now: Timestamp) -> SignedDuration {
-        self.hold_until
+        self.pace
+            .hold_until
             .filter(|h| *h > now)
             .map_or(SignedDuration::ZERO, |h| h.duration_since(now))
     }
@@ -133,12 +160,33 @@ fn pacing(requests_per_minute: u32, burst: u32) -> (SignedDuration, SignedDurati
 
 /// A [`RateLimiter`] shared by every client using one OAuth client; clones share it.
 #[derive(Clone, Debug)]
-pub struct SharedLimiter(Arc<Mutex<RateLimiter>>);
+pub struct SharedLimiter(Arc<Mutex<Inner>>);
+
+#[derive(Debug)]
+struct Inner {
+    limiter: RateLimiter,
+    /// Where other processes of the same OAuth client keep the pace too, when shared.
+    file: Option<PaceFile>,
+}
 
 impl SharedLimiter {
-    /// Shares `limiter`.
+    /// Shares `limiter` within this process.
     pub fn new(limiter: RateLimiter) -> Self {
-        Self(Arc::new(Mutex::new(limiter)))
+        Self(Arc::new(Mutex::new(Inner {
+            limiter,
+            file: None,
+        })))
+    }
+
+    /// Shares `limiter`'s pace with every process that opens the same `path`: several
+    /// `publish-guard run` at once with one OAuth client book their calls against one budget
+    /// and all hold on a 429 one of them met. The file is locked for each booking only.
+    pub fn in_file(limiter: RateLimiter, path: &Path) -> Result<Self, LimiterFileError> {
+        let file = PaceFile::open(path)?;
+        Ok(Self(Arc::new(Mutex::new(Inner {
+            limiter,
+            file: Some(file),
+        }))))
     }
 
     /// Waits on `clock` until the next call may go, looking at the hold again after each
@@ -153,9 +201,104 @@ impl SharedLimiter {
         clock.now().duration_since(start)
     }
 
-    /// Runs `f` on the limiter.
+    /// Runs `f` on the limiter (on the pace the other processes left, when shared).
     pub fn with<T>(&self, f: impl FnOnce(&mut RateLimiter) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let Inner { limiter, file } = &mut *inner;
+        match file {
+            Some(file) => file.with(limiter, f),
+            None => f(limiter),
+        }
+    }
+}
+
+/// A pace file could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("the rate limiter's shared state {path}: {source}")]
+pub struct LimiterFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// The pace of one OAuth client in a file, locked while a booking reads and rewrites it.
+#[derive(Debug)]
+struct PaceFile {
+    path: PathBuf,
+    file: File,
+    /// Whether a failed read or write was already reported (once is enough).
+    warned: bool,
+}
+
+impl PaceFile {
+    fn open(path: &Path) -> Result<Self, LimiterFileError> {
+        let error = |source| LimiterFileError {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(error)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(error)?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            warned: false,
+        })
+    }
+
+    /// Runs `f` on `limiter` with the file's pace, and leaves the new pace in the file.
+    /// The file is only knowledge about the server: unreadable, the process goes on with
+    /// its own (a torn or foreign file reads as empty), and says so once.
+    fn with<T>(&mut self, limiter: &mut RateLimiter, f: impl FnOnce(&mut RateLimiter) -> T) -> T {
+        if let Err(e) = self.file.lock() {
+            self.warn(&e);
+            return f(limiter);
+        }
+        match self.read() {
+            Ok(Some(pace)) => limiter.pace = pace,
+            Ok(None) => {}
+            Err(e) => self.warn(&e),
+        }
+        let answer = f(limiter);
+        if let Err(e) = self.write(&limiter.pace) {
+            self.warn(&e);
+        }
+        if let Err(e) = self.file.unlock() {
+            self.warn(&e);
+        }
+        answer
+    }
+
+    fn read(&mut self) -> std::io::Result<Option<Pace>> {
+        let mut text = String::new();
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.read_to_string(&mut text)?;
+        Ok(serde_json::from_str(&text).ok())
+    }
+
+    fn write(&mut self, pace: &Pace) -> std::io::Result<()> {
+        let text = serde_json::to_string(pace).map_err(std::io::Error::other)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.set_len(0)?;
+        self.file.write_all(text.as_bytes())
+    }
+
+    fn warn(&mut self, error: &std::io::Error) {
+        if !std::mem::replace(&mut self.warned, true) {
+            tracing::warn!(
+                path = %self.path.display(),
+                %error,
+                "the rate limiter's shared state is unusable: pacing this process alone"
+            );
+        }
     }
 }
 
@@ -268,5 +411,81 @@ mod tests {
         assert_eq!(limiter.reserve(at(0)), four_hours);
         let capped = RateLimiter::per_minute(300).with_retry_after_cap(four_hours);
         assert_eq!(capped.retry_after_cap(), four_hours);
+    }
+
+    fn pace_file() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("limit.json");
+        (dir, path)
+    }
+
+    #[test]
+    fn limiters_on_one_file_book_against_one_budget() {
+        let (_dir, path) = pace_file();
+        let first = SharedLimiter::in_file(RateLimiter::with_burst(60, 2), &path).unwrap();
+        let second = SharedLimiter::in_file(RateLimiter::with_burst(60, 2), &path).unwrap();
+        assert!(first.with(|l| l.reserve(at(0))).is_zero());
+        assert!(second.with(|l| l.reserve(at(0))).is_zero());
+        // The burst of two is spent between them: the third call waits its turn.
+        assert_eq!(
+            first.with(|l| l.reserve(at(0))),
+            SignedDuration::from_secs(1)
+        );
+        assert_eq!(
+            second.with(|l| l.reserve(at(0))),
+            SignedDuration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn a_429_one_process_met_holds_the_others() {
+        let (_dir, path) = pace_file();
+        let met = SharedLimiter::in_file(RateLimiter::per_minute(300), &path).unwrap();
+        let other = SharedLimiter::in_file(RateLimiter::per_minute(300), &path).unwrap();
+        met.with(|l| l.hold_for(SignedDuration::from_secs(30), at(0)));
+        assert_eq!(
+            other.with(|l| l.held(at(10_000))),
+            SignedDuration::from_secs(20)
+        );
+        let lower = RateLimitInfo {
+            count: 3,
+            allowed: 30,
+            reset_secs: 60,
+        };
+        met.with(|l| l.observe(lower, at(31_000)));
+        assert!(other.with(|l| l.reserve(at(31_000))).is_zero());
+        // Paced at the server's 30 a minute, not the configured 300.
+        let waits: Vec<i64> = (0..10)
+            .map(|_| other.with(|l| l.reserve(at(31_000))).as_secs())
+            .collect();
+        assert_eq!(waits.last(), Some(&2));
+    }
+
+    #[test]
+    fn a_torn_or_foreign_file_reads_as_no_knowledge() {
+        let (_dir, path) = pace_file();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "{\"theoretical_arrival\": \"2026-").unwrap();
+        let shared = SharedLimiter::in_file(RateLimiter::with_burst(60, 1), &path).unwrap();
+        assert!(shared.with(|l| l.reserve(at(0))).is_zero());
+        assert_eq!(
+            shared.with(|l| l.reserve(at(0))),
+            SignedDuration::from_secs(1)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("theoretical_arrival"), "{text}");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_made_is_an_error_naming_it() {
+        let (dir, _) = pace_file();
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, "").unwrap();
+        let path = blocker.join("limit.json");
+        let error = SharedLimiter::in_file(RateLimiter::per_minute(300), &path).unwrap_err();
+        assert!(
+            error.to_string().contains("not-a-dir/limit.json"),
+            "{error}"
+        );
     }
 }

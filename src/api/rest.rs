@@ -173,6 +173,11 @@ impl RestClient {
         self
     }
 
+    /// The limiter its calls take.
+    pub fn limiter(&self) -> &SharedLimiter {
+        &self.caller.limiter
+    }
+
     async fn call(
         &self,
         name: &'static str,

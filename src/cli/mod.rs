@@ -141,6 +141,11 @@ pub enum Command {
     /// What changes if NEW replaces OLD: over the fact space, and on a scenario's replay.
     Diff(diff::DiffArgs),
     /// One publish cycle for one schedule, live, printing each step (`--dry-run`: no writes).
+    ///
+    /// Exit 0 when the cycle ends well, 1 when it fails (a refused login included), 2 on a
+    /// usage or file error. Runs with one OAuth client share its rate limit through a small
+    /// file in $XDG_RUNTIME_DIR/publish-guard (else the temporary directory): runs started
+    /// together keep to the org's budget and all hold on a 429 one of them met.
     Run(run::RunArgs),
     /// The relay service: receive webhooks, store them, run the policy, keep the audit log.
     Serve(serve::ServeArgs),

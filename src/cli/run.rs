@@ -2,6 +2,7 @@
 //! happens. `--dry-run` reads the state and shows the decision without writing.
 
 use crate::api::genesys::{GenesysClient, GenesysConfig};
+use crate::api::limiter::{RateLimiter, SharedLimiter};
 use crate::api::region::Endpoints;
 use crate::api::rest::{RestClient, RestConfig};
 use crate::api::secret::Secret;
@@ -17,6 +18,7 @@ use crate::runner::event::{Event, EventKind, EventSink, PrintSink};
 use crate::runner::{RunnerConfig, Trigger};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,22 +106,35 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         })?;
     let sink = RunSink::default();
     let runner = config.runner_config(args.dry_run);
-    runtime.block_on(async {
+    let held = runtime.block_on(async {
         match config.backend.get_ref() {
             Backend::Genesys => {
                 let client = genesys_client(&config)?;
+                if let Some(held) = held_beyond_cap(client.limiter()) {
+                    return Ok(Some(held));
+                }
                 check_week(&client, &schedule).await?;
                 drive(&client, &policy, runner, &sink, schedule, trigger).await;
-                Ok(())
+                Ok(None)
             }
             Backend::Rest => {
                 let client = rest_client(&config)?;
+                if let Some(held) = held_beyond_cap(client.limiter()) {
+                    return Ok(Some(held));
+                }
                 check_week(&client, &schedule).await?;
                 drive(&client, &policy, runner, &sink, schedule, trigger).await;
-                Ok(())
+                Ok(None)
             }
         }
     })?;
+    if let Some(held) = held {
+        eprintln!(
+            "error: the API asked this client to wait {held:#} more (a 429's Retry-After, \
+             beyond http.retry_after_cap: a daily limit?); nothing was called"
+        );
+        return Ok(Outcome::Failed);
+    }
     Ok(if sink.failed.load(Ordering::Relaxed) {
         Outcome::Failed
     } else {
@@ -138,11 +153,16 @@ pub(crate) fn genesys_client(config: &Config) -> Result<GenesysClient, CliError>
     let id = env_value("genesys.client_id_env", &section.client_id_env).map_err(|e| usage(&e))?;
     let secret = env_value("genesys.client_secret_env", &section.client_secret_env)
         .map_err(|e| usage(&e))?;
+    let key = format!("{}\n{id}", endpoints.api);
     let mut genesys = GenesysConfig::new(endpoints, id, Secret::new(secret));
     genesys.timeout = timeout(config)?;
     genesys.requests_per_minute = *config.http.requests_per_minute.get_ref();
     genesys.retry_after_cap = *config.http.retry_after_cap.get_ref();
-    GenesysClient::new(genesys, Arc::new(SystemClock)).map_err(|e| usage(&e))
+    let client = GenesysClient::new(genesys, Arc::new(SystemClock)).map_err(|e| usage(&e))?;
+    Ok(match shared_limiter(config, &key) {
+        Some(limiter) => client.with_limiter(limiter),
+        None => client,
+    })
 }
 
 /// The REST gateway client the configuration describes.
@@ -162,7 +182,49 @@ pub(crate) fn rest_client(config: &Config) -> Result<RestClient, CliError> {
     rest.timeout = timeout(config)?;
     rest.requests_per_minute = *config.http.requests_per_minute.get_ref();
     rest.retry_after_cap = *config.http.retry_after_cap.get_ref();
-    RestClient::new(rest, Arc::new(SystemClock)).map_err(|e| usage(&e))
+    let key = section.base_url.clone();
+    let client = RestClient::new(rest, Arc::new(SystemClock)).map_err(|e| usage(&e))?;
+    Ok(match shared_limiter(config, &key) {
+        Some(limiter) => client.with_limiter(limiter),
+        None => client,
+    })
+}
+
+/// The limiter every `run` of one OAuth client (or gateway, `key`) shares through a file,
+/// so that runs started together (a script publishing twelve schedules at once) keep to
+/// one budget and all hold on a 429 one of them met. Unusable, this run paces alone and
+/// says so.
+fn shared_limiter(config: &Config, key: &str) -> Option<SharedLimiter> {
+    let limiter = RateLimiter::per_minute(*config.http.requests_per_minute.get_ref())
+        .with_retry_after_cap(*config.http.retry_after_cap.get_ref());
+    let path = limiter_path(key);
+    match SharedLimiter::in_file(limiter, &path) {
+        Ok(shared) => Some(shared),
+        Err(e) => {
+            eprintln!("warning: {e}: this run paces its calls alone");
+            None
+        }
+    }
+}
+
+/// How much longer a hold another run met (kept in the shared file) lasts, when that is
+/// beyond the cap: this run would only wait, silently, for hours.
+fn held_beyond_cap(limiter: &SharedLimiter) -> Option<jiff::SignedDuration> {
+    let now = Timestamp::now();
+    let (held, cap) = limiter.with(|l| (l.held(now), l.retry_after_cap()));
+    // Whole seconds: the server's Retry-After is in seconds.
+    (held > cap).then(|| jiff::SignedDuration::from_secs(held.as_secs()))
+}
+
+/// `$XDG_RUNTIME_DIR/publish-guard/limit-HASH.json` (else in the temporary directory),
+/// named by a hash of `key`: never the client id itself.
+fn limiter_path(key: &str) -> PathBuf {
+    let digest = Sha256::digest(key.as_bytes());
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join("publish-guard")
+        .join(format!("limit-{}.json", hex::encode(&digest[..8])))
 }
 
 /// `[http] timeout` as the clients take it.

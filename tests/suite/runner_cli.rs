@@ -43,18 +43,32 @@ async fn run(double: &ApiDouble, config: &Path, extra_args: &[&str], env: bool) 
 
 /// `run` with these credentials (client id, secret) in the environment, or none.
 async fn run_as(config: &Path, extra_args: &[&str], credentials: Option<(&str, &str)>) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_publish-guard"));
-    command.arg("run").arg("--config").arg(config);
+    let mut command = run_command(config, credentials);
     command.args(["--schedule", "sched-1", "--source", "manual"]);
     if !extra_args.contains(&"--week") {
         command.args(["--week", "2026-03-02"]);
     }
     command.args(extra_args);
+    output(command).await
+}
+
+/// `publish-guard run --config CONFIG` with these credentials in the environment, or none.
+fn run_command(config: &Path, credentials: Option<(&str, &str)>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_publish-guard"));
+    command.arg("run").arg("--config").arg(config);
+    // The limiter's shared state goes beside the configuration, not in the machine's.
+    if let Some(dir) = config.parent() {
+        command.env("XDG_RUNTIME_DIR", dir);
+    }
     command.env_remove(ID_VAR).env_remove(SECRET_VAR);
     if let Some((id, secret)) = credentials {
         command.env(ID_VAR, id);
         command.env(SECRET_VAR, secret);
     }
+    command
+}
+
+async fn output(mut command: tokio::process::Command) -> Output {
     match command.output().await {
         Ok(output) => output,
         Err(e) => panic!("the binary did not run: {e}"),
@@ -248,4 +262,104 @@ async fn an_edit_right_after_our_publish_completes_ends_the_run_and_the_next_run
     assert_eq!(double.calls(CallKind::Update), 2);
     assert_eq!(double.conflicts(), 0);
     assert!(!format!("{first_out}{second_out}").contains("FAILED"));
+}
+
+#[tokio::test]
+async fn twelve_runs_at_once_against_30_requests_a_minute_all_publish_with_at_most_one_429() {
+    // Twelve processes, as a script publishing twelve weeks at once starts them, with one
+    // OAuth client: they share its budget through the limiter's file (here in the test's
+    // directory, as `run_command` points XDG_RUNTIME_DIR there), so the server's count and a 429 one of them meets hold them all.
+    // On the real clock: 30 a minute makes this test wait a minute or two.
+    let config = DoubleConfig {
+        model: publish_guard::api::model::ModelConfig {
+            processing_time: jiff::SignedDuration::ZERO,
+            requests_per_minute: 30,
+            ..Default::default()
+        },
+        ..DoubleConfig::default()
+    };
+    let double = match ApiDouble::start(config).await {
+        Ok(d) => d,
+        Err(e) => panic!("the double did not start: {e}"),
+    };
+    let weeks: Vec<_> = (0..12)
+        .map(|n| {
+            let mut week = schedule();
+            week.week += jiff::Span::new().weeks(n);
+            week.schedule_id = format!("sched-w{n:02}");
+            week
+        })
+        .collect();
+    for week in &weeks {
+        double.add_schedule(week, false, 1);
+    }
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, "");
+    let runs = weeks.iter().map(|week| {
+        let mut command = run_command(&config, Some((double.client_id(), double.client_secret())));
+        command.args(["--schedule", &week.schedule_id, "--source", "manual"]);
+        command.args(["--week", &week.week.to_string()]);
+        output(command)
+    });
+    let outputs = futures_util::future::join_all(runs).await;
+    for out in &outputs {
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{all}");
+        assert!(all.contains("outcome: published"), "{all}");
+    }
+    for week in &weeks {
+        let published = double.schedule(week).is_some_and(|v| v.snapshot.published);
+        assert!(published, "{} not published", week.schedule_id);
+    }
+    let throttled = double
+        .call_log()
+        .iter()
+        .filter(|c| c.status == Some(429))
+        .count();
+    assert!(throttled <= 1, "{throttled} answers were 429");
+    assert_eq!(double.calls(CallKind::Update), 12);
+    assert_eq!(double.conflicts(), 0);
+    let shared: Vec<_> = match std::fs::read_dir(dir.path().join("publish-guard")) {
+        Ok(files) => files.flatten().map(|f| f.file_name()).collect(),
+        Err(e) => panic!("no shared limiter state: {e}"),
+    };
+    assert_eq!(shared.len(), 1, "one file for one OAuth client: {shared:?}");
+}
+
+#[tokio::test]
+async fn a_run_after_another_met_a_daily_limit_fails_at_once_without_calling() {
+    let double = double_with(false).await;
+    double.add_fault(
+        publish_guard::api::double::Fault::throttled(4 * 3600)
+            .on(CallKind::GetSchedule)
+            .times(1),
+    );
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, "");
+    let credentials = Some((double.client_id(), double.client_secret()));
+    let run_here = || {
+        let mut command = run_command(&config, credentials);
+        command.args(["--schedule", "sched-1", "--week", "2026-03-02"]);
+        output(command)
+    };
+    let first = run_here().await;
+    let first_out = format!("{}{}", text(&first.stdout), text(&first.stderr));
+    assert!(
+        first_out.contains("retry after 4h: daily limit?"),
+        "{first_out}"
+    );
+    let calls = double.call_log().len();
+    let second = run_here().await;
+    let second_err = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{second_err}");
+    assert!(
+        second_err.contains("the API asked this client to wait 3h 59m 5")
+            && second_err.contains("nothing was called"),
+        "{second_err}"
+    );
+    assert_eq!(
+        double.call_log().len(),
+        calls,
+        "the second run called nothing"
+    );
 }
