@@ -138,7 +138,11 @@ impl Caller {
         request: reqwest::RequestBuilder,
     ) -> Result<RawAnswer, ApiError> {
         let clock = self.clock.as_ref();
-        let waited = self.limiter.acquire(clock).await;
+        let waited = self
+            .limiter
+            .acquire(clock)
+            .await
+            .map_err(|after| ApiError::RetryAfterTooLong { call, after })?;
         let mut answer = self.unlimited(call, request).await?;
         answer.waited = waited;
         let now = clock.now();

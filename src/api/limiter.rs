@@ -167,6 +167,8 @@ struct Inner {
     limiter: RateLimiter,
     /// Where other processes of the same OAuth client keep the pace too, when shared.
     file: Option<PaceFile>,
+    /// Whether a call fails rather than wait out a hold beyond the cap.
+    impatient: bool,
 }
 
 impl SharedLimiter {
@@ -175,6 +177,7 @@ impl SharedLimiter {
         Self(Arc::new(Mutex::new(Inner {
             limiter,
             file: None,
+            impatient: false,
         })))
     }
 
@@ -186,25 +189,61 @@ impl SharedLimiter {
         Ok(Self(Arc::new(Mutex::new(Inner {
             limiter,
             file: Some(file),
+            impatient: false,
         }))))
     }
 
+    /// The same limiter, whose calls fail rather than wait out a hold beyond the cap: for
+    /// a command someone is watching, which would otherwise sit silent for hours. (The
+    /// relay waits: its triggers are kept, and go when the server allows.)
+    pub fn impatient(self) -> Self {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .impatient = true;
+        self
+    }
+
     /// Waits on `clock` until the next call may go, looking at the hold again after each
-    /// wait; how long it waited.
-    pub async fn acquire(&self, clock: &dyn Clock) -> SignedDuration {
+    /// wait; how long it waited. Impatient, a hold beyond the cap is the error instead:
+    /// how long it still lasts.
+    pub async fn acquire(&self, clock: &dyn Clock) -> Result<SignedDuration, SignedDuration> {
         let start = clock.now();
+        self.beyond_cap(start)?;
         let mut wait = self.with(|l| l.reserve(start));
         while wait.is_positive() {
             clock.sleep(wait).await;
-            wait = self.with(|l| l.held(clock.now()));
+            let now = clock.now();
+            self.beyond_cap(now)?;
+            wait = self.with(|l| l.held(now));
         }
-        clock.now().duration_since(start)
+        Ok(clock.now().duration_since(start))
+    }
+
+    /// The hold left at `now`, when this limiter is impatient and it is beyond the cap.
+    fn beyond_cap(&self, now: Timestamp) -> Result<(), SignedDuration> {
+        let impatient = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .impatient;
+        match self.held_beyond_cap(now) {
+            Some(held) if impatient => Err(held),
+            _ => Ok(()),
+        }
+    }
+
+    /// The hold left at `now` in whole seconds (a `Retry-After` is in seconds), when it
+    /// is beyond the cap.
+    pub fn held_beyond_cap(&self, now: Timestamp) -> Option<SignedDuration> {
+        let (held, cap) = self.with(|l| (l.held(now), l.retry_after_cap()));
+        (held > cap).then(|| SignedDuration::from_secs(held.as_secs()))
     }
 
     /// Runs `f` on the limiter (on the pace the other processes left, when shared).
     pub fn with<T>(&self, f: impl FnOnce(&mut RateLimiter) -> T) -> T {
         let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let Inner { limiter, file } = &mut *inner;
+        let Inner { limiter, file, .. } = &mut *inner;
         match file {
             Some(file) => file.with(limiter, f),
             None => f(limiter),
@@ -487,5 +526,29 @@ mod tests {
             error.to_string().contains("not-a-dir/limit.json"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_impatient_call_fails_on_a_hold_beyond_the_cap_and_a_patient_one_waits() {
+        let clock = crate::effects::clock::ManualClock::new(at(0));
+        let patient = SharedLimiter::new(RateLimiter::per_minute(300));
+        let impatient = SharedLimiter::new(RateLimiter::per_minute(300)).impatient();
+        for limiter in [&patient, &impatient] {
+            limiter.with(|l| l.hold_for(SignedDuration::from_hours(4), at(0)));
+        }
+        assert_eq!(
+            impatient.acquire(&clock).await,
+            Err(SignedDuration::from_hours(4))
+        );
+        let mut waiting = Box::pin(patient.acquire(&clock));
+        assert!(futures_util::FutureExt::now_or_never(&mut waiting).is_none());
+        clock.set(at(4 * 3_600_000));
+        assert_eq!(waiting.await, Ok(SignedDuration::from_hours(4)));
+        // A hold within the cap is waited out either way.
+        impatient.with(|l| l.hold_for(SignedDuration::from_secs(5), at(4 * 3_600_000)));
+        let mut short = Box::pin(impatient.acquire(&clock));
+        assert!(futures_util::FutureExt::now_or_never(&mut short).is_none());
+        clock.set(at(4 * 3_600_000 + 5_000));
+        assert_eq!(short.await, Ok(SignedDuration::from_secs(5)));
     }
 }

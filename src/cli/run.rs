@@ -110,7 +110,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
         match config.backend.get_ref() {
             Backend::Genesys => {
                 let client = genesys_client(&config)?;
-                if let Some(held) = held_beyond_cap(client.limiter()) {
+                if let Some(held) = client.limiter().held_beyond_cap(Timestamp::now()) {
                     return Ok(Some(held));
                 }
                 check_week(&client, &schedule).await?;
@@ -119,7 +119,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome, CliError> {
             }
             Backend::Rest => {
                 let client = rest_client(&config)?;
-                if let Some(held) = held_beyond_cap(client.limiter()) {
+                if let Some(held) = client.limiter().held_beyond_cap(Timestamp::now()) {
                     return Ok(Some(held));
                 }
                 check_week(&client, &schedule).await?;
@@ -199,21 +199,12 @@ fn shared_limiter(config: &Config, key: &str) -> Option<SharedLimiter> {
         .with_retry_after_cap(*config.http.retry_after_cap.get_ref());
     let path = limiter_path(key);
     match SharedLimiter::in_file(limiter, &path) {
-        Ok(shared) => Some(shared),
+        Ok(shared) => Some(shared.impatient()),
         Err(e) => {
             eprintln!("warning: {e}: this run paces its calls alone");
             None
         }
     }
-}
-
-/// How much longer a hold another run met (kept in the shared file) lasts, when that is
-/// beyond the cap: this run would only wait, silently, for hours.
-fn held_beyond_cap(limiter: &SharedLimiter) -> Option<jiff::SignedDuration> {
-    let now = Timestamp::now();
-    let (held, cap) = limiter.with(|l| (l.held(now), l.retry_after_cap()));
-    // Whole seconds: the server's Retry-After is in seconds.
-    (held > cap).then(|| jiff::SignedDuration::from_secs(held.as_secs()))
 }
 
 /// `$XDG_RUNTIME_DIR/publish-guard/limit-HASH.json` (else in the temporary directory),

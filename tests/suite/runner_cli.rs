@@ -363,3 +363,64 @@ async fn a_run_after_another_met_a_daily_limit_fails_at_once_without_calling() {
         "the second run called nothing"
     );
 }
+
+#[tokio::test]
+async fn a_daily_limit_met_during_a_run_fails_its_retries_at_once_rather_than_wait_hours() {
+    // The default policy backs off an unreadable state and reads again: that read would
+    // sit silent for the four-hour hold. A run someone watches fails it at once, saying how
+    // long is left, and the policy's backoff goes on in view (the run is stopped here).
+    use tokio::io::AsyncBufReadExt;
+    let double = double_with(false).await;
+    double.add_fault(
+        publish_guard::api::double::Fault::throttled(4 * 3600)
+            .on(CallKind::GetSchedule)
+            .times(1),
+    );
+    let dir = tempdir();
+    let config = write_config(dir.path(), &double, "");
+    let rules = std::fs::write(
+        dir.path().join("policy.rules"),
+        include_str!("../../rules/default.rules"),
+    );
+    assert!(rules.is_ok(), "{rules:?}");
+    let mut command = run_command(&config, Some((double.client_id(), double.client_secret())));
+    command.args(["--schedule", "sched-1", "--week", "2026-03-02"]);
+    command
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => panic!("the binary did not run: {e}"),
+    };
+    let Some(stdout) = child.stdout.take() else {
+        panic!("no stdout")
+    };
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    let retried = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let done = line.contains("retry after 3h 59m");
+            seen.push(line);
+            if done {
+                return true;
+            }
+        }
+        false
+    };
+    // The first backoff waits 5 to 10 s of the real clock.
+    let in_time = tokio::time::timeout(std::time::Duration::from_secs(60), retried).await;
+    assert_eq!(in_time, Ok(true), "{}", seen.join("\n"));
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("retry after 4h: daily limit?")),
+        "{}",
+        seen.join("\n")
+    );
+    assert_eq!(
+        double.calls(CallKind::GetSchedule),
+        1,
+        "the retry called nothing"
+    );
+    let killed = child.kill().await;
+    assert!(killed.is_ok(), "{killed:?}");
+}
