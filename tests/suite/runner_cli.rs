@@ -326,8 +326,9 @@ async fn twelve_runs_at_once_against_30_requests_a_minute_all_publish_with_at_mo
     assert_eq!(shared.len(), 1, "one file for one OAuth client: {shared:?}");
 }
 
-#[tokio::test]
-async fn a_run_after_another_met_a_daily_limit_fails_at_once_without_calling() {
+/// A double whose first schedule read is answered 429 with a `Retry-After` of four hours
+/// (a daily limit), and a configuration for it in a fresh directory.
+async fn on_a_daily_limit() -> (ApiDouble, tempfile::TempDir, PathBuf) {
     let double = double_with(false).await;
     double.add_fault(
         publish_guard::api::double::Fault::throttled(4 * 3600)
@@ -336,6 +337,12 @@ async fn a_run_after_another_met_a_daily_limit_fails_at_once_without_calling() {
     );
     let dir = tempdir();
     let config = write_config(dir.path(), &double, "");
+    (double, dir, config)
+}
+
+#[tokio::test]
+async fn a_run_after_another_met_a_daily_limit_fails_at_once_without_calling() {
+    let (double, _dir, config) = on_a_daily_limit().await;
     let credentials = Some((double.client_id(), double.client_secret()));
     let run_here = || {
         let mut command = run_command(&config, credentials);
@@ -370,14 +377,7 @@ async fn a_daily_limit_met_during_a_run_fails_its_retries_at_once_rather_than_wa
     // sit silent for the four-hour hold. A run someone watches fails it at once, saying how
     // long is left, and the policy's backoff goes on in view (the run is stopped here).
     use tokio::io::AsyncBufReadExt;
-    let double = double_with(false).await;
-    double.add_fault(
-        publish_guard::api::double::Fault::throttled(4 * 3600)
-            .on(CallKind::GetSchedule)
-            .times(1),
-    );
-    let dir = tempdir();
-    let config = write_config(dir.path(), &double, "");
+    let (double, dir, config) = on_a_daily_limit().await;
     let rules = std::fs::write(
         dir.path().join("policy.rules"),
         include_str!("../../rules/default.rules"),
