@@ -1,13 +1,14 @@
 //! `publish-guard explore [--rules FILE] [--seeds N | --seed S] [--time-limit DURATION]
-//! [--format human|json]`: random worlds through the simulator, invariants after every run;
-//! a violation is shrunk and printed as a scenario file that `simulate` and `test` replay.
+//! [--format human|json] [--save FILE]`: random worlds through the simulator, invariants
+//! after every run; a violation is shrunk and printed as a scenario file that `simulate` and
+//! `test` replay (`--save FILE` writes it).
 
 use crate::cli::simulate::load_policy;
 use crate::cli::{CliError, Outcome};
 use crate::sim::explore::scenario_file::to_toml;
 use crate::sim::explore::{Exploration, Seeds, explore};
 use jiff::SignedDuration;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How `explore` prints what it found.
@@ -38,6 +39,11 @@ pub struct ExploreArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Write a finding's shrunk scenario to this file (its `rules` path written from the
+    /// file's folder), to replay with `publish-guard simulate FILE` or `test FILE`; nothing
+    /// is written when every invariant held.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 /// Run `explore`: exit 1 when a promise was broken.
@@ -71,6 +77,11 @@ pub fn run(args: &ExploreArgs) -> Result<Outcome, CliError> {
         Format::Human => print!("{}", human(&found, &rules, started.elapsed())),
         Format::Json => println!("{}", json(&found, &rules)),
     }
+    if let Some(path) = &args.save
+        && found.finding.is_some()
+    {
+        save(&found, &args.rules, path)?;
+    }
     Ok(if found.finding.is_some() {
         Outcome::Failed
     } else {
@@ -78,14 +89,55 @@ pub fn run(args: &ExploreArgs) -> Result<Outcome, CliError> {
     })
 }
 
-/// The replay file of a finding, with what it shows in its opening comment.
+/// The replay file of a finding, with what it shows in its opening comment; its `rules`
+/// is the rules file as the file names it (relative paths from the file's folder).
 fn replay_file(found: &Exploration, rules: &str) -> Option<String> {
+    replay_file_naming(found, rules, rules)
+}
+
+fn replay_file_naming(found: &Exploration, rules: &str, named: &str) -> Option<String> {
     let f = found.finding.as_ref()?;
     let comment = format!(
         "Found by `publish-guard explore --rules {rules} --seed {}`, shrunk.\nBreaks {}: {}",
         f.seed, f.shrunk_violation.invariant, f.shrunk_violation.detail
     );
-    Some(to_toml(&f.scenario, rules, &comment))
+    Some(to_toml(&f.scenario, named, &comment))
+}
+
+/// Writes the finding's replay file to `path`, naming `rules` from the file's folder (as
+/// `simulate` reads a scenario's `rules`).
+fn save(found: &Exploration, rules: &Path, path: &Path) -> Result<(), CliError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CliError::Io { path, source }
+    };
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let folder = folder.canonicalize().map_err(io(folder))?;
+    let target = rules.canonicalize().map_err(io(rules))?;
+    let named = relative(&target, &folder);
+    let shown = rules.display().to_string();
+    let Some(text) = replay_file_naming(found, &shown, &named.display().to_string()) else {
+        return Ok(());
+    };
+    std::fs::write(path, text).map_err(io(path))?;
+    eprintln!("saved the shrunk scenario to {}", path.display());
+    Ok(())
+}
+
+/// `target` as a path from `folder` (both absolute and canonical).
+fn relative(target: &Path, folder: &Path) -> PathBuf {
+    let common = target
+        .components()
+        .zip(folder.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let ups = folder.components().count() - common;
+    let mut path: PathBuf = std::iter::repeat_n("..", ups).collect();
+    path.extend(target.components().skip(common));
+    path
 }
 
 fn human(found: &Exploration, rules: &str, elapsed: Duration) -> String {

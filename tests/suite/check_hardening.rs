@@ -4,7 +4,6 @@
 
 use publish_guard::language::diagnostic::{Code, Diagnostic, render_all};
 use std::path::Path;
-use std::process::Command;
 
 #[path = "../../benches/support/shapes.rs"]
 mod shapes;
@@ -13,15 +12,8 @@ const RESPONSE: &str = "on response {\n  otherwise done\n}\n";
 
 /// Run the binary; (exit code, stdout).
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_publish-guard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let (code, stdout, _) = crate::common::publish_guard(args);
+    (code, stdout)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

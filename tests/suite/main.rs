@@ -16,6 +16,7 @@ mod audit_rfc8785;
 mod audit_runner_events;
 mod check_hardening;
 mod cli_check;
+mod cli_explore;
 mod data_action;
 mod diagnostics;
 mod diff;

@@ -58,3 +58,18 @@ pub fn signed_webhook(
         .header("webhook-signature", signature)
         .body(body)
 }
+
+/// The `publish-guard` binary run with `args` from the project's root: (exit code, stdout,
+/// stderr).
+pub fn publish_guard(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_publish-guard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
