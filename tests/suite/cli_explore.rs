@@ -3,6 +3,15 @@
 
 use crate::common::publish_guard;
 
+/// `explore` under the naive policy, which makes 409s of its own within a few seeds.
+const NAIVE: [&str; 5] = [
+    "explore",
+    "--rules",
+    "rules/examples/naive.rules",
+    "--seeds",
+    "50",
+];
+
 #[test]
 fn the_shipped_default_holds_every_invariant_and_exits_0() {
     let (code, out, err) = publish_guard(&["explore", "--seeds", "200"]);
@@ -16,15 +25,7 @@ fn a_finding_under_the_naive_policy_is_saved_and_replays_with_its_409() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("found.toml");
     let file_arg = file.display().to_string();
-    let (code, out, err) = publish_guard(&[
-        "explore",
-        "--rules",
-        "rules/examples/naive.rules",
-        "--seeds",
-        "50",
-        "--save",
-        &file_arg,
-    ]);
+    let (code, out, err) = publish_guard(&[&NAIVE[..], &["--save", &file_arg]].concat());
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("VIOLATION of no_conflict_of_our_making"),
@@ -84,15 +85,7 @@ fn bad_arguments_are_usage_errors() {
 
 #[test]
 fn json_is_one_document_with_the_finding() {
-    let (code, out, err) = publish_guard(&[
-        "explore",
-        "--rules",
-        "rules/examples/naive.rules",
-        "--seeds",
-        "50",
-        "--format",
-        "json",
-    ]);
+    let (code, out, err) = publish_guard(&[&NAIVE[..], &["--format", "json"]].concat());
     assert_eq!(code, 1, "{err}");
     let doc: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
     assert_eq!(
