@@ -142,8 +142,9 @@ fn relative(target: &Path, folder: &Path) -> PathBuf {
 
 fn human(found: &Exploration, rules: &str, elapsed: Duration) -> String {
     let mut out = format!(
-        "explored {} worlds ({} triggers) under {rules} in {:.1}s\n",
+        "explored {} world{} ({} triggers) under {rules} in {:.1}s\n",
         found.runs,
+        if found.runs == 1 { "" } else { "s" },
         found.triggers,
         elapsed.as_secs_f64()
     );
@@ -160,9 +161,12 @@ fn human(found: &Exploration, rules: &str, elapsed: Duration) -> String {
                 f.violation.invariant, f.seed, f.violation.detail
             ));
             out.push_str(&format!(
-                "shrunk to {} trigger(s), {} person action(s): {} on {} at {}: {}\n",
+                "shrunk to {} trigger(s), {} stream(s) of timer or random arrivals, {} person \
+                 action(s), {} restart(s): {} on {} at {}: {}\n",
                 f.scenario.triggers.len(),
+                f.scenario.generators.len(),
                 f.scenario.people.len(),
+                f.scenario.restarts.len(),
                 f.shrunk_violation.invariant,
                 schedule(&f.shrunk_violation),
                 f.shrunk_violation.at,

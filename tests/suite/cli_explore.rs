@@ -27,6 +27,10 @@ fn a_finding_under_the_naive_policy_is_saved_and_replays_with_its_409() {
     let file_arg = file.display().to_string();
     let (code, out, err) = publish_guard(&[&NAIVE[..], &["--save", &file_arg]].concat());
     assert_eq!(code, 1, "{out}{err}");
+    // What a user reads: the finding, the timeline around it, the file (the time aside).
+    let (first, rest) = out.split_once('\n').expect("a first line");
+    let first = first.split(" in ").next().expect("a count");
+    insta::assert_snapshot!("explore_naive_finding", format!("{first} in (time)\n{rest}"));
     assert!(
         out.contains("VIOLATION of no_conflict_of_our_making"),
         "{out}"
