@@ -6,7 +6,8 @@
 //! disk, the triggers it answered are marked in the store. A trigger not marked is carried
 //! on after a restart; a write its cycle decided is noted on it (before the call goes out,
 //! and again once accepted), so the restarted runner follows that write rather than publish
-//! again.
+//! again. An answer that does not accept the write (but a 409) takes the note off: the
+//! runner knows no write of ours running then, and neither does a restart.
 //!
 //! Step ids: `{receipt}/received` for a trigger's arrival (the one step a restart records
 //! again, so the log keeps the first), `run-{n}/{k}` for every other step, where `n` is the
@@ -229,6 +230,11 @@ impl Book {
                     operation: Some(OperationStatus::Processing | OperationStatus::Complete),
                     ..
                 } => self.note(&key, event, *version, true, &mut marks),
+                // Answered without accepting it: the runner knows no write of ours running
+                // (a 409 may yet show an earlier process's write at that version running).
+                EventKind::PublishCall { status, .. } if *status != Some(409) => {
+                    self.forget_write(&key, &mut marks);
+                }
                 EventKind::Outcome { outcome, .. } => {
                     let receipts = self.cycles.remove(&key).unwrap_or_default();
                     for receipt in receipts {
@@ -273,6 +279,23 @@ impl Book {
         let progress = Progress {
             status: TriggerStatus::Pending,
             note: Some(TriggerNote::Publishing { write }),
+            due_at: None,
+        };
+        let receipts = self.cycles.get(key).map(Vec::as_slice).unwrap_or_default();
+        marks.extend(receipts.iter().map(|receipt| Mark {
+            receipt: receipt.clone(),
+            progress: progress.clone(),
+            again: None,
+        }));
+    }
+}
+
+impl Book {
+    /// Note on each trigger of the cycle `key` that no write of ours is under way.
+    fn forget_write(&self, key: &(ScheduleRef, u64), marks: &mut Vec<Mark>) {
+        let progress = Progress {
+            status: TriggerStatus::Pending,
+            note: None,
             due_at: None,
         };
         let receipts = self.cycles.get(key).map(Vec::as_slice).unwrap_or_default();

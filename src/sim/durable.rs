@@ -182,6 +182,14 @@ impl Durable {
                 operation: Some(OperationStatus::Processing | OperationStatus::Complete),
                 ..
             } => self.note(key, &event.schedule, *version, event.at, true),
+            // Answered without accepting it: as the relay's worker, no write of ours is kept.
+            EventKind::PublishCall { status, .. } if *status != Some(409) => {
+                for &i in self.cycles.get(&key).map(Vec::as_slice).unwrap_or_default() {
+                    if let Some(s) = self.stored.get_mut(i) {
+                        s.write = None;
+                    }
+                }
+            }
             EventKind::Outcome { outcome, .. } => {
                 self.read.remove(&key);
                 let answered = self.cycles.remove(&key).unwrap_or_default();

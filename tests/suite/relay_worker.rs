@@ -73,6 +73,8 @@ struct ApiState {
     read_gate: Option<Rc<Notify>>,
     /// Reads say a publish is running, as a REST gateway does; Genesys' read cannot tell.
     shows_publishing: bool,
+    /// Publish calls answer this server error, and the model never sees them.
+    publish_fails: Option<u16>,
 }
 
 /// The one model of Genesys' API (`api::model`), called in process on the test's clock.
@@ -97,6 +99,7 @@ impl ModelApi {
             on_publish: None,
             read_gate: None,
             shows_publishing: false,
+            publish_fails: None,
         };
         Self {
             state: Rc::new(RefCell::new(state)),
@@ -180,6 +183,16 @@ impl ScheduleApi for ModelApi {
         }
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();
+        if let Some(status) = state.publish_fails {
+            state.calls.push(format!("failed {}", schedule.schedule_id));
+            return Ok(Answer {
+                status,
+                retry_after: None,
+                rate_limit: None,
+                body: None,
+                waited: SignedDuration::ZERO,
+            });
+        }
         let answer = state
             .model
             .client_publish(CLIENT, now, schedule, version)
@@ -917,6 +930,63 @@ async fn a_publish_decided_but_never_sent_before_a_crash_is_sent_once_its_grace_
             json!("ready"),
             json!("ok")
         ]
+    );
+    log_is_sound(&rig.audit_path);
+}
+
+#[tokio::test]
+async fn a_restart_after_our_publish_met_a_503_reads_a_draft_rather_than_taking_it_for_publishing()
+{
+    let rig = Rig::new(MONDAY_10);
+    rig.api.draft("A", 1);
+    rig.api.state.borrow_mut().publish_fails = Some(503);
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        let a = rig.accept("a-1", "A").await;
+        until("A backs off after the 503", || {
+            rig.rules_decided("A") == [json!("ready"), json!("server")]
+        })
+        .await;
+        rig.stop.send_replace(true);
+        a
+    };
+    let (worked, a) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let noted = rig.store.last_mark(&a).unwrap();
+    assert_eq!(noted.status, TriggerStatus::Pending, "carried on");
+    assert_eq!(
+        accepted_write(&noted),
+        None,
+        "no write of ours noted: {noted:?}"
+    );
+
+    // The restart, 10 s after the decision: within the grace a lost answer would get.
+    rig.api.state.borrow_mut().publish_fails = None;
+    rig.clock.set(at(MONDAY_10) + SignedDuration::from_secs(10));
+    let worker = run_worker(rig.api.clone(), rig.parts());
+    let scenario = async {
+        until("the trigger is done", || rig.store.is_done(&a)).await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let states: Vec<Value> = rig
+        .events("state_read", "A")
+        .iter()
+        .map(|e| e["event"]["state"].clone())
+        .collect();
+    assert_eq!(
+        states,
+        [json!("draft"), json!("draft"), json!("published")],
+        "never shown publishing"
+    );
+    assert_eq!(
+        rig.api.calls(),
+        ["read A", "failed A", "read A", "publish A", "read A"]
+    );
+    assert_eq!(
+        rig.rules_decided("A"),
+        [json!("ready"), json!("server"), json!("ready"), json!("ok")]
     );
     log_is_sound(&rig.audit_path);
 }
