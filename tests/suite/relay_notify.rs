@@ -10,29 +10,23 @@
 //! calls, `/readyz` and `/metrics`.
 
 use crate::api_support::genesys_config;
+use crate::relay_support::{RelayFiles, start_relay};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
 use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig, Outage};
-use publish_guard::api::genesys::GenesysClient;
 use publish_guard::api::model::{ModelConfig, NotifyConfig};
 use publish_guard::api::notify::health::HealthConfig;
-use publish_guard::audit::log::{AuditLog, AuditOptions};
-use publish_guard::audit::writer::AuditWriter;
+use publish_guard::audit::log::AuditOptions;
 use publish_guard::effects::clock::{Clock, ManualClock};
-use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::hearing::NotifySettings;
 use publish_guard::relay::intake::{Source, SourceAuth};
-use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping};
-use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
 use publish_guard::relay::webhook_auth::SignatureVerifier;
-use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,7 +66,6 @@ struct Rig {
 
 /// A relay (notifications on or off) before the double, a draft `s-1` at version 1.
 async fn start(notifications: bool) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new("2026-03-31T09:00:00Z".parse::<Timestamp>().unwrap());
     let double = ApiDouble::start(DoubleConfig {
         model: ModelConfig {
@@ -90,11 +83,7 @@ async fn start(notifications: bool) -> Rig {
         delay: DELAY,
         loss_per_mille: 0,
     }));
-    let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
-    let audit_path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&audit_path, AuditOptions::default()).unwrap();
-    let rules_path = dir.path().join("default.rules");
-    std::fs::write(&rules_path, include_str!("../../rules/default.rules")).unwrap();
+    let files = RelayFiles::new(include_str!("../../rules/default.rules"));
     let source = Source {
         auth: SourceAuth::Signed(SignatureVerifier::new(vec![SECRET.parse().unwrap()])),
         mapping: Mapping {
@@ -105,16 +94,8 @@ async fn start(notifications: bool) -> Rig {
             delivery_id: None,
         },
     };
+    let relay_clock = Arc::new(clock.clone());
     let settings = RelaySettings {
-        sources: HashMap::from([("servicenow".to_owned(), source)]),
-        store: Arc::clone(&store) as Arc<dyn TriggerStore>,
-        leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
-        rules: Arc::new(Rules::load(&rules_path).unwrap()),
-        admin_token: None,
-        runner: RunnerConfig::default(),
-        body_limit: 64 * 1024,
-        connections: ConnectionLimits::default(),
-        clock: Arc::new(clock.clone()),
         notifications: notifications.then(|| NotifySettings {
             business_units: vec![BU.into()],
             max_age: SignedDuration::from_mins(30),
@@ -124,16 +105,18 @@ async fn start(notifications: bool) -> Rig {
                 ..HealthConfig::default()
             },
         }),
+        ..files.settings("servicenow", source, relay_clock, AuditOptions::default())
     };
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
     config.requests_per_minute = 100_000;
-    let api_clock = clock.clone();
-    let make_api = move || GenesysClient::new(config, Arc::new(api_clock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay = Relay::start_hearing(settings, make_api, listener)
-        .await
-        .unwrap();
+    let relay = start_relay(settings, config, Arc::new(clock.clone())).await;
+    let RelayFiles {
+        store,
+        audit_path,
+        dir,
+        ..
+    } = files;
     let rig = Rig {
         relay,
         double,

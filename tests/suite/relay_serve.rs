@@ -8,22 +8,20 @@
 //! runtime, one at a time, within its time bound.
 
 use crate::api_support::genesys_config;
+use crate::relay_support::{RelayFiles, start_relay};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
 use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
-use publish_guard::api::genesys::GenesysClient;
 use publish_guard::api::model::ModelConfig;
 use publish_guard::audit::checkpoint::checkpoints_path;
-use publish_guard::audit::log::{AuditLog, AuditOptions, FullDisk};
+use publish_guard::audit::log::{AuditOptions, FullDisk};
 use publish_guard::audit::verify::verify;
-use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::{Clock, ManualClock, SystemClock};
 use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::intake::{Source, SourceAuth};
-use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping, ScheduleTarget};
-use publish_guard::relay::rules::{RELOAD_TIMEOUT, Rules};
+use publish_guard::relay::rules::RELOAD_TIMEOUT;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{
@@ -31,9 +29,8 @@ use publish_guard::relay::store::{
     TriggerStore,
 };
 use publish_guard::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
-use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,8 +147,6 @@ async fn start_after_crash(left: usize) -> Rig {
 }
 
 async fn start_with(options: Options) -> Rig {
-    let left = options.left;
-    let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::start(DoubleConfig {
         // A publish completes at once: no real time is spent waiting on it.
         model: ModelConfig {
@@ -169,8 +164,8 @@ async fn start_with(options: Options) -> Rig {
     .unwrap();
     double.add_schedule(&schedule("s-1"), false, 1);
     double.add_schedule(&schedule("s-2"), false, 1);
-    let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
-    for n in 0..left {
+    let files = RelayFiles::new(options.rules.unwrap_or(SERVE_RULES));
+    for n in 0..options.left {
         let trigger = NewTrigger {
             source: "servicenow".into(),
             delivery_id: format!("before-crash-{n}"),
@@ -183,17 +178,9 @@ async fn start_with(options: Options) -> Rig {
             event: "case.updated".into(),
             received_at: Timestamp::now(),
         };
-        let accepted = store.accept(trigger).await.unwrap();
+        let accepted = files.store.accept(trigger).await.unwrap();
         assert!(matches!(accepted, Acceptance::Accepted(_)), "{accepted:?}");
     }
-    let audit_path = dir.path().join("audit.jsonl");
-    let audit_options = AuditOptions {
-        full_disk: options.full_disk,
-        ..AuditOptions::default()
-    };
-    let log = AuditLog::open(&audit_path, audit_options).unwrap();
-    let rules_path = dir.path().join("policy.rules");
-    std::fs::write(&rules_path, options.rules.unwrap_or(SERVE_RULES)).unwrap();
     let pointer = |p: &str| Field::Pointer(p.into());
     let source = Source {
         auth: SourceAuth::Signed(SignatureVerifier::new(vec![
@@ -211,24 +198,22 @@ async fn start_with(options: Options) -> Rig {
         Some(manual) => Arc::new(manual),
         None => Arc::new(SystemClock),
     };
-    let relay_store: Arc<dyn TriggerStore> = match options.refuse_records {
-        Some(refuse) => Arc::new(RefusingStore {
-            inner: Arc::clone(&store),
-            refuse,
-        }),
-        None => Arc::clone(&store) as Arc<dyn TriggerStore>,
+    let audit = AuditOptions {
+        full_disk: options.full_disk,
+        ..AuditOptions::default()
     };
+    let settings = files.settings("servicenow", source, Arc::clone(&clock), audit);
     let settings = RelaySettings {
-        sources: HashMap::from([("servicenow".to_owned(), source)]),
-        store: relay_store,
-        leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
-        rules: Arc::new(Rules::load(&rules_path).unwrap()),
+        store: match options.refuse_records {
+            Some(refuse) => Arc::new(RefusingStore {
+                inner: Arc::clone(&files.store),
+                refuse,
+            }),
+            None => settings.store,
+        },
         admin_token: Some(ADMIN.into()),
-        runner: RunnerConfig::default(),
-        body_limit: 64 * 1024,
         connections: options.connections,
-        clock: Arc::clone(&clock),
-        notifications: None,
+        ..settings
     };
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
@@ -241,9 +226,13 @@ async fn start_with(options: Options) -> Rig {
     if let Some(secret) = options.client_secret {
         config.client_secret = publish_guard::api::secret::Secret::new(secret);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let make_api = move || GenesysClient::new(config, client_clock).unwrap();
-    let relay = Relay::start(settings, make_api, listener).await.unwrap();
+    let relay = start_relay(settings, config, client_clock).await;
+    let RelayFiles {
+        store,
+        audit_path,
+        rules_path,
+        dir,
+    } = files;
     Rig {
         relay,
         double,

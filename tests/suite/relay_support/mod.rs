@@ -1,0 +1,88 @@
+//! What the in-process relay tests share: a relay's files in a temporary folder (store,
+//! audit log, rules), its settings, and the relay started on loopback before the double.
+
+use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
+use publish_guard::audit::log::{AuditLog, AuditOptions};
+use publish_guard::audit::writer::AuditWriter;
+use publish_guard::effects::clock::Clock;
+use publish_guard::relay::connections::ConnectionLimits;
+use publish_guard::relay::intake::Source;
+use publish_guard::relay::leader::Leadership;
+use publish_guard::relay::rules::Rules;
+use publish_guard::relay::server::{Relay, RelaySettings};
+use publish_guard::relay::sqlite_store::SqliteStore;
+use publish_guard::relay::store::TriggerStore;
+use publish_guard::runner::RunnerConfig;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A relay's files, in a folder removed with it.
+pub struct RelayFiles {
+    /// The SQLite store, `relay.db`.
+    pub store: Arc<SqliteStore>,
+    /// The audit log, `audit.jsonl`.
+    pub audit_path: PathBuf,
+    /// The rules file, `policy.rules`.
+    pub rules_path: PathBuf,
+    /// The folder.
+    pub dir: tempfile::TempDir,
+}
+
+impl RelayFiles {
+    /// A fresh folder: an empty store, no audit log yet, and `rules` as the policy.
+    pub fn new(rules: &str) -> RelayFiles {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
+        let rules_path = dir.path().join("policy.rules");
+        std::fs::write(&rules_path, rules).unwrap();
+        RelayFiles {
+            store,
+            audit_path: dir.path().join("audit.jsonl"),
+            rules_path,
+            dir,
+        }
+    }
+
+    /// Settings of a sole relay taking webhooks from `source` as `name`, on `clock`, its
+    /// audit log opened with `audit`; no admin token, no notifications, default limits.
+    pub fn settings(
+        &self,
+        name: &str,
+        source: Source,
+        clock: Arc<dyn Clock>,
+        audit: AuditOptions,
+    ) -> RelaySettings {
+        let log = AuditLog::open(&self.audit_path, audit).unwrap();
+        RelaySettings {
+            sources: HashMap::from([(name.to_owned(), source)]),
+            store: Arc::clone(&self.store) as Arc<dyn TriggerStore>,
+            leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
+            rules: Arc::new(Rules::load(&self.rules_path).unwrap()),
+            admin_token: None,
+            runner: RunnerConfig::default(),
+            body_limit: 64 * 1024,
+            connections: ConnectionLimits::default(),
+            clock,
+            notifications: None,
+        }
+    }
+}
+
+/// Start `settings`' relay on a free loopback port, calling the API through a Genesys
+/// client with `config` on `clock`; it hears the notification channel when the settings
+/// ask for it.
+pub async fn start_relay(
+    settings: RelaySettings,
+    config: GenesysConfig,
+    clock: Arc<dyn Clock>,
+) -> Relay {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let make_api = move || GenesysClient::new(config, clock).unwrap();
+    let started = if settings.notifications.is_some() {
+        Relay::start_hearing(settings, make_api, listener).await
+    } else {
+        Relay::start(settings, make_api, listener).await
+    };
+    started.unwrap()
+}
