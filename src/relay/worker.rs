@@ -42,12 +42,12 @@ const RESOLVE_RETRY: SignedDuration = SignedDuration::from_secs(30);
 /// How many triggers may wait for the driver (the feeder waits beyond that).
 const FEED_QUEUE: usize = 256;
 
-/// What the worker shares with the server.
+/// What the worker shares with the server, whatever its audit log (a replica's comes with
+/// its term).
+#[derive(Clone)]
 pub struct WorkerParts {
     /// Where accepted triggers are.
     pub store: Arc<dyn TriggerStore>,
-    /// Where every event goes.
-    pub audit: Arc<AuditWriter>,
     /// The policy in force.
     pub rules: Arc<Rules>,
     /// Counters.
@@ -60,7 +60,7 @@ pub struct WorkerParts {
     pub config: RunnerConfig,
     /// Notified when a trigger is accepted.
     pub wake: Arc<Notify>,
-    /// Becomes `true` when the service stops.
+    /// Becomes `true` when the worker is to stop.
     pub stop: watch::Receiver<bool>,
     /// The notification channel's reports, when notifications are on.
     pub hearing: Option<Arc<Hearing>>,
@@ -93,17 +93,22 @@ pub fn arrival_receipt(step: &str) -> Option<&str> {
 /// A trigger for the driver, tagged with its receipt.
 type Feed = (ScheduleRef, Trigger, String);
 
-/// Run until `stop` turns true; then stop feeding, let the calls in flight answer and
-/// their steps be recorded, and return. Cycles left unfinished are carried on after a
-/// restart.
-pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<(), WorkerError> {
+/// Run until `parts.stop` turns true, recording every step in `audit`; then stop feeding,
+/// let the calls in flight answer and their steps be recorded, and return. Cycles left
+/// unfinished are carried on after a restart.
+pub async fn run_worker<A: ScheduleApi>(
+    api: A,
+    parts: WorkerParts,
+    audit: Arc<AuditWriter>,
+) -> Result<(), WorkerError> {
     let book = RefCell::new(Book::default());
     let weeks = Weeks::default();
     let recorder = AuditRecorder {
         parts: &parts,
+        run: audit.last_seq() + 1,
+        audit,
         book: &book,
         weeks: &weeks,
-        run: parts.audit.last_seq() + 1,
         steps: Cell::new(0),
     };
     let (tx, rx) = mpsc::channel(FEED_QUEUE);
@@ -394,6 +399,8 @@ async fn resolve_all<A: ScheduleApi>(
 /// cycles ended in them.
 struct AuditRecorder<'p> {
     parts: &'p WorkerParts,
+    /// Where every event goes.
+    audit: Arc<AuditWriter>,
     book: &'p RefCell<Book>,
     weeks: &'p Weeks,
     /// This run's step-id prefix.
@@ -434,7 +441,7 @@ impl EventRecorder<String> for AuditRecorder<'_> {
 
     async fn record_batch(&self, batch: Batch<String>) -> Result<(), WorkerError> {
         let steps = self.step_ids(&batch);
-        let audit = &self.parts.audit;
+        let audit = &self.audit;
         let writes = steps
             .iter()
             .zip(&batch.events)

@@ -356,13 +356,13 @@ impl Rig {
         }
     }
 
-    /// What a worker starting now gets: the audit log is opened afresh, as after a restart.
-    fn parts(&self) -> WorkerParts {
+    /// A worker starting now, on the test's API; the audit log is opened afresh, as after a
+    /// restart.
+    fn worker(&self) -> impl Future<Output = Result<(), WorkerError>> {
         self.stop.send_replace(false);
         let log = AuditLog::open(&self.audit_path, AuditOptions::default()).unwrap();
-        WorkerParts {
+        let parts = WorkerParts {
             store: Arc::clone(&self.store) as Arc<dyn TriggerStore>,
-            audit: Arc::new(AuditWriter::start(log).unwrap()),
             rules: Arc::clone(&self.rules),
             metrics: Arc::new(Metrics::default()),
             readiness: Arc::default(),
@@ -371,7 +371,9 @@ impl Rig {
             wake: Arc::clone(&self.wake),
             stop: self.stop.subscribe(),
             hearing: None,
-        }
+        };
+        let audit = Arc::new(AuditWriter::start(log).unwrap());
+        run_worker(self.api.clone(), parts, audit)
     }
 
     /// Store a trigger for `schedule_id` as intake does, and wake the worker; its receipt.
@@ -453,7 +455,7 @@ async fn a_schedule_in_a_long_backoff_does_not_hold_up_another() {
     let rig = Rig::new(MONDAY_10);
     rig.api.publishing("A", 4);
     rig.api.draft("B", 1);
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("A backs off for 5 minutes", || {
@@ -485,7 +487,7 @@ async fn triggers_that_arrive_while_a_publish_is_processing_coalesce_into_it() {
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     rig.api.set_processing(SignedDuration::from_mins(3));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let first = rig.accept("a-1", "A").await;
         until("the publish is processing", || {
@@ -543,7 +545,7 @@ async fn the_decision_to_publish_is_on_disk_before_the_publish_call() {
         });
         record.borrow_mut().push(decided);
     }));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("the trigger is done", || rig.store.is_done(&a)).await;
@@ -565,7 +567,7 @@ async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_rep
     rig.api.draft("A", 1);
     *rig.store.dies_at.lock().unwrap() = Some(|p| p.status.is_finished());
     let receipt = rig.accept("a-1", "A").await;
-    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    let crashed = rig.worker().await;
     assert!(
         matches!(crashed, Err(WorkerError::Store(StoreError::Database(_)))),
         "{crashed:?}"
@@ -587,7 +589,7 @@ async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_rep
 
     // The restart: the same store and log, now able to mark triggers done.
     *rig.store.dies_at.lock().unwrap() = None;
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("the trigger is done", || rig.store.is_done(&receipt)).await;
         rig.stop.send_replace(true);
@@ -633,7 +635,7 @@ async fn a_deferred_trigger_is_fed_again_when_due_and_a_later_deferral_waits_for
     rig.api.draft("A", 1);
     let monday_7 = at("2026-04-06T06:00:00Z");
     let tuesday_7 = at("2026-04-07T06:00:00Z");
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let first = rig.accept("a-1", "A").await;
         until("the trigger is deferred", || {
@@ -727,7 +729,7 @@ async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_nex
     rig.api.publishing("A", 4);
     rig.api.draft("B", 1);
     let started_with = rig.rules.current().version().to_owned();
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("A backs off", || !rig.events("wait", "A").is_empty()).await;
@@ -775,7 +777,7 @@ async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publis
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     rig.api.set_processing(SignedDuration::from_mins(3));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("the trigger notes the accepted write", || {
@@ -793,7 +795,7 @@ async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publis
 
     // The restart, a minute on: the publish still runs and the read shows a draft.
     rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(1));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("A backs off while our write runs", || {
             rig.events("wait", "A").len() == 2
@@ -829,7 +831,7 @@ async fn crash_before_the_answer_is_noted_then_restart(after: i64) -> (usize, Ve
     rig.api.set_processing(SignedDuration::from_mins(10));
     *rig.store.dies_at.lock().unwrap() = Some(|p| accepted_write(p) == Some(true));
     let receipt = rig.accept("a-1", "A").await;
-    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    let crashed = rig.worker().await;
     assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
     assert_eq!(rig.api.count("publish A"), 1);
     let noted = rig.store.last_mark(&receipt).unwrap();
@@ -838,7 +840,7 @@ async fn crash_before_the_answer_is_noted_then_restart(after: i64) -> (usize, Ve
     *rig.store.dies_at.lock().unwrap() = None;
     let restart = SignedDuration::from_mins(after) + SignedDuration::from_secs(10);
     rig.clock.set(at(MONDAY_10) + restart);
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("A backs off behind the publish that is running", || {
             rig.events("decision", "A")
@@ -897,13 +899,13 @@ async fn a_publish_decided_but_never_sent_before_a_crash_is_sent_once_its_grace_
     // The decision's note is committed, then the process dies before the call goes out.
     *rig.store.dies_after.lock().unwrap() = Some(|p| accepted_write(p) == Some(false));
     let receipt = rig.accept("a-1", "A").await;
-    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    let crashed = rig.worker().await;
     assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
     assert_eq!(rig.api.count("publish A"), 0, "nothing went out");
 
     *rig.store.dies_after.lock().unwrap() = None;
     rig.clock.set(at(MONDAY_10) + SignedDuration::from_secs(10));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("A backs off behind the write that may be running", || {
             rig.events("decision", "A")
@@ -940,7 +942,7 @@ async fn a_restart_after_our_publish_met_a_503_reads_a_draft_rather_than_taking_
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     rig.api.state.borrow_mut().publish_fails = Some(503);
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("A backs off after the 503", || {
@@ -963,7 +965,7 @@ async fn a_restart_after_our_publish_met_a_503_reads_a_draft_rather_than_taking_
     // The restart, 10 s after the decision: within the grace a lost answer would get.
     rig.api.state.borrow_mut().publish_fails = None;
     rig.clock.set(at(MONDAY_10) + SignedDuration::from_secs(10));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("the trigger is done", || rig.store.is_done(&a)).await;
         rig.stop.send_replace(true);
@@ -997,7 +999,7 @@ async fn a_publish_decided_while_stopping_still_goes_out_and_its_answer_is_noted
     rig.api.draft("A", 1);
     let gate = Rc::new(Notify::new());
     rig.api.state.borrow_mut().read_gate = Some(Rc::clone(&gate));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("the read is in flight", || rig.api.count("read A") == 1).await;
