@@ -4,14 +4,13 @@
 //! the candidates named, and the shipped policy refusing to publish over a colleague's
 //! published schedule.
 
-use crate::api_support::genesys_config;
+use crate::api_support::{double_at, genesys_config};
 use crate::relay_support::{RelayFiles, start_relay};
 use jiff::civil::{Date, Weekday, date};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
-use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
-use publish_guard::api::model::ModelConfig;
+use publish_guard::api::double::{ApiDouble, CallKind};
 use publish_guard::api::week::WeekSettings;
 use publish_guard::audit::log::AuditOptions;
 use publish_guard::effects::clock::{Clock, ManualClock};
@@ -62,18 +61,11 @@ impl Rig {
         now: Timestamp,
         schedules: impl FnOnce(&ApiDouble, &ManualClock),
     ) -> Rig {
-        let clock = ManualClock::new(at("2026-03-01T00:00:00Z"));
-        let double = ApiDouble::start(DoubleConfig {
-            model: ModelConfig {
-                processing_time: SignedDuration::ZERO,
-                requests_per_minute: 10_000,
-                ..ModelConfig::default()
-            },
-            clock: Arc::new(clock.clone()),
-            ..DoubleConfig::default()
+        let (double, clock) = double_at(at("2026-03-01T00:00:00Z"), |c| {
+            c.model.processing_time = SignedDuration::ZERO;
+            c.model.requests_per_minute = 10_000;
         })
-        .await
-        .unwrap();
+        .await;
         double.set_week_settings(BU, week);
         schedules(&double, &clock);
         clock.set(now);

@@ -9,13 +9,13 @@
 //! (bounded, in real time) for what the relay reports: the store settled, the double's
 //! calls, `/readyz` and `/metrics`.
 
-use crate::api_support::genesys_config;
+use crate::api_support::{double_at, genesys_config};
 use crate::relay_support::{RelayFiles, start_relay};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
-use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig, Outage};
-use publish_guard::api::model::{ModelConfig, NotifyConfig};
+use publish_guard::api::double::{ApiDouble, CallKind, Outage};
+use publish_guard::api::model::NotifyConfig;
 use publish_guard::api::notify::health::HealthConfig;
 use publish_guard::audit::log::AuditOptions;
 use publish_guard::effects::clock::{Clock, ManualClock};
@@ -66,18 +66,12 @@ struct Rig {
 
 /// A relay (notifications on or off) before the double, a draft `s-1` at version 1.
 async fn start(notifications: bool) -> Rig {
-    let clock = ManualClock::new("2026-03-31T09:00:00Z".parse::<Timestamp>().unwrap());
-    let double = ApiDouble::start(DoubleConfig {
-        model: ModelConfig {
-            processing_time: PROCESSING,
-            requests_per_minute: 100_000,
-            ..ModelConfig::default()
-        },
-        clock: Arc::new(clock.clone()),
-        ..DoubleConfig::default()
+    let start = "2026-03-31T09:00:00Z".parse::<Timestamp>().unwrap();
+    let (double, clock) = double_at(start, |c| {
+        c.model.processing_time = PROCESSING;
+        c.model.requests_per_minute = 100_000;
     })
-    .await
-    .unwrap();
+    .await;
     double.add_schedule(&schedule(), false, 1);
     double.set_notifications(Some(NotifyConfig {
         delay: DELAY,

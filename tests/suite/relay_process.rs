@@ -8,14 +8,14 @@ use crate::process_support;
 
 use crate::process_support::{
     Served, Setup, audit_entries, audit_verifies, double, eventually, metric, metrics, schedule,
-    send_signed, settled, signed, week_of,
+    send_signed, settled, signed, unique_steps, week_of,
 };
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind};
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 const SERVE_RULES: &str = include_str!("../fixtures/relay/serve.rules");
 const FROZEN_RULES: &str = include_str!("../fixtures/relay/frozen.rules");
@@ -41,17 +41,6 @@ fn body(schedule_id: &str) -> String {
 /// Hex SHA-256 of a rules file: the policy version an audit entry names.
 fn version_of(rules: &str) -> String {
     publish_guard::audit::canonical::sha256_hex(rules.as_bytes())
-}
-
-/// Steps must be unique: a restart or a retry never writes a step twice.
-fn steps_are_unique(entries: &[Value]) -> HashSet<String> {
-    let steps: Vec<String> = entries
-        .iter()
-        .map(|e| e["step"].as_str().unwrap().to_owned())
-        .collect();
-    let unique: HashSet<String> = steps.iter().cloned().collect();
-    assert_eq!(unique.len(), steps.len(), "a step was written twice");
-    unique
 }
 
 /// The decisions of the trigger phase about one schedule.
@@ -182,7 +171,7 @@ async fn kill_mid_storm_then_restart(processing: SignedDuration) {
     }
     audit_verifies(&setup.audit);
     let entries = audit_entries(&setup.audit);
-    let steps = steps_are_unique(&entries);
+    let steps = unique_steps(&entries);
     for receipt in receipts.values() {
         assert!(
             steps.contains(&format!("{receipt}/received")),
@@ -324,7 +313,7 @@ async fn stop_with_sigterm_then_restart(processing: SignedDuration) {
     assert!(status.success(), "{status:?}\n{}", served.stderr());
     assert!(served.stderr().contains("relay stopped"));
     audit_verifies(&setup.audit);
-    steps_are_unique(&audit_entries(&setup.audit));
+    unique_steps(&audit_entries(&setup.audit));
 
     let store = SqliteStore::open(&setup.store).unwrap();
     for receipt in &receipts {
@@ -342,7 +331,7 @@ async fn stop_with_sigterm_then_restart(processing: SignedDuration) {
     served.signal("TERM");
     assert!(served.wait_exit().success());
     audit_verifies(&setup.audit);
-    steps_are_unique(&audit_entries(&setup.audit));
+    unique_steps(&audit_entries(&setup.audit));
     let store = SqliteStore::open(&setup.store).unwrap();
     for receipt in &receipts {
         let stored = store.get(receipt).await.unwrap().map(|t| t.status);

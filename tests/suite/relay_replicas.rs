@@ -7,12 +7,12 @@
 use crate::pg_support::{database, query_texts};
 use crate::process_support::{
     BIN, Served, Setup, audit_verifies, double, eventually, metric, metrics, schedule, signed,
-    week_of,
+    unique_steps, week_of,
 };
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -106,17 +106,6 @@ fn audit_of(url: &str, dir: &std::path::Path) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
-}
-
-/// Every step once; the set of steps.
-fn unique_steps(entries: &[Value]) -> HashSet<String> {
-    let steps: Vec<String> = entries
-        .iter()
-        .map(|e| e["step"].as_str().unwrap().to_owned())
-        .collect();
-    let unique: HashSet<String> = steps.iter().cloned().collect();
-    assert_eq!(unique.len(), steps.len(), "a step was written twice");
-    unique
 }
 
 /// Wait until no trigger is unfinished (the queue depth is the database's).

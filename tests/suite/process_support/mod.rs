@@ -11,6 +11,7 @@ use publish_guard::api::double::{ApiDouble, DoubleConfig};
 use publish_guard::api::model::ModelConfig;
 use publish_guard::relay::webhook_auth::WebhookSecret;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -242,6 +243,18 @@ pub fn audit_entries(path: &Path) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
+}
+
+/// The entries' steps, each of which must be there once: a restart or a retry never writes
+/// a step twice.
+pub fn unique_steps(entries: &[Value]) -> HashSet<String> {
+    let steps: Vec<String> = entries
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: HashSet<String> = steps.iter().cloned().collect();
+    assert_eq!(unique.len(), steps.len(), "a step was written twice");
+    unique
 }
 
 /// `publish-guard audit verify FILE` must pass.

@@ -1,6 +1,8 @@
-//! What the in-process relay tests share: a relay's files in a temporary folder (store,
-//! audit log, rules), its settings, and the relay started on loopback before the double.
+//! What the in-process relay tests share: a delivery to store, a relay's files in a
+//! temporary folder (store, audit log, rules), its settings, and the relay started on
+//! loopback before the double.
 
+use jiff::Timestamp;
 use publish_guard::api::genesys::{GenesysClient, GenesysConfig};
 use publish_guard::audit::log::{AuditLog, AuditOptions};
 use publish_guard::audit::writer::AuditWriter;
@@ -8,14 +10,32 @@ use publish_guard::effects::clock::Clock;
 use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::intake::Source;
 use publish_guard::relay::leader::Leadership;
+use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
-use publish_guard::relay::store::TriggerStore;
+use publish_guard::relay::store::{NewTrigger, TriggerStore};
 use publish_guard::runner::RunnerConfig;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// A `case.created` delivery from `source` with delivery id `id` and `body`, about `s-1` of
+/// `bu-1`'s week of 19 October 2026, received at `received_at`.
+pub fn delivery(source: &str, id: &str, body: &str, received_at: Timestamp) -> NewTrigger {
+    NewTrigger {
+        source: source.into(),
+        delivery_id: id.into(),
+        body_hash: publish_guard::audit::canonical::sha256_hex(body.as_bytes()),
+        target: ScheduleTarget {
+            business_unit: "bu-1".into(),
+            week: "2026-10-19".into(),
+            schedule_id: "s-1".into(),
+        },
+        event: "case.created".into(),
+        received_at,
+    }
+}
 
 /// A relay's files, in a folder removed with it.
 pub struct RelayFiles {
