@@ -8,7 +8,7 @@
 //! runtime, one at a time, within its time bound.
 
 use crate::api_support::genesys_config;
-use crate::relay_support::{RelayFiles, start_relay};
+use crate::relay_support::{Hooked, OnRecord, RelayFiles, start_relay};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
@@ -24,10 +24,7 @@ use publish_guard::relay::mapping::{Field, Mapping, ScheduleTarget};
 use publish_guard::relay::rules::RELOAD_TIMEOUT;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
-use publish_guard::relay::store::{
-    Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
-    TriggerStore,
-};
+use publish_guard::relay::store::{Acceptance, NewTrigger, Progress, StoreError, TriggerStore};
 use publish_guard::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -94,43 +91,13 @@ struct Options {
     allowed_per_minute: Option<u32>,
 }
 
-/// The SQLite store, refusing to record progress while told to.
-struct RefusingStore {
-    inner: Arc<SqliteStore>,
-    refuse: Arc<AtomicBool>,
-}
+/// Refuses to record progress while the flag is true (as a full disk would).
+struct Refusing(Arc<AtomicBool>);
 
-impl TriggerStore for RefusingStore {
-    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
-        self.inner.accept(trigger)
-    }
-
-    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
-        if self.refuse.load(Ordering::SeqCst) {
-            let full = StoreError::Database("database or disk is full (injected)".into());
-            return Box::pin(async move { Err(full) });
-        }
-        self.inner.record(receipt, progress)
-    }
-
-    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
-        self.inner.get(receipt)
-    }
-
-    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished()
-    }
-
-    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished_after(after)
-    }
-
-    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
-        self.inner.forget_deliveries_before(cutoff)
-    }
-
-    fn stats(&self) -> StoreFuture<'_, StoreStats> {
-        self.inner.stats()
+impl OnRecord for Refusing {
+    fn before(&self, _progress: &Progress) -> Option<StoreError> {
+        let full = StoreError::Database("database or disk is full (injected)".into());
+        self.0.load(Ordering::SeqCst).then_some(full)
     }
 }
 
@@ -205,9 +172,9 @@ async fn start_with(options: Options) -> Rig {
     let settings = files.settings("servicenow", source, Arc::clone(&clock), audit);
     let settings = RelaySettings {
         store: match options.refuse_records {
-            Some(refuse) => Arc::new(RefusingStore {
+            Some(refuse) => Arc::new(Hooked {
                 inner: Arc::clone(&files.store),
-                refuse,
+                hook: Refusing(refuse),
             }),
             None => settings.store,
         },

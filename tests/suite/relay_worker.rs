@@ -6,6 +6,7 @@
 //! publish is processing follows it rather than publishing again, a reload leaves a cycle in
 //! flight under its policy, and deferred triggers are fed again when due.
 
+use crate::relay_support::{Hooked, OnRecord};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::model::{Model, ModelConfig};
@@ -24,8 +25,7 @@ use publish_guard::relay::metrics::Metrics;
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{
-    Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
-    TriggerStatus, TriggerStore,
+    Acceptance, NewTrigger, Progress, StoreError, TriggerStatus, TriggerStore,
 };
 use publish_guard::relay::worker::{WorkerError, WorkerParts, run_worker};
 use publish_guard::runner::driver::Driver;
@@ -240,10 +240,10 @@ fn accepted_write(progress: &Progress) -> Option<bool> {
 /// Which progress marks a simulated crash falls on.
 type Moment = fn(&Progress) -> bool;
 
-/// The SQLite store, keeping every progress mark it records, and able to fail chosen marks
-/// as a process that dies at that moment would.
-struct ObservedStore {
-    inner: SqliteStore,
+/// Keeps every progress mark the SQLite store records, and fails chosen marks as a process
+/// that dies at that moment would.
+#[derive(Default)]
+struct Observed {
     /// Which marks fail, as if the process died as it made them.
     dies_at: Mutex<Option<Moment>>,
     /// Which marks are committed, and then the process dies.
@@ -251,7 +251,12 @@ struct ObservedStore {
     marks: Mutex<Vec<(String, Progress)>>,
 }
 
-impl ObservedStore {
+/// The process died here (injected).
+fn died() -> StoreError {
+    StoreError::Database("injected: the process died here".into())
+}
+
+impl Observed {
     fn marks(&self) -> Vec<(String, Progress)> {
         self.marks.lock().unwrap().clone()
     }
@@ -271,58 +276,27 @@ impl ObservedStore {
     }
 }
 
-impl TriggerStore for ObservedStore {
-    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
-        self.inner.accept(trigger)
+impl OnRecord for Observed {
+    fn before(&self, progress: &Progress) -> Option<StoreError> {
+        let dies = *self.dies_at.lock().unwrap();
+        dies.is_some_and(|dies| dies(progress)).then(died)
     }
 
-    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
-        let receipt = receipt.to_owned();
-        Box::pin(async move {
-            let dies = *self.dies_at.lock().unwrap();
-            if dies.is_some_and(|dies| dies(&progress)) {
-                return Err(StoreError::Database(
-                    "injected: the process died here".into(),
-                ));
-            }
-            self.inner.record(&receipt, progress.clone()).await?;
-            let dies = *self.dies_after.lock().unwrap();
-            let died = dies.is_some_and(|dies| dies(&progress));
-            self.marks.lock().unwrap().push((receipt, progress));
-            if died {
-                return Err(StoreError::Database(
-                    "injected: the process died here".into(),
-                ));
-            }
-            Ok(())
-        })
-    }
-
-    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
-        self.inner.get(receipt)
-    }
-
-    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished()
-    }
-
-    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished_after(after)
-    }
-
-    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
-        self.inner.forget_deliveries_before(cutoff)
-    }
-
-    fn stats(&self) -> StoreFuture<'_, StoreStats> {
-        self.inner.stats()
+    fn after(&self, receipt: &str, progress: &Progress) -> Option<StoreError> {
+        let dies = *self.dies_after.lock().unwrap();
+        let died_here = dies.is_some_and(|dies| dies(progress));
+        self.marks
+            .lock()
+            .unwrap()
+            .push((receipt.to_owned(), progress.clone()));
+        died_here.then(died)
     }
 }
 
 struct Rig {
     clock: ManualClock,
     api: ModelApi,
-    store: Arc<ObservedStore>,
+    store: Arc<Hooked<Observed>>,
     audit_path: PathBuf,
     rules: Arc<Rules>,
     rules_path: PathBuf,
@@ -337,11 +311,9 @@ impl Rig {
         let clock = ManualClock::new(at(start));
         let rules_path = dir.path().join("worker.rules");
         std::fs::write(&rules_path, RULES).unwrap();
-        let store = ObservedStore {
-            inner: SqliteStore::open(&dir.path().join("relay.db")).unwrap(),
-            dies_at: Mutex::new(None),
-            dies_after: Mutex::new(None),
-            marks: Mutex::new(Vec::new()),
+        let store = Hooked {
+            inner: Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap()),
+            hook: Observed::default(),
         };
         Rig {
             api: ModelApi::new(&clock),

@@ -14,9 +14,13 @@ use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
 use publish_guard::relay::sqlite_store::SqliteStore;
-use publish_guard::relay::store::{NewTrigger, TriggerStore};
+use publish_guard::relay::store::{
+    Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
+    TriggerStore,
+};
 use publish_guard::runner::RunnerConfig;
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -105,4 +109,71 @@ pub async fn start_relay(
         Relay::start(settings, make_api, listener).await
     };
     started.unwrap()
+}
+
+/// What a test does about a store's `record`s; each default does nothing.
+pub trait OnRecord: Send + Sync {
+    /// Before recording: an error to answer instead (nothing is recorded).
+    fn before(&self, _progress: &Progress) -> Option<StoreError> {
+        None
+    }
+
+    /// Once recorded: an error to answer all the same (as a process that died right after).
+    fn after(&self, _receipt: &str, _progress: &Progress) -> Option<StoreError> {
+        None
+    }
+}
+
+/// The SQLite store with its `record`s watched by `hook` (reached through `Deref`); every
+/// other call goes straight to the store.
+pub struct Hooked<H> {
+    /// The store.
+    pub inner: Arc<SqliteStore>,
+    /// What the test does about each record.
+    pub hook: H,
+}
+
+impl<H> Deref for Hooked<H> {
+    type Target = H;
+
+    fn deref(&self) -> &H {
+        &self.hook
+    }
+}
+
+impl<H: OnRecord> TriggerStore for Hooked<H> {
+    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
+        self.inner.accept(trigger)
+    }
+
+    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
+        let receipt = receipt.to_owned();
+        Box::pin(async move {
+            if let Some(error) = self.hook.before(&progress) {
+                return Err(error);
+            }
+            self.inner.record(&receipt, progress.clone()).await?;
+            self.hook.after(&receipt, &progress).map_or(Ok(()), Err)
+        })
+    }
+
+    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
+        self.inner.get(receipt)
+    }
+
+    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        self.inner.unfinished()
+    }
+
+    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
+        self.inner.unfinished_after(after)
+    }
+
+    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
+        self.inner.forget_deliveries_before(cutoff)
+    }
+
+    fn stats(&self) -> StoreFuture<'_, StoreStats> {
+        self.inner.stats()
+    }
 }
