@@ -7,11 +7,11 @@
 use crate::process_support;
 
 use crate::process_support::{
-    Served, Setup, audit_entries, audit_verifies, double, eventually, metric, metrics, schedule,
-    send_signed, settled, signed, unique_steps, week_of,
+    Served, Setup, audit_entries, audit_verifies, double, drafts, eventually, metric, metrics,
+    schedule, send_signed, settled, signed, unique_steps, week_of,
 };
 use jiff::SignedDuration;
-use publish_guard::api::double::{ApiDouble, CallKind};
+use publish_guard::api::double::CallKind;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
 use serde_json::{Value, json};
@@ -67,16 +67,6 @@ async fn a_relay_killed_while_publishes_are_processing_does_not_publish_them_aga
     kill_mid_storm_then_restart(SignedDuration::from_secs(3)).await;
 }
 
-/// The API double holding `SCHEDULES` drafts, whose publishes stay Processing this long.
-async fn drafts(processing: SignedDuration) -> ApiDouble {
-    let double = double(processing).await;
-    for s in 0..SCHEDULES {
-        let id = format!("s-{s}");
-        double.add_schedule(&schedule(week_of(&id), &id), false, 1);
-    }
-    double
-}
-
 /// A storm of 400 signed webhooks over 4 draft schedules; kill -9 after the 150th
 /// acceptance, restart on the same files, let the sender retry what went unanswered; then
 /// every trigger is done, the log verifies with no step twice, and each draft was published
@@ -84,7 +74,7 @@ async fn drafts(processing: SignedDuration) -> ApiDouble {
 async fn kill_mid_storm_then_restart(processing: SignedDuration) {
     const STORM: usize = 400;
     const KILL_AFTER: usize = 150;
-    let double = drafts(processing).await;
+    let double = drafts(SCHEDULES, processing).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();
     let mut served = setup.serve();
@@ -282,7 +272,7 @@ async fn a_relay_stopped_while_publishes_are_processing_carries_them_on_after_a_
 /// verifiable log, every trigger done or still pending; the next start finishes them all.
 async fn stop_with_sigterm_then_restart(processing: SignedDuration) {
     const SENT: usize = 60;
-    let double = drafts(processing).await;
+    let double = drafts(SCHEDULES, processing).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();
     let mut served = setup.serve();
@@ -518,7 +508,7 @@ async fn serve_demo_prints_commands_that_work_and_shows_the_decision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_serve_on_the_same_store_and_audit_log_is_refused_naming_the_first() {
-    let double = drafts(SignedDuration::ZERO).await;
+    let double = drafts(SCHEDULES, SignedDuration::ZERO).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let mut first = setup.serve();
     let (code, stderr) = setup.serve_refused();
@@ -541,7 +531,7 @@ async fn a_second_serve_on_the_same_store_and_audit_log_is_refused_naming_the_fi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_refuses_a_store_that_lost_its_history_and_an_audit_chain_that_is_broken() {
-    let double = drafts(SignedDuration::ZERO).await;
+    let double = drafts(SCHEDULES, SignedDuration::ZERO).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();
     let mut served = setup.serve();

@@ -295,6 +295,17 @@ pub async fn double(processing: SignedDuration) -> ApiDouble {
     .unwrap()
 }
 
+/// The API double holding drafts `s-0` to `s-{n-1}` at version 1, whose publishes stay
+/// Processing for `processing`.
+pub async fn drafts(n: usize, processing: SignedDuration) -> ApiDouble {
+    let double = double(processing).await;
+    for s in 0..n {
+        let id = format!("s-{s}");
+        double.add_schedule(&schedule(week_of(&id), &id), false, 1);
+    }
+    double
+}
+
 /// A relay's files in a temporary directory, driving `double`.
 pub struct Setup {
     /// The directory.
