@@ -17,11 +17,9 @@ use publish_guard::effects::clock::{Clock, ManualClock};
 use publish_guard::relay::intake::{Source, SourceAuth};
 use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::server::Relay;
-use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerNote, TriggerStatus, TriggerStore};
 use publish_guard::relay::webhook_auth::BearerVerifier;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,11 +34,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 pub struct Rig {
     pub relay: Relay,
     pub double: ApiDouble,
-    pub store: Arc<SqliteStore>,
-    pub audit_path: PathBuf,
+    pub files: RelayFiles,
     pub clock: ManualClock,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
 }
 
 /// How the rig's `manual` source maps a payload.
@@ -84,20 +80,12 @@ impl Rig {
         let settings = files.settings("manual", manual, relay_clock, AuditOptions::default());
         let api_clock = Arc::new(clock.clone());
         let relay = start_relay(settings, genesys_config(&double), api_clock).await;
-        let RelayFiles {
-            store,
-            audit_path,
-            dir,
-            ..
-        } = files;
         Rig {
             relay,
             double,
-            store,
-            audit_path,
+            files,
             clock,
             http: reqwest::Client::new(),
-            _dir: dir,
         }
     }
 
@@ -130,7 +118,7 @@ impl Rig {
         let receipt = answer["receipt"].as_str().unwrap().to_owned();
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let stored = self.store.get(&receipt).await.unwrap().unwrap();
+            let stored = self.files.store.get(&receipt).await.unwrap().unwrap();
             if stored.status.is_finished() {
                 return (stored.status, failure(stored.note));
             }
@@ -141,7 +129,7 @@ impl Rig {
 
     /// The (schedule id, week, rule) of each decision the audit log holds.
     fn decisions(&self) -> Vec<(String, String, String)> {
-        std::fs::read_to_string(&self.audit_path)
+        std::fs::read_to_string(&self.files.audit_path)
             .unwrap_or_default()
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())

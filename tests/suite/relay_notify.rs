@@ -23,11 +23,9 @@ use publish_guard::relay::hearing::NotifySettings;
 use publish_guard::relay::intake::{Source, SourceAuth};
 use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::server::{Relay, RelaySettings};
-use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
 use publish_guard::relay::webhook_auth::SignatureVerifier;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,13 +53,11 @@ fn schedule() -> ScheduleRef {
 struct Rig {
     relay: Relay,
     double: ApiDouble,
-    store: Arc<SqliteStore>,
-    audit_path: PathBuf,
+    files: RelayFiles,
     clock: ManualClock,
     http: reqwest::Client,
     sent: usize,
     receipts: Vec<String>,
-    _dir: tempfile::TempDir,
 }
 
 /// A relay (notifications on or off) before the double, a draft `s-1` at version 1.
@@ -105,22 +101,14 @@ async fn start(notifications: bool) -> Rig {
     config.timeout = Duration::from_secs(5);
     config.requests_per_minute = 100_000;
     let relay = start_relay(settings, config, Arc::new(clock.clone())).await;
-    let RelayFiles {
-        store,
-        audit_path,
-        dir,
-        ..
-    } = files;
     let rig = Rig {
         relay,
         double,
-        store,
-        audit_path,
+        files,
         clock,
         http: reqwest::Client::new(),
         sent: 0,
         receipts: Vec::new(),
-        _dir: dir,
     };
     if notifications {
         rig.until_ready_says("notifications up").await;
@@ -180,7 +168,7 @@ impl Rig {
     /// Waits until the store holds nothing unfinished.
     async fn settled(&self) {
         self.until("the store to settle", async || {
-            let stats = self.store.stats().await.unwrap();
+            let stats = self.files.store.stats().await.unwrap();
             stats.pending + stats.running == 0
         })
         .await;
@@ -247,7 +235,7 @@ impl Rig {
                 _ => false,
             }
         }
-        std::fs::read_to_string(&self.audit_path)
+        std::fs::read_to_string(&self.files.audit_path)
             .unwrap_or_default()
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -271,7 +259,7 @@ impl Rig {
 
     /// Every trigger the store holds is done; the audit log has each arrival.
     async fn every_webhook_accounted(&self) {
-        let entries: Vec<Value> = std::fs::read_to_string(&self.audit_path)
+        let entries: Vec<Value> = std::fs::read_to_string(&self.files.audit_path)
             .unwrap()
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
@@ -284,7 +272,7 @@ impl Rig {
         assert_eq!(arrivals, self.sent, "each webhook's arrival is audited");
         assert_eq!(self.receipts.len(), self.sent);
         for receipt in &self.receipts {
-            let stored = self.store.get(receipt).await.unwrap();
+            let stored = self.files.store.get(receipt).await.unwrap();
             let status = stored.map(|t| t.status);
             assert_eq!(status, Some(TriggerStatus::Done), "{receipt}");
         }

@@ -23,12 +23,11 @@ use publish_guard::relay::intake::{Source, SourceAuth};
 use publish_guard::relay::mapping::{Field, Mapping, ScheduleTarget};
 use publish_guard::relay::rules::RELOAD_TIMEOUT;
 use publish_guard::relay::server::{Relay, RelaySettings};
-use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{Acceptance, NewTrigger, Progress, StoreError, TriggerStore};
 use publish_guard::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -56,12 +55,9 @@ fn schedule(id: &str) -> ScheduleRef {
 struct Rig {
     relay: Relay,
     double: ApiDouble,
-    store: Arc<SqliteStore>,
-    audit_path: PathBuf,
-    rules_path: PathBuf,
+    files: RelayFiles,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    dir: tempfile::TempDir,
 }
 
 /// How to start a rig; the default is a fresh relay on the system clock.
@@ -194,21 +190,12 @@ async fn start_with(options: Options) -> Rig {
         config.client_secret = publish_guard::api::secret::Secret::new(secret);
     }
     let relay = start_relay(settings, config, client_clock).await;
-    let RelayFiles {
-        store,
-        audit_path,
-        rules_path,
-        dir,
-    } = files;
     Rig {
         relay,
         double,
-        store,
-        audit_path,
-        rules_path,
+        files,
         clock,
         http: reqwest::Client::new(),
-        dir,
     }
 }
 
@@ -268,7 +255,7 @@ impl Rig {
     async fn settled(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let stats = self.store.stats().await.unwrap();
+            let stats = self.files.store.stats().await.unwrap();
             if stats.pending + stats.running == 0 {
                 return;
             }
@@ -329,7 +316,7 @@ async fn a_storm_of_signed_webhooks_publishes_once_and_every_trigger_is_audited(
     let view = rig.double.schedule(&schedule("s-1")).unwrap();
     assert!(view.snapshot.published);
 
-    let entries = entries(&rig.audit_path);
+    let entries = entries(&rig.files.audit_path);
     let received: HashSet<&str> = entries
         .iter()
         .filter_map(|e| e["step"].as_str())
@@ -338,7 +325,7 @@ async fn a_storm_of_signed_webhooks_publishes_once_and_every_trigger_is_audited(
     assert_eq!(received.len(), STORM, "each accepted trigger has its entry");
     let steps: HashSet<&str> = entries.iter().filter_map(|e| e["step"].as_str()).collect();
     assert_eq!(steps.len(), entries.len(), "no step written twice");
-    assert_eq!(chain_verifies(&rig.audit_path), entries.len() as u64);
+    assert_eq!(chain_verifies(&rig.files.audit_path), entries.len() as u64);
 
     let metrics = rig.http.get(rig.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
@@ -347,7 +334,7 @@ async fn a_storm_of_signed_webhooks_publishes_once_and_every_trigger_is_audited(
     assert!(metrics.contains(&accepted), "{metrics}");
     assert!(metrics.contains("publish_guard_queue_depth 0"), "{metrics}");
     rig.relay.shutdown().await.unwrap();
-    drop(rig.dir);
+    drop(rig.files.dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +343,7 @@ async fn a_broken_rules_file_keeps_the_old_policy_and_a_good_one_decides_the_nex
     let ready = rig.http.get(rig.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 
-    std::fs::write(&rig.rules_path, BROKEN_RULES).unwrap();
+    std::fs::write(&rig.files.rules_path, BROKEN_RULES).unwrap();
     let (status, problem) = rig.reload().await;
     assert_eq!(status, 422);
     let detail = problem["detail"].as_str().unwrap();
@@ -370,14 +357,14 @@ async fn a_broken_rules_file_keeps_the_old_policy_and_a_good_one_decides_the_nex
     rig.settled().await;
     assert_eq!(rig.writes(), 1);
 
-    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
+    std::fs::write(&rig.files.rules_path, FROZEN_RULES).unwrap();
     let (status, answer) = rig.reload().await;
     assert_eq!(status, 200, "{answer}");
     let frozen = answer["version"].as_str().unwrap().to_owned();
     assert_eq!(rig.webhook("after", "s-2").await, 202);
     rig.settled().await;
     assert_eq!(rig.writes(), 1, "the freeze published nothing");
-    let decided: Vec<Value> = entries(&rig.audit_path)
+    let decided: Vec<Value> = entries(&rig.files.audit_path)
         .into_iter()
         .filter(|e| {
             e["event"]["kind"] == "decision" && e["event"]["schedule"]["schedule_id"] == "s-2"
@@ -392,7 +379,7 @@ async fn a_broken_rules_file_keeps_the_old_policy_and_a_good_one_decides_the_nex
             .get("publish_guard_reloads_total", &[("result", "rejected")]),
         1
     );
-    chain_verifies(&rig.audit_path);
+    chain_verifies(&rig.files.audit_path);
 
     let unauthorized = rig
         .http
@@ -413,12 +400,12 @@ async fn triggers_accepted_before_a_restart_are_carried_on() {
         1,
         "the stored triggers published the draft once"
     );
-    let received = entries(&rig.audit_path)
+    let received = entries(&rig.files.audit_path)
         .iter()
         .filter(|e| e["event"]["kind"] == "trigger_received")
         .count();
     assert_eq!(received, 5);
-    chain_verifies(&rig.audit_path);
+    chain_verifies(&rig.files.audit_path);
     rig.relay.shutdown().await.unwrap();
 }
 
@@ -483,7 +470,7 @@ async fn a_full_audit_disk_answers_503_and_not_ready_then_resumes_by_itself_losi
     assert_eq!(rig.webhook("while-full", "s-1").await, 202);
     rig.settled().await;
 
-    let received = arrivals(&rig.audit_path);
+    let received = arrivals(&rig.files.audit_path);
     let receipt = first["receipt"].as_str().unwrap();
     assert!(
         received.contains(&format!("{receipt}/received")),
@@ -504,8 +491,8 @@ async fn a_full_audit_disk_answers_503_and_not_ready_then_resumes_by_itself_losi
     );
     // No torn line from the failed writes: the whole chain verifies.
     assert_eq!(
-        chain_verifies(&rig.audit_path),
-        entries(&rig.audit_path).len() as u64
+        chain_verifies(&rig.files.audit_path),
+        entries(&rig.files.audit_path).len() as u64
     );
     rig.relay.shutdown().await.unwrap();
 }
@@ -532,8 +519,8 @@ async fn a_store_that_refuses_writes_makes_the_relay_not_ready_until_a_retry_suc
     rig.settled().await;
     rig.until_ready_is(200).await;
     assert_eq!(rig.writes(), 1, "published once");
-    assert_eq!(arrivals(&rig.audit_path).len(), 1);
-    chain_verifies(&rig.audit_path);
+    assert_eq!(arrivals(&rig.files.audit_path).len(), 1);
+    chain_verifies(&rig.files.audit_path);
     rig.relay.shutdown().await.unwrap();
 }
 
@@ -597,7 +584,7 @@ async fn a_connection_whose_body_stalls_is_closed_at_the_idle_timeout() {
     let (_, took) = until_closed(&mut stalled).await;
     assert!(took >= Duration::from_millis(250), "closed after {took:?}");
     assert_eq!(
-        rig.store.stats().await.unwrap().pending,
+        rig.files.store.stats().await.unwrap().pending,
         0,
         "nothing stored"
     );
@@ -639,9 +626,9 @@ async fn a_reload_checks_off_the_runtime_one_at_a_time_within_its_time_bound() {
     })
     .await;
     // A rules file that takes as long to read as the test likes: a FIFO nobody writes yet.
-    std::fs::remove_file(&rig.rules_path).unwrap();
+    std::fs::remove_file(&rig.files.rules_path).unwrap();
     let made = std::process::Command::new("mkfifo")
-        .arg(&rig.rules_path)
+        .arg(&rig.files.rules_path)
         .status()
         .unwrap();
     assert!(made.success());
@@ -667,9 +654,9 @@ async fn a_reload_checks_off_the_runtime_one_at_a_time_within_its_time_bound() {
     assert!(detail.contains("took longer than 30s"), "{detail}");
 
     // The check given up on ends once its file does; then the next reload may start.
-    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
-    std::fs::remove_file(&rig.rules_path).unwrap();
-    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
+    std::fs::write(&rig.files.rules_path, FROZEN_RULES).unwrap();
+    std::fs::remove_file(&rig.files.rules_path).unwrap();
+    std::fs::write(&rig.files.rules_path, FROZEN_RULES).unwrap();
     let deadline = Instant::now() + PATIENCE;
     let (status, answer) = loop {
         let (status, answer) = rig.reload().await;
@@ -744,7 +731,7 @@ async fn until_writes(rig: &Rig, count: usize) {
 async fn until_events(rig: &Rig, kind: &str, count: usize) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let seen = entries(&rig.audit_path)
+        let seen = entries(&rig.files.audit_path)
             .iter()
             .filter(|e| e["event"]["kind"] == kind)
             .count();
@@ -785,7 +772,7 @@ async fn an_edit_right_after_our_publish_completes_is_published_within_seconds_o
     api_clock.set(start + SignedDuration::from_secs(45));
     relay_clock.set(start + SignedDuration::from_secs(80));
     rig.settled().await;
-    let outcomes: Vec<String> = entries(&rig.audit_path)
+    let outcomes: Vec<String> = entries(&rig.files.audit_path)
         .iter()
         .filter(|e| e["event"]["kind"] == "outcome")
         .map(|e| {
@@ -838,7 +825,7 @@ async fn twelve_schedules_at_once_against_30_requests_a_minute_all_publish_with_
     };
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let stats = rig.store.stats().await.unwrap();
+        let stats = rig.files.store.stats().await.unwrap();
         if ids.iter().all(published) && stats.pending + stats.running == 0 {
             break;
         }
@@ -855,7 +842,7 @@ async fn twelve_schedules_at_once_against_30_requests_a_minute_all_publish_with_
     assert!(throttled <= 1, "{throttled} answers were 429");
     assert_eq!(rig.writes(), 12);
     assert_eq!(rig.double.conflicts(), 0);
-    let failures = entries(&rig.audit_path)
+    let failures = entries(&rig.files.audit_path)
         .iter()
         .filter(|e| e["event"]["kind"] == "outcome" && e["event"]["outcome"]["result"] == "failed")
         .count();
