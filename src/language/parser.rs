@@ -31,6 +31,20 @@ use pairs::{Built, Children, Stop, malformed, span_of};
 
 pub use depth::MAX_DEPTH;
 
+/// The words the grammar's `reserved` keeps from being names.
+pub const RESERVED_WORDS: [&str; 10] = [
+    "and",
+    "or",
+    "not",
+    "in",
+    "then",
+    "when",
+    "rule",
+    "otherwise",
+    "true",
+    "false",
+];
+
 /// Parse a rules file into its syntax tree, or into the diagnostics that stop it.
 pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
     if let Some(too_deep) = depth::check_parentheses(source) {
@@ -629,6 +643,17 @@ fn cmp_op(pair: &Pair<'_, Rule>) -> Built<Spanned<CmpOp>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_reserved_words_are_the_grammars() {
+        let grammar = include_str!("../../grammar/rules.pest");
+        let line = grammar
+            .lines()
+            .find(|l| l.starts_with("reserved "))
+            .expect("a `reserved` rule");
+        let quoted: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        assert_eq!(quoted, RESERVED_WORDS);
+    }
 
     /// Every rules file in the repository: the shipped ones, examples, fixtures.
     fn corpus() -> Vec<String> {

@@ -10,57 +10,8 @@
 //! [`CAMPAIGN_EVERY`]; a paused one's session ends after [`IDLE_SESSION_TIMEOUT`]. A follower
 //! leads within `IDLE_SESSION_TIMEOUT + CAMPAIGN_EVERY` (7 s) plus its connect time.
 
-use super::hearing::Hearing;
-use super::metrics::Metrics;
-use super::readiness::Readiness;
-use super::rules::Rules;
-use super::store::TriggerStore;
-use super::worker::WorkerParts;
 use crate::audit::writer::AuditWriter;
-use crate::effects::clock::Clock;
-use crate::runner::RunnerConfig;
 use std::sync::Arc;
-use tokio::sync::{Notify, watch};
-
-/// What the worker shares with the server, whatever its audit log and its term.
-pub struct Shared {
-    /// Where accepted triggers are.
-    pub store: Arc<dyn TriggerStore>,
-    /// The policy in force.
-    pub rules: Arc<Rules>,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// Whether the API takes our credentials (`/readyz` reports it).
-    pub readiness: Arc<Readiness>,
-    /// The time.
-    pub clock: Arc<dyn Clock>,
-    /// The runner's bounds.
-    pub config: RunnerConfig,
-    /// Notified when a trigger is accepted.
-    pub wake: Arc<Notify>,
-    /// Becomes `true` when the service stops.
-    pub stop: watch::Receiver<bool>,
-    /// The notification channel's reports, when notifications are on.
-    pub hearing: Option<Arc<Hearing>>,
-}
-
-impl Shared {
-    /// The worker's parts with this audit log, stopping when `stop` turns true.
-    pub fn parts(&self, audit: Arc<AuditWriter>, stop: watch::Receiver<bool>) -> WorkerParts {
-        WorkerParts {
-            store: Arc::clone(&self.store),
-            audit,
-            rules: Arc::clone(&self.rules),
-            metrics: Arc::clone(&self.metrics),
-            readiness: Arc::clone(&self.readiness),
-            clock: Arc::clone(&self.clock),
-            config: self.config.clone(),
-            wake: Arc::clone(&self.wake),
-            stop,
-            hearing: self.hearing.clone(),
-        }
-    }
-}
 
 /// How the process comes to run the worker.
 #[derive(Clone)]
@@ -136,7 +87,7 @@ impl LeaderView {
 /// Leader election on PostgreSQL.
 #[cfg(feature = "postgres")]
 pub mod elected {
-    use super::{LeaderView, Shared};
+    use super::LeaderView;
     use crate::api::week::WeekSettings;
     use crate::api::{
         Answer, ApiError, ListedSchedule, PublishAccepted, ScheduleApi, ScheduleRef,
@@ -146,7 +97,7 @@ pub mod elected {
     use crate::audit::writer::AuditWriter;
     use crate::pg::{PgError, Term, connect, term_is_current};
     use crate::relay::postgres_store::PostgresStore;
-    use crate::relay::worker::{WorkerError, run_worker};
+    use crate::relay::worker::{WorkerError, WorkerParts, run_worker};
     use jiff::civil::Date;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -213,7 +164,7 @@ pub mod elected {
         pub async fn serve<A: ScheduleApi>(
             &self,
             api: A,
-            shared: Shared,
+            shared: WorkerParts,
         ) -> Result<(), WorkerError> {
             let mut stop = shared.stop.clone();
             loop {
@@ -285,7 +236,7 @@ pub mod elected {
         async fn run_term<A: ScheduleApi>(
             &self,
             api: &A,
-            shared: &Shared,
+            shared: &WorkerParts,
             lock: &Client,
             term: Term,
         ) -> TermEnd {
@@ -304,7 +255,11 @@ pub mod elected {
                 lock,
                 term,
             };
-            let worker = run_worker(fenced, shared.parts(audit, term_stop));
+            let parts = WorkerParts {
+                stop: term_stop,
+                ..shared.clone()
+            };
+            let worker = run_worker(fenced, parts, audit);
             let mut stop = shared.stop.clone();
             let watch = async {
                 let mut ping = tokio::time::interval(POLL_EVERY);

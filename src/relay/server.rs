@@ -12,7 +12,7 @@ use super::connections::{ConnectionLimits, serve_connections};
 use super::durability::{Durability, WatchedStore, restart_backoff};
 use super::hearing::{Hearing, Listening, NotifySettings, listen};
 use super::intake::{Intake, Source};
-use super::leader::{Leadership, Shared};
+use super::leader::Leadership;
 use super::metrics::{Gauges, Metrics};
 use super::problem::Problem;
 use super::readiness::Readiness;
@@ -22,6 +22,7 @@ use super::webhook_auth::BearerVerifier;
 use super::worker::{WorkerError, WorkerParts, run_worker};
 use crate::api::ScheduleApi;
 use crate::api::notify::Notifications;
+use crate::audit::writer::AuditWriter;
 use crate::effects::clock::Clock;
 use crate::runner::RunnerConfig;
 use axum::Router;
@@ -191,7 +192,7 @@ impl Relay {
             leadership: settings.leadership.clone(),
             hearing: hearing.clone(),
         });
-        let shared = Shared {
+        let shared = WorkerParts {
             store: Arc::clone(&store),
             rules: settings.rules,
             metrics: Arc::clone(&state.metrics),
@@ -216,9 +217,7 @@ impl Relay {
                     let work = async {
                         match leadership {
                             Leadership::Sole(audit) => {
-                                let parts =
-                                    || shared.parts(Arc::clone(&audit), shared.stop.clone());
-                                supervise(&api, parts, &supervised).await
+                                supervise(&api, &shared, &audit, &supervised).await
                             }
                             // A replica's worker stops when its lead ends; the election
                             // starts the next term.
@@ -312,16 +311,16 @@ impl Relay {
 /// whatever is unfinished in the store, as after a restart.
 async fn supervise<A: ScheduleApi>(
     api: &A,
-    parts: impl Fn() -> WorkerParts,
+    parts: &WorkerParts,
+    audit: &Arc<AuditWriter>,
     state: &AppState,
 ) -> Result<(), WorkerError> {
     let mut wait = restart_backoff();
     let mut retry = 0;
+    let mut stop = parts.stop.clone();
     loop {
-        let parts = parts();
-        let (audit, mut stop) = (Arc::clone(&parts.audit), parts.stop.clone());
         let batches = audit.syncs();
-        let failed = match run_worker(api, parts).await {
+        let failed = match run_worker(api, parts.clone(), Arc::clone(audit)).await {
             Ok(()) => return Ok(()),
             Err(failed) => failed,
         };

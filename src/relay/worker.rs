@@ -6,7 +6,8 @@
 //! disk, the triggers it answered are marked in the store. A trigger not marked is carried
 //! on after a restart; a write its cycle decided is noted on it (before the call goes out,
 //! and again once accepted), so the restarted runner follows that write rather than publish
-//! again.
+//! again; an answer that does not accept the write (but a 409) takes the note off. What is
+//! noted is read from the events by `runner::kept`, as the simulator's restarts read it.
 //!
 //! Step ids: `{receipt}/received` for a trigger's arrival (the one step a restart records
 //! again, so the log keeps the first), `run-{n}/{k}` for every other step, where `n` is the
@@ -21,15 +22,15 @@ use super::resolve::{Unresolved, WeekCache, resolve};
 use super::rules::Rules;
 use super::store::{Progress, StoredTrigger, TriggerNote, TriggerStatus, TriggerStore};
 use crate::api::notify::cache::Learnt;
-use crate::api::{OperationStatus, ScheduleApi, ScheduleRef};
+use crate::api::{ScheduleApi, ScheduleRef};
 use crate::audit::writer::AuditWriter;
 use crate::effects::clock::Clock;
 use crate::effects::random::SeededRandom;
-use crate::language::ast::{ActionKind, PhaseKind};
 use crate::policy::Policy;
 use crate::runner::driver::Driver;
-use crate::runner::event::{Batch, CycleCause, Event, EventKind, EventRecorder, Outcome};
-use crate::runner::{EarlierWrite, RunnerConfig, Trigger};
+use crate::runner::event::{Batch, Event, EventKind, EventRecorder, Outcome};
+use crate::runner::kept::{After, Change, KeptCycles};
+use crate::runner::{RunnerConfig, Trigger};
 use jiff::{SignedDuration, Timestamp};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -41,12 +42,12 @@ const RESOLVE_RETRY: SignedDuration = SignedDuration::from_secs(30);
 /// How many triggers may wait for the driver (the feeder waits beyond that).
 const FEED_QUEUE: usize = 256;
 
-/// What the worker shares with the server.
+/// What the worker shares with the server, whatever its audit log (a replica's comes with
+/// its term).
+#[derive(Clone)]
 pub struct WorkerParts {
     /// Where accepted triggers are.
     pub store: Arc<dyn TriggerStore>,
-    /// Where every event goes.
-    pub audit: Arc<AuditWriter>,
     /// The policy in force.
     pub rules: Arc<Rules>,
     /// Counters.
@@ -59,7 +60,7 @@ pub struct WorkerParts {
     pub config: RunnerConfig,
     /// Notified when a trigger is accepted.
     pub wake: Arc<Notify>,
-    /// Becomes `true` when the service stops.
+    /// Becomes `true` when the worker is to stop.
     pub stop: watch::Receiver<bool>,
     /// The notification channel's reports, when notifications are on.
     pub hearing: Option<Arc<Hearing>>,
@@ -92,17 +93,22 @@ pub fn arrival_receipt(step: &str) -> Option<&str> {
 /// A trigger for the driver, tagged with its receipt.
 type Feed = (ScheduleRef, Trigger, String);
 
-/// Run until `stop` turns true; then stop feeding, let the calls in flight answer and
-/// their steps be recorded, and return. Cycles left unfinished are carried on after a
-/// restart.
-pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<(), WorkerError> {
+/// Run until `parts.stop` turns true, recording every step in `audit`; then stop feeding,
+/// let the calls in flight answer and their steps be recorded, and return. Cycles left
+/// unfinished are carried on after a restart.
+pub async fn run_worker<A: ScheduleApi>(
+    api: A,
+    parts: WorkerParts,
+    audit: Arc<AuditWriter>,
+) -> Result<(), WorkerError> {
     let book = RefCell::new(Book::default());
     let weeks = Weeks::default();
     let recorder = AuditRecorder {
         parts: &parts,
+        run: audit.last_seq() + 1,
+        audit,
         book: &book,
         weeks: &weeks,
-        run: parts.audit.last_seq() + 1,
         steps: Cell::new(0),
     };
     let (tx, rx) = mpsc::channel(FEED_QUEUE);
@@ -153,10 +159,8 @@ pub async fn run_worker<A: ScheduleApi>(api: A, parts: WorkerParts) -> Result<()
 struct Book {
     /// Triggers fed to the driver whose cycle has not ended, by receipt.
     fed: HashMap<String, StoredTrigger>,
-    /// Receipts by the runner's sequence number, until a cycle claims them.
-    by_seq: HashMap<u64, String>,
-    /// The receipts each cycle in flight answers.
-    cycles: HashMap<(ScheduleRef, u64), Vec<String>>,
+    /// What the store keeps of the runner's cycles, by receipt.
+    kept: KeptCycles<ScheduleRef, String>,
     /// Triggers not fed yet: new, deferred, or waiting to be resolved (see `due_at`).
     waiting: Vec<StoredTrigger>,
 }
@@ -186,56 +190,30 @@ impl Book {
     /// Follow the batch's triggers into their cycles; returns the progress to record, in
     /// the order of the events.
     fn answer(&mut self, batch: &Batch<String>) -> Vec<Mark> {
-        self.by_seq.extend(batch.fed.iter().cloned());
+        for (seq, receipt) in &batch.fed {
+            self.kept.fed(*seq, receipt.clone());
+        }
         let mut marks = Vec::new();
-        // The version each cycle last read: a decision to publish writes at it (the read
-        // and the decision come from one input, so from one batch).
-        let mut read: HashMap<(ScheduleRef, u64), i64> = HashMap::new();
         for event in &batch.events {
-            let Some(cycle) = event.cycle else { continue };
-            let key = (ScheduleRef::clone(&event.schedule), cycle);
-            match &event.kind {
-                EventKind::CycleStarted {
-                    cause: CycleCause::Trigger { trigger },
+            match self.kept.event(ScheduleRef::clone(&event.schedule), event) {
+                Some(Change::Write { triggers, write }) => {
+                    let progress = Progress {
+                        status: TriggerStatus::Pending,
+                        note: write.map(|write| TriggerNote::Publishing { write }),
+                        due_at: None,
+                    };
+                    marks.extend(triggers.into_iter().map(|receipt| Mark {
+                        receipt,
+                        progress: progress.clone(),
+                        again: None,
+                    }));
                 }
-                | EventKind::TriggerCoalesced {
-                    trigger,
-                    into_cycle: _,
-                } => {
-                    if let Some(receipt) = self.by_seq.remove(trigger) {
-                        self.cycles.entry(key).or_default().push(receipt);
-                    }
-                }
-                EventKind::StateRead {
-                    version: Some(version),
-                    ..
-                }
-                | EventKind::StateKnown { version, .. } => {
-                    read.insert(key, *version);
-                }
-                // Noted before the call goes out, and again once it is accepted.
-                EventKind::Decision {
-                    phase: PhaseKind::Trigger,
-                    action: ActionKind::Publish,
-                    ..
-                } => {
-                    if let Some(version) = read.get(&key) {
-                        self.note(&key, event, *version, false, &mut marks);
-                    }
-                }
-                EventKind::PublishCall {
-                    version,
-                    status: Some(200..=299),
-                    operation: Some(OperationStatus::Processing | OperationStatus::Complete),
-                    ..
-                } => self.note(&key, event, *version, true, &mut marks),
-                EventKind::Outcome { outcome, .. } => {
-                    let receipts = self.cycles.remove(&key).unwrap_or_default();
-                    for receipt in receipts {
+                Some(Change::Ended { triggers, after }) => {
+                    let progress = progress_after(&after);
+                    for receipt in triggers {
                         let Some(mut stored) = self.fed.remove(&receipt) else {
                             continue;
                         };
-                        let progress = progress_after(outcome);
                         let again = (progress.status == TriggerStatus::Pending).then(|| {
                             stored.note.clone_from(&progress.note);
                             stored.due_at = progress.due_at;
@@ -243,44 +221,15 @@ impl Book {
                         });
                         marks.push(Mark {
                             receipt,
-                            progress,
+                            progress: progress.clone(),
                             again,
                         });
                     }
                 }
-                _ => {}
+                None => {}
             }
         }
         marks
-    }
-
-    /// Note our write at `version` (`event` decided or accepted it) on each trigger of the
-    /// cycle `key`.
-    fn note(
-        &self,
-        key: &(ScheduleRef, u64),
-        event: &Event,
-        version: i64,
-        accepted: bool,
-        marks: &mut Vec<Mark>,
-    ) {
-        let write = EarlierWrite {
-            schedule: ScheduleRef::clone(&event.schedule),
-            version,
-            since: event.at,
-            accepted,
-        };
-        let progress = Progress {
-            status: TriggerStatus::Pending,
-            note: Some(TriggerNote::Publishing { write }),
-            due_at: None,
-        };
-        let receipts = self.cycles.get(key).map(Vec::as_slice).unwrap_or_default();
-        marks.extend(receipts.iter().map(|receipt| Mark {
-            receipt: receipt.clone(),
-            progress: progress.clone(),
-            again: None,
-        }));
     }
 }
 
@@ -292,22 +241,22 @@ struct Mark {
     again: Option<StoredTrigger>,
 }
 
-/// Where a trigger stands once a cycle that answers it has ended.
-fn progress_after(outcome: &Outcome) -> Progress {
-    match outcome {
-        Outcome::Deferred { until } => Progress {
+/// Where a trigger stands in the store once a cycle that answers it has ended.
+fn progress_after(after: &After) -> Progress {
+    match after {
+        After::Again { due } => Progress {
             status: TriggerStatus::Pending,
             note: Some(TriggerNote::Deferred),
-            due_at: Some(*until),
+            due_at: Some(*due),
         },
-        Outcome::Failed { reason } | Outcome::Unauthorized { reason } => Progress {
+        After::Failed { reason } => Progress {
             status: TriggerStatus::Failed,
             note: Some(TriggerNote::Failed {
                 reason: reason.clone(),
             }),
             due_at: None,
         },
-        _ => Progress {
+        After::Done => Progress {
             status: TriggerStatus::Done,
             note: None,
             due_at: None,
@@ -450,6 +399,8 @@ async fn resolve_all<A: ScheduleApi>(
 /// cycles ended in them.
 struct AuditRecorder<'p> {
     parts: &'p WorkerParts,
+    /// Where every event goes.
+    audit: Arc<AuditWriter>,
     book: &'p RefCell<Book>,
     weeks: &'p Weeks,
     /// This run's step-id prefix.
@@ -490,7 +441,7 @@ impl EventRecorder<String> for AuditRecorder<'_> {
 
     async fn record_batch(&self, batch: Batch<String>) -> Result<(), WorkerError> {
         let steps = self.step_ids(&batch);
-        let audit = &self.parts.audit;
+        let audit = &self.audit;
         let writes = steps
             .iter()
             .zip(&batch.events)

@@ -13,6 +13,7 @@ pub(crate) mod dedup;
 pub mod driver;
 pub mod event;
 pub(crate) mod facts;
+pub mod kept;
 pub(crate) mod machine;
 pub(crate) mod write;
 

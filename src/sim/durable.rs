@@ -1,11 +1,10 @@
 //! What the relay's store would hold at each instant of a simulated run, learnt from the
-//! runner's events the way the relay's worker learns it: each trigger until its cycle ends
-//! (done or failed, or deferred and due again), the delivery ids, and the write of ours a
-//! cycle decided or had accepted. A `[[restart]]` keeps this and nothing else.
+//! runner's events as the relay's worker learns it (`runner::kept`): each trigger until its
+//! cycle ends (done or failed, or deferred and due again), the delivery ids, and the write of
+//! ours a cycle decided or had accepted. A `[[restart]]` keeps this and nothing else.
 
-use crate::api::{OperationStatus, ScheduleRef};
-use crate::language::ast::{ActionKind, PhaseKind};
-use crate::runner::event::{CycleCause, Event, EventKind, Outcome};
+use crate::runner::event::{CycleCause, Event, EventKind};
+use crate::runner::kept::{After, Change, KeptCycles};
 use crate::runner::{EarlierWrite, Trigger};
 use jiff::Timestamp;
 use rustc_hash::FxHashMap;
@@ -63,14 +62,10 @@ pub struct Kept {
 #[derive(Clone, Debug, Default)]
 pub struct Durable {
     stored: Vec<Stored>,
-    /// Fed and not yet taken up by a cycle: `(worker, trigger)`.
-    by_seq: FxHashMap<(u32, u64), usize>,
-    /// The triggers each cycle answers: `(worker, schedule, cycle)`.
-    cycles: FxHashMap<(u32, u32, u64), Vec<usize>>,
+    /// What the store keeps of each worker's cycles, by schedule and stored trigger.
+    kept: FxHashMap<u32, KeptCycles<u32, usize>>,
     /// Deferred triggers waiting for a worker's schedule: `(worker, schedule)`.
     deferred: FxHashMap<(u32, u32), Vec<usize>>,
-    /// The version each cycle last read or knew: a decision to publish writes at it.
-    read: FxHashMap<(u32, u32, u64), i64>,
 }
 
 impl Durable {
@@ -91,7 +86,7 @@ impl Durable {
             write: None,
         });
         let index = self.stored.len() - 1;
-        self.by_seq.insert((worker, seq), index);
+        self.kept.entry(worker).or_default().fed(seq, index);
         index
     }
 
@@ -100,7 +95,7 @@ impl Durable {
         if let Some(s) = self.stored.get_mut(index) {
             s.status = Status::Unfinished;
         }
-        self.by_seq.insert((worker, seq), index);
+        self.kept.entry(worker).or_default().fed(seq, index);
     }
 
     /// Whether the stored trigger `index` still waits to be fed again.
@@ -112,35 +107,26 @@ impl Durable {
 
     /// Note what `event`, from `worker` about `schedule`, changes in the store.
     pub fn event(&mut self, worker: u32, schedule: u32, event: &Event) {
-        if let EventKind::TriggerReceived {
-            trigger,
-            duplicate: true,
-            ..
-        } = &event.kind
-        {
-            // A repeat: the relay's store answers it with the first one's receipt and keeps
-            // nothing of it.
-            if let Some(i) = self.by_seq.remove(&(worker, *trigger))
-                && let Some(s) = self.stored.get_mut(i)
-            {
-                s.status = Status::Finished;
-            }
-            return;
-        }
-        let Some(cycle) = event.cycle else { return };
-        let key = (worker, schedule, cycle);
+        let kept = self.kept.entry(worker).or_default();
         match &event.kind {
-            EventKind::CycleStarted {
-                cause: CycleCause::Trigger { trigger },
-            }
-            | EventKind::TriggerCoalesced { trigger, .. } => {
-                if let Some(index) = self.by_seq.remove(&(worker, *trigger)) {
-                    self.cycles.entry(key).or_default().push(index);
+            EventKind::TriggerReceived {
+                trigger,
+                duplicate: true,
+                ..
+            } => {
+                // A repeat: the relay's store answers it with the first one's receipt and
+                // keeps nothing of it.
+                if let Some(i) = kept.take_fed(*trigger)
+                    && let Some(s) = self.stored.get_mut(i)
+                {
+                    s.status = Status::Finished;
                 }
+                return;
             }
             // A deferred evaluation (on its own or folded into a coalesced cycle) answers
             // the triggers whose deferral has run out.
-            EventKind::CycleStarted { .. } => {
+            EventKind::CycleStarted { cause } if !matches!(cause, CycleCause::Trigger { .. }) => {
+                let Some(cycle) = event.cycle else { return };
                 let waiting = self
                     .deferred
                     .remove(&(worker, schedule))
@@ -155,41 +141,28 @@ impl Durable {
                         s.status = Status::Unfinished;
                     }
                 }
-                self.cycles.entry(key).or_default().extend(due);
+                kept.join(schedule, cycle, due);
                 if !later.is_empty() {
                     self.deferred.insert((worker, schedule), later);
                 }
+                return;
             }
-            EventKind::StateRead {
-                version: Some(version),
-                ..
-            }
-            | EventKind::StateKnown { version, .. } => {
-                self.read.insert(key, *version);
-            }
-            EventKind::Decision {
-                phase: PhaseKind::Trigger,
-                action: ActionKind::Publish,
-                ..
-            } => {
-                if let Some(&version) = self.read.get(&key) {
-                    self.note(key, &event.schedule, version, event.at, false);
+            _ => {}
+        }
+        match kept.event(schedule, event) {
+            Some(Change::Write { triggers, write }) => {
+                for i in triggers {
+                    if let Some(s) = self.stored.get_mut(i) {
+                        s.write.clone_from(&write);
+                    }
                 }
             }
-            EventKind::PublishCall {
-                version,
-                status: Some(200..=299),
-                operation: Some(OperationStatus::Processing | OperationStatus::Complete),
-                ..
-            } => self.note(key, &event.schedule, *version, event.at, true),
-            EventKind::Outcome { outcome, .. } => {
-                self.read.remove(&key);
-                let answered = self.cycles.remove(&key).unwrap_or_default();
-                let status = match outcome {
-                    Outcome::Deferred { until } => Status::Deferred(*until),
-                    _ => Status::Finished,
+            Some(Change::Ended { triggers, after }) => {
+                let status = match after {
+                    After::Again { due } => Status::Deferred(due),
+                    After::Failed { .. } | After::Done => Status::Finished,
                 };
-                for &i in &answered {
+                for &i in &triggers {
                     if let Some(s) = self.stored.get_mut(i) {
                         s.status = status;
                         s.write = None;
@@ -199,31 +172,10 @@ impl Durable {
                     self.deferred
                         .entry((worker, schedule))
                         .or_default()
-                        .extend(answered);
+                        .extend(triggers);
                 }
             }
-            _ => {}
-        }
-    }
-
-    /// Note our write at `version` on each trigger of the cycle `key`.
-    fn note(
-        &mut self,
-        key: (u32, u32, u64),
-        schedule: &ScheduleRef,
-        version: i64,
-        since: Timestamp,
-        accepted: bool,
-    ) {
-        for &i in self.cycles.get(&key).map(Vec::as_slice).unwrap_or_default() {
-            if let Some(s) = self.stored.get_mut(i) {
-                s.write = Some(EarlierWrite {
-                    schedule: schedule.clone(),
-                    version,
-                    since,
-                    accepted,
-                });
-            }
+            None => {}
         }
     }
 
@@ -245,10 +197,8 @@ impl Durable {
     /// The process dies at `now`: what the store hands the next one. Nothing of the dead
     /// process's cycles is kept.
     pub fn restart(&mut self, now: Timestamp) -> Kept {
-        self.by_seq.clear();
-        self.cycles.clear();
+        self.kept.clear();
         self.deferred.clear();
-        self.read.clear();
         let mut kept = Kept::default();
         for (index, s) in self.stored.iter().enumerate() {
             let first_seen = s.trigger.received_at;

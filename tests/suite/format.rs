@@ -116,19 +116,8 @@ fn long_conditions_break_before_each_joiner() {
 /// Random valid sources, built token by token, laid out with random blanks and comments.
 mod generated {
     use proptest::prelude::*;
+    use publish_guard::language::parser::RESERVED_WORDS;
 
-    const RESERVED: &[&str] = &[
-        "and",
-        "or",
-        "not",
-        "in",
-        "then",
-        "when",
-        "rule",
-        "otherwise",
-        "true",
-        "false",
-    ];
     const FACTS: &[&str] = &[
         "schedule.state",
         "trigger.duplicate",
@@ -147,7 +136,7 @@ mod generated {
     }
 
     fn name() -> impl Strategy<Value = String> {
-        "[a-z_][a-z0-9_]{0,6}".prop_filter("reserved", |n| !RESERVED.contains(&n.as_str()))
+        "[a-z_][a-z0-9_]{0,6}".prop_filter("reserved", |n| !RESERVED_WORDS.contains(&n.as_str()))
     }
 
     fn fact() -> impl Strategy<Value = String> {

@@ -4,6 +4,7 @@ mod api_support;
 mod common;
 mod pg_support;
 mod process_support;
+mod relay_support;
 mod runner_support;
 
 mod api_contract;

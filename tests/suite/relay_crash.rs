@@ -3,12 +3,12 @@
 //! SIGKILL mid-stream, reopens both, and checks that everything acknowledged is there, the
 //! chain verifies and no step was written twice.
 
+use crate::relay_support::delivery;
 use jiff::Timestamp;
 use publish_guard::audit::checkpoint::checkpoints_path;
 use publish_guard::audit::log::{Appended, AuditLog, AuditOptions};
 use publish_guard::audit::verify::verify;
 use publish_guard::audit::writer::AuditWriter;
-use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{Acceptance, NewTrigger, TriggerStore};
 use std::io::{BufRead, BufReader, Write};
@@ -23,18 +23,8 @@ const BEFORE_KILL: usize = 300;
 const CHILD_LIMIT: usize = 20_000;
 
 fn trigger(n: usize) -> NewTrigger {
-    NewTrigger {
-        source: "servicenow".into(),
-        delivery_id: format!("d{n}"),
-        body_hash: format!("{n:064x}"),
-        target: ScheduleTarget {
-            business_unit: "bu-1".into(),
-            week: "2026-10-19".into(),
-            schedule_id: "s-1".into(),
-        },
-        event: "case.created".into(),
-        received_at: Timestamp::from_second(1_800_000_000).unwrap(),
-    }
+    let received_at = Timestamp::from_second(1_800_000_000).unwrap();
+    delivery("servicenow", &format!("d{n}"), &n.to_string(), received_at)
 }
 
 /// The child: run only when the parent test starts it (ignored in normal runs).

@@ -4,31 +4,22 @@
 //! the candidates named, and the shipped policy refusing to publish over a colleague's
 //! published schedule.
 
-use crate::api_support::genesys_config;
+use crate::api_support::{double_at, genesys_config};
+use crate::relay_support::{RelayFiles, start_relay};
 use jiff::civil::{Date, Weekday, date};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
-use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
-use publish_guard::api::genesys::GenesysClient;
-use publish_guard::api::model::ModelConfig;
+use publish_guard::api::double::{ApiDouble, CallKind};
 use publish_guard::api::week::WeekSettings;
-use publish_guard::audit::log::{AuditLog, AuditOptions};
-use publish_guard::audit::writer::AuditWriter;
+use publish_guard::audit::log::AuditOptions;
 use publish_guard::effects::clock::{Clock, ManualClock};
-use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::intake::{Source, SourceAuth};
-use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping};
-use publish_guard::relay::rules::Rules;
-use publish_guard::relay::server::{Relay, RelaySettings};
-use publish_guard::relay::sqlite_store::SqliteStore;
+use publish_guard::relay::server::Relay;
 use publish_guard::relay::store::{TriggerNote, TriggerStatus, TriggerStore};
 use publish_guard::relay::webhook_auth::BearerVerifier;
-use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,11 +34,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 pub struct Rig {
     pub relay: Relay,
     pub double: ApiDouble,
-    pub store: Arc<SqliteStore>,
-    pub audit_path: PathBuf,
+    pub files: RelayFiles,
     pub clock: ManualClock,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
 }
 
 /// How the rig's `manual` source maps a payload.
@@ -68,27 +57,15 @@ impl Rig {
         now: Timestamp,
         schedules: impl FnOnce(&ApiDouble, &ManualClock),
     ) -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(at("2026-03-01T00:00:00Z"));
-        let double = ApiDouble::start(DoubleConfig {
-            model: ModelConfig {
-                processing_time: SignedDuration::ZERO,
-                requests_per_minute: 10_000,
-                ..ModelConfig::default()
-            },
-            clock: Arc::new(clock.clone()),
-            ..DoubleConfig::default()
+        let (double, clock) = double_at(at("2026-03-01T00:00:00Z"), |c| {
+            c.model.processing_time = SignedDuration::ZERO;
+            c.model.requests_per_minute = 10_000;
         })
-        .await
-        .unwrap();
+        .await;
         double.set_week_settings(BU, week);
         schedules(&double, &clock);
         clock.set(now);
-        let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
-        let audit_path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&audit_path, AuditOptions::default()).unwrap();
-        let rules_path = dir.path().join("default.rules");
-        std::fs::write(&rules_path, include_str!("../../rules/default.rules")).unwrap();
+        let files = RelayFiles::new(include_str!("../../rules/default.rules"));
         let manual = Source {
             auth: SourceAuth::Bearer(BearerVerifier::new(vec![TOKEN.into()])),
             mapping: Mapping {
@@ -99,31 +76,16 @@ impl Rig {
                 delivery_id: Some("/id".into()),
             },
         };
-        let settings = RelaySettings {
-            sources: HashMap::from([("manual".to_owned(), manual)]),
-            store: Arc::clone(&store) as Arc<dyn TriggerStore>,
-            leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
-            rules: Arc::new(Rules::load(&rules_path).unwrap()),
-            admin_token: None,
-            runner: RunnerConfig::default(),
-            body_limit: 64 * 1024,
-            connections: ConnectionLimits::default(),
-            clock: Arc::new(clock.clone()),
-            notifications: None,
-        };
-        let config = genesys_config(&double);
-        let api_clock = clock.clone();
-        let make_api = move || GenesysClient::new(config, Arc::new(api_clock)).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let relay = Relay::start(settings, make_api, listener).await.unwrap();
+        let relay_clock = Arc::new(clock.clone());
+        let settings = files.settings("manual", manual, relay_clock, AuditOptions::default());
+        let api_clock = Arc::new(clock.clone());
+        let relay = start_relay(settings, genesys_config(&double), api_clock).await;
         Rig {
             relay,
             double,
-            store,
-            audit_path,
+            files,
             clock,
             http: reqwest::Client::new(),
-            _dir: dir,
         }
     }
 
@@ -156,7 +118,7 @@ impl Rig {
         let receipt = answer["receipt"].as_str().unwrap().to_owned();
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let stored = self.store.get(&receipt).await.unwrap().unwrap();
+            let stored = self.files.store.get(&receipt).await.unwrap().unwrap();
             if stored.status.is_finished() {
                 return (stored.status, failure(stored.note));
             }
@@ -167,7 +129,7 @@ impl Rig {
 
     /// The (schedule id, week, rule) of each decision the audit log holds.
     fn decisions(&self) -> Vec<(String, String, String)> {
-        std::fs::read_to_string(&self.audit_path)
+        std::fs::read_to_string(&self.files.audit_path)
             .unwrap_or_default()
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())

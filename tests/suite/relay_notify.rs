@@ -9,31 +9,23 @@
 //! (bounded, in real time) for what the relay reports: the store settled, the double's
 //! calls, `/readyz` and `/metrics`.
 
-use crate::api_support::genesys_config;
+use crate::api_support::{double_at, genesys_config};
+use crate::relay_support::{RelayFiles, start_relay};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
-use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig, Outage};
-use publish_guard::api::genesys::GenesysClient;
-use publish_guard::api::model::{ModelConfig, NotifyConfig};
+use publish_guard::api::double::{ApiDouble, CallKind, Outage};
+use publish_guard::api::model::NotifyConfig;
 use publish_guard::api::notify::health::HealthConfig;
-use publish_guard::audit::log::{AuditLog, AuditOptions};
-use publish_guard::audit::writer::AuditWriter;
+use publish_guard::audit::log::AuditOptions;
 use publish_guard::effects::clock::{Clock, ManualClock};
-use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::hearing::NotifySettings;
 use publish_guard::relay::intake::{Source, SourceAuth};
-use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping};
-use publish_guard::relay::rules::Rules;
 use publish_guard::relay::server::{Relay, RelaySettings};
-use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
 use publish_guard::relay::webhook_auth::SignatureVerifier;
-use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,40 +53,27 @@ fn schedule() -> ScheduleRef {
 struct Rig {
     relay: Relay,
     double: ApiDouble,
-    store: Arc<SqliteStore>,
-    audit_path: PathBuf,
+    files: RelayFiles,
     clock: ManualClock,
     http: reqwest::Client,
     sent: usize,
     receipts: Vec<String>,
-    _dir: tempfile::TempDir,
 }
 
 /// A relay (notifications on or off) before the double, a draft `s-1` at version 1.
 async fn start(notifications: bool) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new("2026-03-31T09:00:00Z".parse::<Timestamp>().unwrap());
-    let double = ApiDouble::start(DoubleConfig {
-        model: ModelConfig {
-            processing_time: PROCESSING,
-            requests_per_minute: 100_000,
-            ..ModelConfig::default()
-        },
-        clock: Arc::new(clock.clone()),
-        ..DoubleConfig::default()
+    let start = "2026-03-31T09:00:00Z".parse::<Timestamp>().unwrap();
+    let (double, clock) = double_at(start, |c| {
+        c.model.processing_time = PROCESSING;
+        c.model.requests_per_minute = 100_000;
     })
-    .await
-    .unwrap();
+    .await;
     double.add_schedule(&schedule(), false, 1);
     double.set_notifications(Some(NotifyConfig {
         delay: DELAY,
         loss_per_mille: 0,
     }));
-    let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
-    let audit_path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&audit_path, AuditOptions::default()).unwrap();
-    let rules_path = dir.path().join("default.rules");
-    std::fs::write(&rules_path, include_str!("../../rules/default.rules")).unwrap();
+    let files = RelayFiles::new(include_str!("../../rules/default.rules"));
     let source = Source {
         auth: SourceAuth::Signed(SignatureVerifier::new(vec![SECRET.parse().unwrap()])),
         mapping: Mapping {
@@ -105,16 +84,8 @@ async fn start(notifications: bool) -> Rig {
             delivery_id: None,
         },
     };
+    let relay_clock = Arc::new(clock.clone());
     let settings = RelaySettings {
-        sources: HashMap::from([("servicenow".to_owned(), source)]),
-        store: Arc::clone(&store) as Arc<dyn TriggerStore>,
-        leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
-        rules: Arc::new(Rules::load(&rules_path).unwrap()),
-        admin_token: None,
-        runner: RunnerConfig::default(),
-        body_limit: 64 * 1024,
-        connections: ConnectionLimits::default(),
-        clock: Arc::new(clock.clone()),
         notifications: notifications.then(|| NotifySettings {
             business_units: vec![BU.into()],
             max_age: SignedDuration::from_mins(30),
@@ -124,26 +95,20 @@ async fn start(notifications: bool) -> Rig {
                 ..HealthConfig::default()
             },
         }),
+        ..files.settings("servicenow", source, relay_clock, AuditOptions::default())
     };
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
     config.requests_per_minute = 100_000;
-    let api_clock = clock.clone();
-    let make_api = move || GenesysClient::new(config, Arc::new(api_clock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let relay = Relay::start_hearing(settings, make_api, listener)
-        .await
-        .unwrap();
+    let relay = start_relay(settings, config, Arc::new(clock.clone())).await;
     let rig = Rig {
         relay,
         double,
-        store,
-        audit_path,
+        files,
         clock,
         http: reqwest::Client::new(),
         sent: 0,
         receipts: Vec::new(),
-        _dir: dir,
     };
     if notifications {
         rig.until_ready_says("notifications up").await;
@@ -203,7 +168,7 @@ impl Rig {
     /// Waits until the store holds nothing unfinished.
     async fn settled(&self) {
         self.until("the store to settle", async || {
-            let stats = self.store.stats().await.unwrap();
+            let stats = self.files.store.stats().await.unwrap();
             stats.pending + stats.running == 0
         })
         .await;
@@ -270,7 +235,7 @@ impl Rig {
                 _ => false,
             }
         }
-        std::fs::read_to_string(&self.audit_path)
+        std::fs::read_to_string(&self.files.audit_path)
             .unwrap_or_default()
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -294,7 +259,7 @@ impl Rig {
 
     /// Every trigger the store holds is done; the audit log has each arrival.
     async fn every_webhook_accounted(&self) {
-        let entries: Vec<Value> = std::fs::read_to_string(&self.audit_path)
+        let entries: Vec<Value> = std::fs::read_to_string(&self.files.audit_path)
             .unwrap()
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
@@ -307,7 +272,7 @@ impl Rig {
         assert_eq!(arrivals, self.sent, "each webhook's arrival is audited");
         assert_eq!(self.receipts.len(), self.sent);
         for receipt in &self.receipts {
-            let stored = self.store.get(receipt).await.unwrap();
+            let stored = self.files.store.get(receipt).await.unwrap();
             let status = stored.map(|t| t.status);
             assert_eq!(status, Some(TriggerStatus::Done), "{receipt}");
         }

@@ -10,26 +10,16 @@ use publish_guard::audit::pg_log::{PgAuditLog, export};
 use publish_guard::audit::verify::verify;
 use publish_guard::audit::writer::AuditWriter;
 use publish_guard::pg::connect;
-use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::postgres_store::PostgresStore;
 use publish_guard::relay::store::{
     Acceptance, NewTrigger, Progress, StoreError, TriggerNote, TriggerStatus, TriggerStore,
 };
 use serde_json::{Value, json};
 
+/// A delivery from `servicenow`, as every test here stores them.
 fn delivery(id: &str, body: &str) -> NewTrigger {
-    NewTrigger {
-        source: "servicenow".into(),
-        delivery_id: id.into(),
-        body_hash: publish_guard::audit::canonical::sha256_hex(body.as_bytes()),
-        target: ScheduleTarget {
-            business_unit: "bu-1".into(),
-            week: "2026-10-19".into(),
-            schedule_id: "s-1".into(),
-        },
-        event: "case.created".into(),
-        received_at: "2026-10-25T00:59:00.123456Z".parse().unwrap(),
-    }
+    let received_at = "2026-10-25T00:59:00.123456Z".parse().unwrap();
+    crate::relay_support::delivery("servicenow", id, body, received_at)
 }
 
 async fn accepted(store: &PostgresStore, id: &str) -> String {

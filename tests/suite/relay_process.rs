@@ -7,15 +7,15 @@
 use crate::process_support;
 
 use crate::process_support::{
-    Served, Setup, audit_entries, audit_verifies, double, eventually, metric, metrics, schedule,
-    send_signed, settled, signed, week_of,
+    Served, Setup, audit_entries, audit_verifies, double, drafts, eventually, metric, metrics,
+    schedule, send_signed, settled, signed, unique_steps, week_of,
 };
 use jiff::SignedDuration;
-use publish_guard::api::double::{ApiDouble, CallKind};
+use publish_guard::api::double::CallKind;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{TriggerStatus, TriggerStore};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 const SERVE_RULES: &str = include_str!("../fixtures/relay/serve.rules");
 const FROZEN_RULES: &str = include_str!("../fixtures/relay/frozen.rules");
@@ -43,17 +43,6 @@ fn version_of(rules: &str) -> String {
     publish_guard::audit::canonical::sha256_hex(rules.as_bytes())
 }
 
-/// Steps must be unique: a restart or a retry never writes a step twice.
-fn steps_are_unique(entries: &[Value]) -> HashSet<String> {
-    let steps: Vec<String> = entries
-        .iter()
-        .map(|e| e["step"].as_str().unwrap().to_owned())
-        .collect();
-    let unique: HashSet<String> = steps.iter().cloned().collect();
-    assert_eq!(unique.len(), steps.len(), "a step was written twice");
-    unique
-}
-
 /// The decisions of the trigger phase about one schedule.
 fn trigger_decisions<'e>(entries: &'e [Value], schedule_id: &str) -> Vec<&'e Value> {
     entries
@@ -78,16 +67,6 @@ async fn a_relay_killed_while_publishes_are_processing_does_not_publish_them_aga
     kill_mid_storm_then_restart(SignedDuration::from_secs(3)).await;
 }
 
-/// The API double holding `SCHEDULES` drafts, whose publishes stay Processing this long.
-async fn drafts(processing: SignedDuration) -> ApiDouble {
-    let double = double(processing).await;
-    for s in 0..SCHEDULES {
-        let id = format!("s-{s}");
-        double.add_schedule(&schedule(week_of(&id), &id), false, 1);
-    }
-    double
-}
-
 /// A storm of 400 signed webhooks over 4 draft schedules; kill -9 after the 150th
 /// acceptance, restart on the same files, let the sender retry what went unanswered; then
 /// every trigger is done, the log verifies with no step twice, and each draft was published
@@ -95,7 +74,7 @@ async fn drafts(processing: SignedDuration) -> ApiDouble {
 async fn kill_mid_storm_then_restart(processing: SignedDuration) {
     const STORM: usize = 400;
     const KILL_AFTER: usize = 150;
-    let double = drafts(processing).await;
+    let double = drafts(SCHEDULES, processing).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();
     let mut served = setup.serve();
@@ -182,7 +161,7 @@ async fn kill_mid_storm_then_restart(processing: SignedDuration) {
     }
     audit_verifies(&setup.audit);
     let entries = audit_entries(&setup.audit);
-    let steps = steps_are_unique(&entries);
+    let steps = unique_steps(&entries);
     for receipt in receipts.values() {
         assert!(
             steps.contains(&format!("{receipt}/received")),
@@ -293,7 +272,7 @@ async fn a_relay_stopped_while_publishes_are_processing_carries_them_on_after_a_
 /// verifiable log, every trigger done or still pending; the next start finishes them all.
 async fn stop_with_sigterm_then_restart(processing: SignedDuration) {
     const SENT: usize = 60;
-    let double = drafts(processing).await;
+    let double = drafts(SCHEDULES, processing).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();
     let mut served = setup.serve();
@@ -324,7 +303,7 @@ async fn stop_with_sigterm_then_restart(processing: SignedDuration) {
     assert!(status.success(), "{status:?}\n{}", served.stderr());
     assert!(served.stderr().contains("relay stopped"));
     audit_verifies(&setup.audit);
-    steps_are_unique(&audit_entries(&setup.audit));
+    unique_steps(&audit_entries(&setup.audit));
 
     let store = SqliteStore::open(&setup.store).unwrap();
     for receipt in &receipts {
@@ -342,7 +321,7 @@ async fn stop_with_sigterm_then_restart(processing: SignedDuration) {
     served.signal("TERM");
     assert!(served.wait_exit().success());
     audit_verifies(&setup.audit);
-    steps_are_unique(&audit_entries(&setup.audit));
+    unique_steps(&audit_entries(&setup.audit));
     let store = SqliteStore::open(&setup.store).unwrap();
     for receipt in &receipts {
         let stored = store.get(receipt).await.unwrap().map(|t| t.status);
@@ -529,7 +508,7 @@ async fn serve_demo_prints_commands_that_work_and_shows_the_decision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_serve_on_the_same_store_and_audit_log_is_refused_naming_the_first() {
-    let double = drafts(SignedDuration::ZERO).await;
+    let double = drafts(SCHEDULES, SignedDuration::ZERO).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let mut first = setup.serve();
     let (code, stderr) = setup.serve_refused();
@@ -552,7 +531,7 @@ async fn a_second_serve_on_the_same_store_and_audit_log_is_refused_naming_the_fi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_refuses_a_store_that_lost_its_history_and_an_audit_chain_that_is_broken() {
-    let double = drafts(SignedDuration::ZERO).await;
+    let double = drafts(SCHEDULES, SignedDuration::ZERO).await;
     let setup = Setup::new(&double, SERVE_RULES, SOURCES);
     let http = reqwest::Client::new();
     let mut served = setup.serve();

@@ -6,13 +6,13 @@
 
 use crate::pg_support::{database, query_texts};
 use crate::process_support::{
-    BIN, Served, Setup, audit_verifies, double, eventually, metric, metrics, schedule, signed,
+    BIN, Served, Setup, audit_verifies, drafts, eventually, metric, metrics, signed, unique_steps,
     week_of,
 };
 use jiff::SignedDuration;
 use publish_guard::api::double::{ApiDouble, CallKind};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -63,16 +63,6 @@ async fn leads(http: &reqwest::Client, served: &Served, name: &str) {
     .await;
 }
 
-/// The drafts, their publishes Processing this long.
-async fn drafts(processing: SignedDuration) -> ApiDouble {
-    let double = double(processing).await;
-    for s in 0..SCHEDULES {
-        let id = format!("s-{s}");
-        double.add_schedule(&schedule(week_of(&id), &id), false, 1);
-    }
-    double
-}
-
 /// `publish-guard audit ARGS` with the database's URL in `PG_TEST_DATABASE_URL`.
 fn audit_cli(url: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(BIN)
@@ -108,17 +98,6 @@ fn audit_of(url: &str, dir: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-/// Every step once; the set of steps.
-fn unique_steps(entries: &[Value]) -> HashSet<String> {
-    let steps: Vec<String> = entries
-        .iter()
-        .map(|e| e["step"].as_str().unwrap().to_owned())
-        .collect();
-    let unique: HashSet<String> = steps.iter().cloned().collect();
-    assert_eq!(unique.len(), steps.len(), "a step was written twice");
-    unique
-}
-
 /// Wait until no trigger is unfinished (the queue depth is the database's).
 async fn settled(http: &reqwest::Client, served: &Served) {
     eventually("an empty queue", || async {
@@ -134,7 +113,7 @@ async fn two_replicas_lose_nothing_when_the_leader_is_killed_mid_storm() {
     const KILL_AFTER: usize = 600;
     let Some(url) = database().await else { return };
     let env = [("PG_TEST_DATABASE_URL", url.clone())];
-    let double = drafts(SignedDuration::from_secs(2)).await;
+    let double = drafts(SCHEDULES, SignedDuration::from_secs(2)).await;
     let (setup_a, setup_b) = (replica(&double, "a"), replica(&double, "b"));
     let http = reqwest::Client::new();
     let mut a = setup_a.serve_with(&env);
@@ -276,7 +255,7 @@ async fn two_replicas_lose_nothing_when_the_leader_is_killed_mid_storm() {
 async fn a_paused_leader_resumed_writes_nothing_after_the_new_leader() {
     let Some(url) = database().await else { return };
     let env = [("PG_TEST_DATABASE_URL", url.clone())];
-    let double = drafts(SignedDuration::from_secs(4)).await;
+    let double = drafts(SCHEDULES, SignedDuration::from_secs(4)).await;
     let (setup_a, setup_b) = (replica(&double, "a"), replica(&double, "b"));
     let http = reqwest::Client::new();
     let a = setup_a.serve_with(&env);

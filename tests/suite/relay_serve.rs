@@ -8,33 +8,26 @@
 //! runtime, one at a time, within its time bound.
 
 use crate::api_support::genesys_config;
+use crate::relay_support::{Hooked, OnRecord, RelayFiles, start_relay};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
 use publish_guard::api::double::{ApiDouble, CallKind, DoubleConfig};
-use publish_guard::api::genesys::GenesysClient;
 use publish_guard::api::model::ModelConfig;
 use publish_guard::audit::checkpoint::checkpoints_path;
-use publish_guard::audit::log::{AuditLog, AuditOptions, FullDisk};
+use publish_guard::audit::log::{AuditOptions, FullDisk};
 use publish_guard::audit::verify::verify;
-use publish_guard::audit::writer::AuditWriter;
 use publish_guard::effects::clock::{Clock, ManualClock, SystemClock};
 use publish_guard::relay::connections::ConnectionLimits;
 use publish_guard::relay::intake::{Source, SourceAuth};
-use publish_guard::relay::leader::Leadership;
 use publish_guard::relay::mapping::{Field, Mapping, ScheduleTarget};
-use publish_guard::relay::rules::{RELOAD_TIMEOUT, Rules};
+use publish_guard::relay::rules::RELOAD_TIMEOUT;
 use publish_guard::relay::server::{Relay, RelaySettings};
-use publish_guard::relay::sqlite_store::SqliteStore;
-use publish_guard::relay::store::{
-    Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
-    TriggerStore,
-};
+use publish_guard::relay::store::{Acceptance, NewTrigger, Progress, StoreError, TriggerStore};
 use publish_guard::relay::webhook_auth::{SignatureVerifier, WebhookSecret};
-use publish_guard::runner::RunnerConfig;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -62,12 +55,9 @@ fn schedule(id: &str) -> ScheduleRef {
 struct Rig {
     relay: Relay,
     double: ApiDouble,
-    store: Arc<SqliteStore>,
-    audit_path: PathBuf,
-    rules_path: PathBuf,
+    files: RelayFiles,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    dir: tempfile::TempDir,
 }
 
 /// How to start a rig; the default is a fresh relay on the system clock.
@@ -97,43 +87,13 @@ struct Options {
     allowed_per_minute: Option<u32>,
 }
 
-/// The SQLite store, refusing to record progress while told to.
-struct RefusingStore {
-    inner: Arc<SqliteStore>,
-    refuse: Arc<AtomicBool>,
-}
+/// Refuses to record progress while the flag is true (as a full disk would).
+struct Refusing(Arc<AtomicBool>);
 
-impl TriggerStore for RefusingStore {
-    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
-        self.inner.accept(trigger)
-    }
-
-    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
-        if self.refuse.load(Ordering::SeqCst) {
-            let full = StoreError::Database("database or disk is full (injected)".into());
-            return Box::pin(async move { Err(full) });
-        }
-        self.inner.record(receipt, progress)
-    }
-
-    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
-        self.inner.get(receipt)
-    }
-
-    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished()
-    }
-
-    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished_after(after)
-    }
-
-    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
-        self.inner.forget_deliveries_before(cutoff)
-    }
-
-    fn stats(&self) -> StoreFuture<'_, StoreStats> {
-        self.inner.stats()
+impl OnRecord for Refusing {
+    fn before(&self, _progress: &Progress) -> Option<StoreError> {
+        let full = StoreError::Database("database or disk is full (injected)".into());
+        self.0.load(Ordering::SeqCst).then_some(full)
     }
 }
 
@@ -150,8 +110,6 @@ async fn start_after_crash(left: usize) -> Rig {
 }
 
 async fn start_with(options: Options) -> Rig {
-    let left = options.left;
-    let dir = tempfile::tempdir().unwrap();
     let double = ApiDouble::start(DoubleConfig {
         // A publish completes at once: no real time is spent waiting on it.
         model: ModelConfig {
@@ -169,8 +127,8 @@ async fn start_with(options: Options) -> Rig {
     .unwrap();
     double.add_schedule(&schedule("s-1"), false, 1);
     double.add_schedule(&schedule("s-2"), false, 1);
-    let store = Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap());
-    for n in 0..left {
+    let files = RelayFiles::new(options.rules.unwrap_or(SERVE_RULES));
+    for n in 0..options.left {
         let trigger = NewTrigger {
             source: "servicenow".into(),
             delivery_id: format!("before-crash-{n}"),
@@ -183,17 +141,9 @@ async fn start_with(options: Options) -> Rig {
             event: "case.updated".into(),
             received_at: Timestamp::now(),
         };
-        let accepted = store.accept(trigger).await.unwrap();
+        let accepted = files.store.accept(trigger).await.unwrap();
         assert!(matches!(accepted, Acceptance::Accepted(_)), "{accepted:?}");
     }
-    let audit_path = dir.path().join("audit.jsonl");
-    let audit_options = AuditOptions {
-        full_disk: options.full_disk,
-        ..AuditOptions::default()
-    };
-    let log = AuditLog::open(&audit_path, audit_options).unwrap();
-    let rules_path = dir.path().join("policy.rules");
-    std::fs::write(&rules_path, options.rules.unwrap_or(SERVE_RULES)).unwrap();
     let pointer = |p: &str| Field::Pointer(p.into());
     let source = Source {
         auth: SourceAuth::Signed(SignatureVerifier::new(vec![
@@ -211,24 +161,22 @@ async fn start_with(options: Options) -> Rig {
         Some(manual) => Arc::new(manual),
         None => Arc::new(SystemClock),
     };
-    let relay_store: Arc<dyn TriggerStore> = match options.refuse_records {
-        Some(refuse) => Arc::new(RefusingStore {
-            inner: Arc::clone(&store),
-            refuse,
-        }),
-        None => Arc::clone(&store) as Arc<dyn TriggerStore>,
+    let audit = AuditOptions {
+        full_disk: options.full_disk,
+        ..AuditOptions::default()
     };
+    let settings = files.settings("servicenow", source, Arc::clone(&clock), audit);
     let settings = RelaySettings {
-        sources: HashMap::from([("servicenow".to_owned(), source)]),
-        store: relay_store,
-        leadership: Leadership::Sole(Arc::new(AuditWriter::start(log).unwrap())),
-        rules: Arc::new(Rules::load(&rules_path).unwrap()),
+        store: match options.refuse_records {
+            Some(refuse) => Arc::new(Hooked {
+                inner: Arc::clone(&files.store),
+                hook: Refusing(refuse),
+            }),
+            None => settings.store,
+        },
         admin_token: Some(ADMIN.into()),
-        runner: RunnerConfig::default(),
-        body_limit: 64 * 1024,
         connections: options.connections,
-        clock: Arc::clone(&clock),
-        notifications: None,
+        ..settings
     };
     let mut config = genesys_config(&double);
     config.timeout = Duration::from_secs(5);
@@ -241,18 +189,13 @@ async fn start_with(options: Options) -> Rig {
     if let Some(secret) = options.client_secret {
         config.client_secret = publish_guard::api::secret::Secret::new(secret);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let make_api = move || GenesysClient::new(config, client_clock).unwrap();
-    let relay = Relay::start(settings, make_api, listener).await.unwrap();
+    let relay = start_relay(settings, config, client_clock).await;
     Rig {
         relay,
         double,
-        store,
-        audit_path,
-        rules_path,
+        files,
         clock,
         http: reqwest::Client::new(),
-        dir,
     }
 }
 
@@ -312,7 +255,7 @@ impl Rig {
     async fn settled(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let stats = self.store.stats().await.unwrap();
+            let stats = self.files.store.stats().await.unwrap();
             if stats.pending + stats.running == 0 {
                 return;
             }
@@ -373,7 +316,7 @@ async fn a_storm_of_signed_webhooks_publishes_once_and_every_trigger_is_audited(
     let view = rig.double.schedule(&schedule("s-1")).unwrap();
     assert!(view.snapshot.published);
 
-    let entries = entries(&rig.audit_path);
+    let entries = entries(&rig.files.audit_path);
     let received: HashSet<&str> = entries
         .iter()
         .filter_map(|e| e["step"].as_str())
@@ -382,7 +325,7 @@ async fn a_storm_of_signed_webhooks_publishes_once_and_every_trigger_is_audited(
     assert_eq!(received.len(), STORM, "each accepted trigger has its entry");
     let steps: HashSet<&str> = entries.iter().filter_map(|e| e["step"].as_str()).collect();
     assert_eq!(steps.len(), entries.len(), "no step written twice");
-    assert_eq!(chain_verifies(&rig.audit_path), entries.len() as u64);
+    assert_eq!(chain_verifies(&rig.files.audit_path), entries.len() as u64);
 
     let metrics = rig.http.get(rig.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
@@ -391,7 +334,7 @@ async fn a_storm_of_signed_webhooks_publishes_once_and_every_trigger_is_audited(
     assert!(metrics.contains(&accepted), "{metrics}");
     assert!(metrics.contains("publish_guard_queue_depth 0"), "{metrics}");
     rig.relay.shutdown().await.unwrap();
-    drop(rig.dir);
+    drop(rig.files.dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +343,7 @@ async fn a_broken_rules_file_keeps_the_old_policy_and_a_good_one_decides_the_nex
     let ready = rig.http.get(rig.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 
-    std::fs::write(&rig.rules_path, BROKEN_RULES).unwrap();
+    std::fs::write(&rig.files.rules_path, BROKEN_RULES).unwrap();
     let (status, problem) = rig.reload().await;
     assert_eq!(status, 422);
     let detail = problem["detail"].as_str().unwrap();
@@ -414,14 +357,14 @@ async fn a_broken_rules_file_keeps_the_old_policy_and_a_good_one_decides_the_nex
     rig.settled().await;
     assert_eq!(rig.writes(), 1);
 
-    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
+    std::fs::write(&rig.files.rules_path, FROZEN_RULES).unwrap();
     let (status, answer) = rig.reload().await;
     assert_eq!(status, 200, "{answer}");
     let frozen = answer["version"].as_str().unwrap().to_owned();
     assert_eq!(rig.webhook("after", "s-2").await, 202);
     rig.settled().await;
     assert_eq!(rig.writes(), 1, "the freeze published nothing");
-    let decided: Vec<Value> = entries(&rig.audit_path)
+    let decided: Vec<Value> = entries(&rig.files.audit_path)
         .into_iter()
         .filter(|e| {
             e["event"]["kind"] == "decision" && e["event"]["schedule"]["schedule_id"] == "s-2"
@@ -436,7 +379,7 @@ async fn a_broken_rules_file_keeps_the_old_policy_and_a_good_one_decides_the_nex
             .get("publish_guard_reloads_total", &[("result", "rejected")]),
         1
     );
-    chain_verifies(&rig.audit_path);
+    chain_verifies(&rig.files.audit_path);
 
     let unauthorized = rig
         .http
@@ -457,12 +400,12 @@ async fn triggers_accepted_before_a_restart_are_carried_on() {
         1,
         "the stored triggers published the draft once"
     );
-    let received = entries(&rig.audit_path)
+    let received = entries(&rig.files.audit_path)
         .iter()
         .filter(|e| e["event"]["kind"] == "trigger_received")
         .count();
     assert_eq!(received, 5);
-    chain_verifies(&rig.audit_path);
+    chain_verifies(&rig.files.audit_path);
     rig.relay.shutdown().await.unwrap();
 }
 
@@ -527,7 +470,7 @@ async fn a_full_audit_disk_answers_503_and_not_ready_then_resumes_by_itself_losi
     assert_eq!(rig.webhook("while-full", "s-1").await, 202);
     rig.settled().await;
 
-    let received = arrivals(&rig.audit_path);
+    let received = arrivals(&rig.files.audit_path);
     let receipt = first["receipt"].as_str().unwrap();
     assert!(
         received.contains(&format!("{receipt}/received")),
@@ -548,8 +491,8 @@ async fn a_full_audit_disk_answers_503_and_not_ready_then_resumes_by_itself_losi
     );
     // No torn line from the failed writes: the whole chain verifies.
     assert_eq!(
-        chain_verifies(&rig.audit_path),
-        entries(&rig.audit_path).len() as u64
+        chain_verifies(&rig.files.audit_path),
+        entries(&rig.files.audit_path).len() as u64
     );
     rig.relay.shutdown().await.unwrap();
 }
@@ -576,8 +519,8 @@ async fn a_store_that_refuses_writes_makes_the_relay_not_ready_until_a_retry_suc
     rig.settled().await;
     rig.until_ready_is(200).await;
     assert_eq!(rig.writes(), 1, "published once");
-    assert_eq!(arrivals(&rig.audit_path).len(), 1);
-    chain_verifies(&rig.audit_path);
+    assert_eq!(arrivals(&rig.files.audit_path).len(), 1);
+    chain_verifies(&rig.files.audit_path);
     rig.relay.shutdown().await.unwrap();
 }
 
@@ -641,7 +584,7 @@ async fn a_connection_whose_body_stalls_is_closed_at_the_idle_timeout() {
     let (_, took) = until_closed(&mut stalled).await;
     assert!(took >= Duration::from_millis(250), "closed after {took:?}");
     assert_eq!(
-        rig.store.stats().await.unwrap().pending,
+        rig.files.store.stats().await.unwrap().pending,
         0,
         "nothing stored"
     );
@@ -683,9 +626,9 @@ async fn a_reload_checks_off_the_runtime_one_at_a_time_within_its_time_bound() {
     })
     .await;
     // A rules file that takes as long to read as the test likes: a FIFO nobody writes yet.
-    std::fs::remove_file(&rig.rules_path).unwrap();
+    std::fs::remove_file(&rig.files.rules_path).unwrap();
     let made = std::process::Command::new("mkfifo")
-        .arg(&rig.rules_path)
+        .arg(&rig.files.rules_path)
         .status()
         .unwrap();
     assert!(made.success());
@@ -711,9 +654,9 @@ async fn a_reload_checks_off_the_runtime_one_at_a_time_within_its_time_bound() {
     assert!(detail.contains("took longer than 30s"), "{detail}");
 
     // The check given up on ends once its file does; then the next reload may start.
-    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
-    std::fs::remove_file(&rig.rules_path).unwrap();
-    std::fs::write(&rig.rules_path, FROZEN_RULES).unwrap();
+    std::fs::write(&rig.files.rules_path, FROZEN_RULES).unwrap();
+    std::fs::remove_file(&rig.files.rules_path).unwrap();
+    std::fs::write(&rig.files.rules_path, FROZEN_RULES).unwrap();
     let deadline = Instant::now() + PATIENCE;
     let (status, answer) = loop {
         let (status, answer) = rig.reload().await;
@@ -788,7 +731,7 @@ async fn until_writes(rig: &Rig, count: usize) {
 async fn until_events(rig: &Rig, kind: &str, count: usize) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let seen = entries(&rig.audit_path)
+        let seen = entries(&rig.files.audit_path)
             .iter()
             .filter(|e| e["event"]["kind"] == kind)
             .count();
@@ -829,7 +772,7 @@ async fn an_edit_right_after_our_publish_completes_is_published_within_seconds_o
     api_clock.set(start + SignedDuration::from_secs(45));
     relay_clock.set(start + SignedDuration::from_secs(80));
     rig.settled().await;
-    let outcomes: Vec<String> = entries(&rig.audit_path)
+    let outcomes: Vec<String> = entries(&rig.files.audit_path)
         .iter()
         .filter(|e| e["event"]["kind"] == "outcome")
         .map(|e| {
@@ -882,7 +825,7 @@ async fn twelve_schedules_at_once_against_30_requests_a_minute_all_publish_with_
     };
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let stats = rig.store.stats().await.unwrap();
+        let stats = rig.files.store.stats().await.unwrap();
         if ids.iter().all(published) && stats.pending + stats.running == 0 {
             break;
         }
@@ -899,7 +842,7 @@ async fn twelve_schedules_at_once_against_30_requests_a_minute_all_publish_with_
     assert!(throttled <= 1, "{throttled} answers were 429");
     assert_eq!(rig.writes(), 12);
     assert_eq!(rig.double.conflicts(), 0);
-    let failures = entries(&rig.audit_path)
+    let failures = entries(&rig.files.audit_path)
         .iter()
         .filter(|e| e["event"]["kind"] == "outcome" && e["event"]["outcome"]["result"] == "failed")
         .count();

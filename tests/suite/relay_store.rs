@@ -1,9 +1,9 @@
 //! The SQLite store on a real file: exactly-once acceptance of deliveries, progress that
 //! survives closing and reopening, finished work never reopened, and group commit.
 
+use crate::relay_support::delivery;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::ScheduleRef;
-use publish_guard::relay::mapping::ScheduleTarget;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{
     Acceptance, NewTrigger, Progress, StoreError, StoreStats, TriggerNote, TriggerStatus,
@@ -18,21 +18,6 @@ fn at(seconds: i64) -> Timestamp {
         .parse::<Timestamp>()
         .unwrap()
         + SignedDuration::from_secs(seconds)
-}
-
-fn delivery(source: &str, id: &str, body: &str, seconds: i64) -> NewTrigger {
-    NewTrigger {
-        source: source.into(),
-        delivery_id: id.into(),
-        body_hash: publish_guard::audit::canonical::sha256_hex(body.as_bytes()),
-        target: ScheduleTarget {
-            business_unit: "bu-1".into(),
-            week: "2026-10-19".into(),
-            schedule_id: "s-1".into(),
-        },
-        event: "case.created".into(),
-        received_at: at(seconds),
-    }
 }
 
 /// A note of a publish of version 8 of `s-1`.
@@ -70,7 +55,7 @@ async fn a_delivery_is_accepted_once_and_a_changed_body_is_a_conflict() {
     let store = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
     let first = accepted(
         store
-            .accept(delivery("servicenow", "d1", "{}", 0))
+            .accept(delivery("servicenow", "d1", "{}", at(0)))
             .await
             .unwrap(),
     );
@@ -80,19 +65,19 @@ async fn a_delivery_is_accepted_once_and_a_changed_body_is_a_conflict() {
         "2026-10-25T00:59:00.123456Z".parse().unwrap()
     );
     let again = store
-        .accept(delivery("servicenow", "d1", "{}", 5))
+        .accept(delivery("servicenow", "d1", "{}", at(5)))
         .await
         .unwrap();
     assert_eq!(again, Acceptance::Repeat(first.clone()));
     let changed = store
-        .accept(delivery("servicenow", "d1", "{\"x\":1}", 6))
+        .accept(delivery("servicenow", "d1", "{\"x\":1}", at(6)))
         .await
         .unwrap();
     assert_eq!(changed, Acceptance::Conflict);
     // Delivery ids are per source.
     let other = accepted(
         store
-            .accept(delivery("manual", "d1", "{}", 7))
+            .accept(delivery("manual", "d1", "{}", at(7)))
             .await
             .unwrap(),
     );
@@ -109,7 +94,7 @@ async fn progress_survives_reopening_and_finished_work_stays_finished() {
     let store = SqliteStore::open(&path).unwrap();
     let mut receipts = Vec::new();
     for n in 0..4 {
-        let trigger = delivery("servicenow", &format!("d{n}"), "{}", n);
+        let trigger = delivery("servicenow", &format!("d{n}"), "{}", at(n));
         receipts.push(accepted(store.accept(trigger).await.unwrap()));
     }
     let progress = |status, note: Option<TriggerNote>, due: Option<i64>| Progress {
@@ -201,7 +186,7 @@ async fn progress_survives_reopening_and_finished_work_stays_finished() {
     // The delivery is still remembered after reopening.
     assert_eq!(
         store
-            .accept(delivery("servicenow", "d0", "{}", 9))
+            .accept(delivery("servicenow", "d0", "{}", at(9)))
             .await
             .unwrap(),
         Acceptance::Repeat(receipts[0].clone())
@@ -222,27 +207,27 @@ async fn forgotten_deliveries_are_new_again() {
     let store = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
     let old = accepted(
         store
-            .accept(delivery("servicenow", "old", "{}", 0))
+            .accept(delivery("servicenow", "old", "{}", at(0)))
             .await
             .unwrap(),
     );
     accepted(
         store
-            .accept(delivery("servicenow", "new", "{}", 100))
+            .accept(delivery("servicenow", "new", "{}", at(100)))
             .await
             .unwrap(),
     );
     assert_eq!(store.forget_deliveries_before(at(50)).await.unwrap(), 1);
     let redelivered = accepted(
         store
-            .accept(delivery("servicenow", "old", "{}", 200))
+            .accept(delivery("servicenow", "old", "{}", at(200)))
             .await
             .unwrap(),
     );
     assert_ne!(redelivered.id, old.id);
     assert!(matches!(
         store
-            .accept(delivery("servicenow", "new", "{}", 201))
+            .accept(delivery("servicenow", "new", "{}", at(201)))
             .await
             .unwrap(),
         Acceptance::Repeat(_)
@@ -259,7 +244,7 @@ async fn concurrent_accepts_are_each_stored_once() {
             // Every delivery twice: one of each pair is accepted, the other is its repeat.
             tokio::spawn(async move {
                 store
-                    .accept(delivery("servicenow", &format!("d{}", n / 2), "{}", n))
+                    .accept(delivery("servicenow", &format!("d{}", n / 2), "{}", at(n)))
                     .await
             })
         })
@@ -375,7 +360,7 @@ async fn a_store_of_the_previous_schema_opens_migrated() {
     let repeat = NewTrigger {
         delivery_id: "done".into(),
         body_hash: publish_guard::audit::canonical::sha256_hex(b"done"),
-        ..delivery("servicenow", "done", "", 0)
+        ..delivery("servicenow", "done", "", at(0))
     };
     assert!(matches!(
         store.accept(repeat).await.unwrap(),

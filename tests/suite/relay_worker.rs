@@ -6,6 +6,7 @@
 //! publish is processing follows it rather than publishing again, a reload leaves a cycle in
 //! flight under its policy, and deferred triggers are fed again when due.
 
+use crate::relay_support::{Hooked, OnRecord};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use publish_guard::api::model::{Model, ModelConfig};
@@ -24,8 +25,7 @@ use publish_guard::relay::metrics::Metrics;
 use publish_guard::relay::rules::Rules;
 use publish_guard::relay::sqlite_store::SqliteStore;
 use publish_guard::relay::store::{
-    Acceptance, NewTrigger, Progress, StoreError, StoreFuture, StoreStats, StoredTrigger,
-    TriggerStatus, TriggerStore,
+    Acceptance, NewTrigger, Progress, StoreError, TriggerStatus, TriggerStore,
 };
 use publish_guard::relay::worker::{WorkerError, WorkerParts, run_worker};
 use publish_guard::runner::driver::Driver;
@@ -73,6 +73,8 @@ struct ApiState {
     read_gate: Option<Rc<Notify>>,
     /// Reads say a publish is running, as a REST gateway does; Genesys' read cannot tell.
     shows_publishing: bool,
+    /// Publish calls answer this server error, and the model never sees them.
+    publish_fails: Option<u16>,
 }
 
 /// The one model of Genesys' API (`api::model`), called in process on the test's clock.
@@ -97,6 +99,7 @@ impl ModelApi {
             on_publish: None,
             read_gate: None,
             shows_publishing: false,
+            publish_fails: None,
         };
         Self {
             state: Rc::new(RefCell::new(state)),
@@ -180,6 +183,16 @@ impl ScheduleApi for ModelApi {
         }
         let now = self.clock.now();
         let mut state = self.state.borrow_mut();
+        if let Some(status) = state.publish_fails {
+            state.calls.push(format!("failed {}", schedule.schedule_id));
+            return Ok(Answer {
+                status,
+                retry_after: None,
+                rate_limit: None,
+                body: None,
+                waited: SignedDuration::ZERO,
+            });
+        }
         let answer = state
             .model
             .client_publish(CLIENT, now, schedule, version)
@@ -227,10 +240,10 @@ fn accepted_write(progress: &Progress) -> Option<bool> {
 /// Which progress marks a simulated crash falls on.
 type Moment = fn(&Progress) -> bool;
 
-/// The SQLite store, keeping every progress mark it records, and able to fail chosen marks
-/// as a process that dies at that moment would.
-struct ObservedStore {
-    inner: SqliteStore,
+/// Keeps every progress mark the SQLite store records, and fails chosen marks as a process
+/// that dies at that moment would.
+#[derive(Default)]
+struct Observed {
     /// Which marks fail, as if the process died as it made them.
     dies_at: Mutex<Option<Moment>>,
     /// Which marks are committed, and then the process dies.
@@ -238,7 +251,12 @@ struct ObservedStore {
     marks: Mutex<Vec<(String, Progress)>>,
 }
 
-impl ObservedStore {
+/// The process died here (injected).
+fn died() -> StoreError {
+    StoreError::Database("injected: the process died here".into())
+}
+
+impl Observed {
     fn marks(&self) -> Vec<(String, Progress)> {
         self.marks.lock().unwrap().clone()
     }
@@ -258,58 +276,27 @@ impl ObservedStore {
     }
 }
 
-impl TriggerStore for ObservedStore {
-    fn accept(&self, trigger: NewTrigger) -> StoreFuture<'_, Acceptance> {
-        self.inner.accept(trigger)
+impl OnRecord for Observed {
+    fn before(&self, progress: &Progress) -> Option<StoreError> {
+        let dies = *self.dies_at.lock().unwrap();
+        dies.is_some_and(|dies| dies(progress)).then(died)
     }
 
-    fn record(&self, receipt: &str, progress: Progress) -> StoreFuture<'_, ()> {
-        let receipt = receipt.to_owned();
-        Box::pin(async move {
-            let dies = *self.dies_at.lock().unwrap();
-            if dies.is_some_and(|dies| dies(&progress)) {
-                return Err(StoreError::Database(
-                    "injected: the process died here".into(),
-                ));
-            }
-            self.inner.record(&receipt, progress.clone()).await?;
-            let dies = *self.dies_after.lock().unwrap();
-            let died = dies.is_some_and(|dies| dies(&progress));
-            self.marks.lock().unwrap().push((receipt, progress));
-            if died {
-                return Err(StoreError::Database(
-                    "injected: the process died here".into(),
-                ));
-            }
-            Ok(())
-        })
-    }
-
-    fn get(&self, receipt: &str) -> StoreFuture<'_, Option<StoredTrigger>> {
-        self.inner.get(receipt)
-    }
-
-    fn unfinished(&self) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished()
-    }
-
-    fn unfinished_after(&self, after: &str) -> StoreFuture<'_, Vec<StoredTrigger>> {
-        self.inner.unfinished_after(after)
-    }
-
-    fn forget_deliveries_before(&self, cutoff: Timestamp) -> StoreFuture<'_, u64> {
-        self.inner.forget_deliveries_before(cutoff)
-    }
-
-    fn stats(&self) -> StoreFuture<'_, StoreStats> {
-        self.inner.stats()
+    fn after(&self, receipt: &str, progress: &Progress) -> Option<StoreError> {
+        let dies = *self.dies_after.lock().unwrap();
+        let died_here = dies.is_some_and(|dies| dies(progress));
+        self.marks
+            .lock()
+            .unwrap()
+            .push((receipt.to_owned(), progress.clone()));
+        died_here.then(died)
     }
 }
 
 struct Rig {
     clock: ManualClock,
     api: ModelApi,
-    store: Arc<ObservedStore>,
+    store: Arc<Hooked<Observed>>,
     audit_path: PathBuf,
     rules: Arc<Rules>,
     rules_path: PathBuf,
@@ -324,11 +311,9 @@ impl Rig {
         let clock = ManualClock::new(at(start));
         let rules_path = dir.path().join("worker.rules");
         std::fs::write(&rules_path, RULES).unwrap();
-        let store = ObservedStore {
-            inner: SqliteStore::open(&dir.path().join("relay.db")).unwrap(),
-            dies_at: Mutex::new(None),
-            dies_after: Mutex::new(None),
-            marks: Mutex::new(Vec::new()),
+        let store = Hooked {
+            inner: Arc::new(SqliteStore::open(&dir.path().join("relay.db")).unwrap()),
+            hook: Observed::default(),
         };
         Rig {
             api: ModelApi::new(&clock),
@@ -343,13 +328,13 @@ impl Rig {
         }
     }
 
-    /// What a worker starting now gets: the audit log is opened afresh, as after a restart.
-    fn parts(&self) -> WorkerParts {
+    /// A worker starting now, on the test's API; the audit log is opened afresh, as after a
+    /// restart.
+    fn worker(&self) -> impl Future<Output = Result<(), WorkerError>> {
         self.stop.send_replace(false);
         let log = AuditLog::open(&self.audit_path, AuditOptions::default()).unwrap();
-        WorkerParts {
+        let parts = WorkerParts {
             store: Arc::clone(&self.store) as Arc<dyn TriggerStore>,
-            audit: Arc::new(AuditWriter::start(log).unwrap()),
             rules: Arc::clone(&self.rules),
             metrics: Arc::new(Metrics::default()),
             readiness: Arc::default(),
@@ -358,7 +343,9 @@ impl Rig {
             wake: Arc::clone(&self.wake),
             stop: self.stop.subscribe(),
             hearing: None,
-        }
+        };
+        let audit = Arc::new(AuditWriter::start(log).unwrap());
+        run_worker(self.api.clone(), parts, audit)
     }
 
     /// Store a trigger for `schedule_id` as intake does, and wake the worker; its receipt.
@@ -440,7 +427,7 @@ async fn a_schedule_in_a_long_backoff_does_not_hold_up_another() {
     let rig = Rig::new(MONDAY_10);
     rig.api.publishing("A", 4);
     rig.api.draft("B", 1);
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("A backs off for 5 minutes", || {
@@ -472,7 +459,7 @@ async fn triggers_that_arrive_while_a_publish_is_processing_coalesce_into_it() {
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     rig.api.set_processing(SignedDuration::from_mins(3));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let first = rig.accept("a-1", "A").await;
         until("the publish is processing", || {
@@ -530,7 +517,7 @@ async fn the_decision_to_publish_is_on_disk_before_the_publish_call() {
         });
         record.borrow_mut().push(decided);
     }));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("the trigger is done", || rig.store.is_done(&a)).await;
@@ -552,7 +539,7 @@ async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_rep
     rig.api.draft("A", 1);
     *rig.store.dies_at.lock().unwrap() = Some(|p| p.status.is_finished());
     let receipt = rig.accept("a-1", "A").await;
-    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    let crashed = rig.worker().await;
     assert!(
         matches!(crashed, Err(WorkerError::Store(StoreError::Database(_)))),
         "{crashed:?}"
@@ -574,7 +561,7 @@ async fn a_crash_between_recording_and_marking_done_reruns_without_losing_or_rep
 
     // The restart: the same store and log, now able to mark triggers done.
     *rig.store.dies_at.lock().unwrap() = None;
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("the trigger is done", || rig.store.is_done(&receipt)).await;
         rig.stop.send_replace(true);
@@ -620,7 +607,7 @@ async fn a_deferred_trigger_is_fed_again_when_due_and_a_later_deferral_waits_for
     rig.api.draft("A", 1);
     let monday_7 = at("2026-04-06T06:00:00Z");
     let tuesday_7 = at("2026-04-07T06:00:00Z");
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let first = rig.accept("a-1", "A").await;
         until("the trigger is deferred", || {
@@ -714,7 +701,7 @@ async fn a_cycle_in_flight_finishes_under_the_policy_it_started_with_and_the_nex
     rig.api.publishing("A", 4);
     rig.api.draft("B", 1);
     let started_with = rig.rules.current().version().to_owned();
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("A backs off", || !rig.events("wait", "A").is_empty()).await;
@@ -762,7 +749,7 @@ async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publis
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     rig.api.set_processing(SignedDuration::from_mins(3));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("the trigger notes the accepted write", || {
@@ -780,7 +767,7 @@ async fn a_restart_while_our_publish_is_processing_follows_it_rather_than_publis
 
     // The restart, a minute on: the publish still runs and the read shows a draft.
     rig.clock.set(at(MONDAY_10) + SignedDuration::from_mins(1));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("A backs off while our write runs", || {
             rig.events("wait", "A").len() == 2
@@ -816,7 +803,7 @@ async fn crash_before_the_answer_is_noted_then_restart(after: i64) -> (usize, Ve
     rig.api.set_processing(SignedDuration::from_mins(10));
     *rig.store.dies_at.lock().unwrap() = Some(|p| accepted_write(p) == Some(true));
     let receipt = rig.accept("a-1", "A").await;
-    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    let crashed = rig.worker().await;
     assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
     assert_eq!(rig.api.count("publish A"), 1);
     let noted = rig.store.last_mark(&receipt).unwrap();
@@ -825,7 +812,7 @@ async fn crash_before_the_answer_is_noted_then_restart(after: i64) -> (usize, Ve
     *rig.store.dies_at.lock().unwrap() = None;
     let restart = SignedDuration::from_mins(after) + SignedDuration::from_secs(10);
     rig.clock.set(at(MONDAY_10) + restart);
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("A backs off behind the publish that is running", || {
             rig.events("decision", "A")
@@ -884,13 +871,13 @@ async fn a_publish_decided_but_never_sent_before_a_crash_is_sent_once_its_grace_
     // The decision's note is committed, then the process dies before the call goes out.
     *rig.store.dies_after.lock().unwrap() = Some(|p| accepted_write(p) == Some(false));
     let receipt = rig.accept("a-1", "A").await;
-    let crashed = run_worker(rig.api.clone(), rig.parts()).await;
+    let crashed = rig.worker().await;
     assert!(matches!(crashed, Err(WorkerError::Store(_))), "{crashed:?}");
     assert_eq!(rig.api.count("publish A"), 0, "nothing went out");
 
     *rig.store.dies_after.lock().unwrap() = None;
     rig.clock.set(at(MONDAY_10) + SignedDuration::from_secs(10));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         until("A backs off behind the write that may be running", || {
             rig.events("decision", "A")
@@ -922,12 +909,69 @@ async fn a_publish_decided_but_never_sent_before_a_crash_is_sent_once_its_grace_
 }
 
 #[tokio::test]
+async fn a_restart_after_our_publish_met_a_503_reads_a_draft_rather_than_taking_it_for_publishing()
+{
+    let rig = Rig::new(MONDAY_10);
+    rig.api.draft("A", 1);
+    rig.api.state.borrow_mut().publish_fails = Some(503);
+    let worker = rig.worker();
+    let scenario = async {
+        let a = rig.accept("a-1", "A").await;
+        until("A backs off after the 503", || {
+            rig.rules_decided("A") == [json!("ready"), json!("server")]
+        })
+        .await;
+        rig.stop.send_replace(true);
+        a
+    };
+    let (worked, a) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let noted = rig.store.last_mark(&a).unwrap();
+    assert_eq!(noted.status, TriggerStatus::Pending, "carried on");
+    assert_eq!(
+        accepted_write(&noted),
+        None,
+        "no write of ours noted: {noted:?}"
+    );
+
+    // The restart, 10 s after the decision: within the grace a lost answer would get.
+    rig.api.state.borrow_mut().publish_fails = None;
+    rig.clock.set(at(MONDAY_10) + SignedDuration::from_secs(10));
+    let worker = rig.worker();
+    let scenario = async {
+        until("the trigger is done", || rig.store.is_done(&a)).await;
+        rig.stop.send_replace(true);
+    };
+    let (worked, ()) = tokio::join!(worker, scenario);
+    worked.unwrap();
+    let states: Vec<Value> = rig
+        .events("state_read", "A")
+        .iter()
+        .map(|e| e["event"]["state"].clone())
+        .collect();
+    assert_eq!(
+        states,
+        [json!("draft"), json!("draft"), json!("published")],
+        "never shown publishing"
+    );
+    assert_eq!(
+        rig.api.calls(),
+        ["read A", "failed A", "read A", "publish A", "read A"]
+    );
+    assert_eq!(
+        rig.rules_decided("A"),
+        [json!("ready"), json!("server"), json!("ready"), json!("ok")]
+    );
+    log_is_sound(&rig.audit_path);
+}
+
+#[tokio::test]
 async fn a_publish_decided_while_stopping_still_goes_out_and_its_answer_is_noted() {
     let rig = Rig::new(MONDAY_10);
     rig.api.draft("A", 1);
     let gate = Rc::new(Notify::new());
     rig.api.state.borrow_mut().read_gate = Some(Rc::clone(&gate));
-    let worker = run_worker(rig.api.clone(), rig.parts());
+    let worker = rig.worker();
     let scenario = async {
         let a = rig.accept("a-1", "A").await;
         until("the read is in flight", || rig.api.count("read A") == 1).await;

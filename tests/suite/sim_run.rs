@@ -195,3 +195,17 @@ fn triggers_still_deferred_at_end_are_reported() {
     assert_eq!(left[0].triggers, 2);
     insta::assert_snapshot!(report.table());
 }
+
+#[test]
+fn a_restart_after_our_update_met_a_5xx_reads_a_draft_rather_than_taking_it_for_publishing() {
+    let report = simulate("tests/fixtures/sim/restart-after-5xx.toml", None).report;
+    let table = report.table();
+    let restarted = &table[table.find("the process restarts").expect("a restart")..];
+    let first_read = restarted
+        .lines()
+        .find(|l| l.contains(" read "))
+        .expect("a read after the restart");
+    assert!(first_read.contains("draft v1"), "{table}");
+    assert_eq!(report.summary.publishes, 1);
+    insta::assert_snapshot!(table);
+}

@@ -49,20 +49,6 @@ struct Reader<'s> {
     comments: Vec<Comment>,
 }
 
-/// The words the grammar's `reserved` keeps from being names.
-const RESERVED: [&str; 10] = [
-    "and",
-    "or",
-    "not",
-    "in",
-    "then",
-    "when",
-    "rule",
-    "otherwise",
-    "true",
-    "false",
-];
-
 fn is_ident_char(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_'
 }
@@ -155,7 +141,7 @@ impl<'s> Reader<'s> {
         }
         let end = self.word_end(self.at + 1);
         let word = self.source.get(self.at..end)?;
-        if RESERVED.contains(&word) {
+        if super::RESERVED_WORDS.contains(&word) {
             return None;
         }
         let span = self.take(end);

@@ -15,7 +15,15 @@ use std::time::Duration;
 
 /// A double on a manual clock standing at a Monday morning.
 pub async fn double(config: impl FnOnce(&mut DoubleConfig)) -> (ApiDouble, ManualClock) {
-    let clock = ManualClock::new(start());
+    double_at(start(), config).await
+}
+
+/// A double on a manual clock standing at `now`.
+pub async fn double_at(
+    now: Timestamp,
+    config: impl FnOnce(&mut DoubleConfig),
+) -> (ApiDouble, ManualClock) {
+    let clock = ManualClock::new(now);
     let mut cfg = DoubleConfig {
         clock: Arc::new(clock.clone()),
         ..DoubleConfig::default()

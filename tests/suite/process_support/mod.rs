@@ -11,6 +11,7 @@ use publish_guard::api::double::{ApiDouble, DoubleConfig};
 use publish_guard::api::model::ModelConfig;
 use publish_guard::relay::webhook_auth::WebhookSecret;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -244,6 +245,18 @@ pub fn audit_entries(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The entries' steps, each of which must be there once: a restart or a retry never writes
+/// a step twice.
+pub fn unique_steps(entries: &[Value]) -> HashSet<String> {
+    let steps: Vec<String> = entries
+        .iter()
+        .map(|e| e["step"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: HashSet<String> = steps.iter().cloned().collect();
+    assert_eq!(unique.len(), steps.len(), "a step was written twice");
+    unique
+}
+
 /// `publish-guard audit verify FILE` must pass.
 pub fn audit_verifies(path: &Path) {
     let out = Command::new(BIN)
@@ -280,6 +293,17 @@ pub async fn double(processing: SignedDuration) -> ApiDouble {
     })
     .await
     .unwrap()
+}
+
+/// The API double holding drafts `s-0` to `s-{n-1}` at version 1, whose publishes stay
+/// Processing for `processing`.
+pub async fn drafts(n: usize, processing: SignedDuration) -> ApiDouble {
+    let double = double(processing).await;
+    for s in 0..n {
+        let id = format!("s-{s}");
+        double.add_schedule(&schedule(week_of(&id), &id), false, 1);
+    }
+    double
 }
 
 /// A relay's files in a temporary directory, driving `double`.

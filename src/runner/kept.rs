@@ -1,0 +1,306 @@
+//! What a durable store keeps of one runner's cycles across a restart, read from the runner's
+//! events: the triggers each cycle answers until it ends, and the write of ours the cycle has
+//! under way, noted on those triggers. The relay's worker keeps it in its store and the
+//! simulator's `[[restart]]` keeps the same, both from this one reading, so they cannot
+//! drift apart.
+
+use super::EarlierWrite;
+use super::event::{CycleCause, Event, EventKind, Outcome};
+use crate::api::{OperationStatus, ScheduleRef};
+use crate::language::ast::{ActionKind, PhaseKind};
+use jiff::Timestamp;
+use rustc_hash::FxHashMap;
+use std::hash::Hash;
+
+/// What an event changes in what the store keeps of a cycle's triggers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change<T> {
+    /// The note of our write on each of `triggers` is now `write` (`None`: no write of
+    /// ours is under way).
+    Write {
+        /// The cycle's triggers.
+        triggers: Vec<T>,
+        /// The write, as a restarted runner is to resume it.
+        write: Option<EarlierWrite>,
+    },
+    /// The cycle ended: each of `triggers` stands as `after` says, with no write noted.
+    Ended {
+        /// The triggers it answered.
+        triggers: Vec<T>,
+        /// Where they stand.
+        after: After,
+    },
+}
+
+/// Where a trigger stands once a cycle that answers it has ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Deferred: fed again once `due`, not as a new delivery.
+    Again {
+        /// When the deferral runs out.
+        due: Timestamp,
+    },
+    /// Given up on (a failure, a refused login): never fed again.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Finished otherwise: never fed again.
+    Done,
+}
+
+impl After {
+    /// Where a cycle that ended in `outcome` leaves its triggers.
+    pub fn of(outcome: &Outcome) -> After {
+        match outcome {
+            Outcome::Deferred { until } => After::Again { due: *until },
+            Outcome::Failed { reason } | Outcome::Unauthorized { reason } => After::Failed {
+                reason: reason.clone(),
+            },
+            _ => After::Done,
+        }
+    }
+}
+
+/// One runner's cycles as its store sees them: triggers `T` (as the store names them) fed
+/// by sequence number, claimed by cycles of schedules `S` (as the caller names them).
+#[derive(Clone, Debug)]
+pub struct KeptCycles<S, T> {
+    /// Fed and not yet taken up by a cycle, by the runner's sequence number.
+    by_seq: FxHashMap<u64, T>,
+    /// The triggers each cycle in flight answers.
+    cycles: FxHashMap<(S, u64), Vec<T>>,
+    /// The version each cycle last read or knew: a decision to publish writes at it.
+    read: FxHashMap<(S, u64), i64>,
+}
+
+impl<S, T> Default for KeptCycles<S, T> {
+    fn default() -> Self {
+        Self {
+            by_seq: FxHashMap::default(),
+            cycles: FxHashMap::default(),
+            read: FxHashMap::default(),
+        }
+    }
+}
+
+impl<S: Hash + Eq, T: Clone> KeptCycles<S, T> {
+    /// `trigger` was fed to the runner as its `seq`.
+    pub fn fed(&mut self, seq: u64, trigger: T) {
+        self.by_seq.insert(seq, trigger);
+    }
+
+    /// The trigger fed as `seq`, taken back before any cycle claimed it.
+    pub fn take_fed(&mut self, seq: u64) -> Option<T> {
+        self.by_seq.remove(&seq)
+    }
+
+    /// `triggers` join the cycle `cycle` of `schedule` (their deferral ran out into it).
+    pub fn join(&mut self, schedule: S, cycle: u64, triggers: impl IntoIterator<Item = T>) {
+        self.cycles
+            .entry((schedule, cycle))
+            .or_default()
+            .extend(triggers);
+    }
+
+    /// What `event`, about `schedule`, changes in what the store keeps.
+    pub fn event(&mut self, schedule: S, event: &Event) -> Option<Change<T>> {
+        let key = (schedule, event.cycle?);
+        match &event.kind {
+            EventKind::CycleStarted {
+                cause: CycleCause::Trigger { trigger },
+            }
+            | EventKind::TriggerCoalesced { trigger, .. } => {
+                if let Some(t) = self.by_seq.remove(trigger) {
+                    self.cycles.entry(key).or_default().push(t);
+                }
+                None
+            }
+            EventKind::StateRead {
+                version: Some(version),
+                ..
+            }
+            | EventKind::StateKnown { version, .. } => {
+                self.read.insert(key, *version);
+                None
+            }
+            // Noted before the call goes out, and again once it is accepted.
+            EventKind::Decision {
+                phase: PhaseKind::Trigger,
+                action: ActionKind::Publish,
+                ..
+            } => {
+                let version = *self.read.get(&key)?;
+                self.write(&key, Some(ours(event, version, false)))
+            }
+            EventKind::PublishCall {
+                version,
+                status: Some(200..=299),
+                operation: Some(OperationStatus::Processing | OperationStatus::Complete),
+                ..
+            } => self.write(&key, Some(ours(event, *version, true))),
+            // Answered without accepting it (a 5xx or no answer, which Genesys may or may
+            // not have taken; a 429; an operation that ended at once): the runner holds what
+            // it knew before the write, no write of ours running. A 409 keeps the note: to
+            // the same write as an earlier process's, it shows that one ours and running.
+            EventKind::PublishCall { status, .. } if *status != Some(409) => self.write(&key, None),
+            EventKind::Outcome { outcome, .. } => {
+                self.read.remove(&key);
+                let triggers = self.cycles.remove(&key).unwrap_or_default();
+                Some(Change::Ended {
+                    triggers,
+                    after: After::of(outcome),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The note of our write on the triggers of the cycle `key` is now `write`.
+    fn write(&self, key: &(S, u64), write: Option<EarlierWrite>) -> Option<Change<T>> {
+        let triggers = self.cycles.get(key)?.clone();
+        Some(Change::Write { triggers, write })
+    }
+}
+
+/// Our write at `version`, as `event` decided or accepted it.
+fn ours(event: &Event, version: i64, accepted: bool) -> EarlierWrite {
+    EarlierWrite {
+        schedule: ScheduleRef::clone(&event.schedule),
+        version,
+        since: event.at,
+        accepted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn event(cycle: u64, kind: EventKind) -> Event {
+        Event {
+            at: "2026-03-02T10:00:00Z".parse().expect("instant"),
+            schedule: Arc::new(ScheduleRef {
+                business_unit: "bu-1".into(),
+                week: jiff::civil::date(2026, 3, 2),
+                schedule_id: "s01".into(),
+            }),
+            policy_version: Arc::from("v"),
+            cycle: Some(cycle),
+            kind,
+        }
+    }
+
+    fn publish_call(status: Option<u16>, operation: Option<OperationStatus>) -> EventKind {
+        EventKind::PublishCall {
+            version: 3,
+            idempotency_key: "k".into(),
+            status,
+            error: None,
+            retry_after: None,
+            operation,
+            operation_id: None,
+        }
+    }
+
+    /// A cycle of trigger "t" that read version 3 and decided to publish, then `answer`:
+    /// the note the answer leaves on "t", if it changes it.
+    fn note_after(answer: EventKind) -> Option<Option<EarlierWrite>> {
+        let mut kept = KeptCycles::<u32, &str>::default();
+        kept.fed(7, "t");
+        let started = EventKind::CycleStarted {
+            cause: CycleCause::Trigger { trigger: 7 },
+        };
+        assert_eq!(kept.event(0, &event(1, started)), None);
+        let read = EventKind::StateRead {
+            purpose: crate::runner::event::ReadPurpose::Evaluate,
+            status: Some(200),
+            error: None,
+            state: crate::runner::ScheduleState::Draft,
+            published: Some(false),
+            version: Some(3),
+        };
+        assert_eq!(kept.event(0, &event(1, read)), None);
+        let decision = EventKind::Decision {
+            phase: PhaseKind::Trigger,
+            rule: "ready".into(),
+            action: ActionKind::Publish,
+            detail: None,
+        };
+        let decided = kept.event(0, &event(1, decision));
+        let Some(Change::Write { triggers, write }) = decided else {
+            panic!("{decided:?}");
+        };
+        assert_eq!(triggers, ["t"]);
+        assert_eq!(write.map(|w| (w.version, w.accepted)), Some((3, false)));
+        match kept.event(0, &event(1, answer)) {
+            Some(Change::Write { triggers, write }) => {
+                assert_eq!(triggers, ["t"]);
+                Some(write)
+            }
+            None => None,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_accepted_write_is_noted_accepted() {
+        let note = note_after(publish_call(Some(202), Some(OperationStatus::Processing)));
+        let write = note.flatten().expect("a write");
+        assert!(write.accepted);
+    }
+
+    #[test]
+    fn a_write_answered_without_being_accepted_leaves_no_note() {
+        for answer in [
+            publish_call(Some(503), None),
+            publish_call(Some(429), None),
+            publish_call(None, None),
+            publish_call(Some(200), Some(OperationStatus::Error)),
+        ] {
+            assert_eq!(note_after(answer.clone()), Some(None), "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn a_409_keeps_the_decided_note() {
+        assert_eq!(note_after(publish_call(Some(409), None)), None);
+    }
+
+    #[test]
+    fn an_outcome_ends_the_cycle_for_its_triggers() {
+        let mut kept = KeptCycles::<u32, &str>::default();
+        kept.fed(1, "a");
+        kept.fed(2, "b");
+        let started = EventKind::CycleStarted {
+            cause: CycleCause::Trigger { trigger: 1 },
+        };
+        kept.event(0, &event(4, started));
+        let coalesced = EventKind::TriggerCoalesced {
+            trigger: 2,
+            into_cycle: 4,
+        };
+        kept.event(0, &event(4, coalesced));
+        let until: Timestamp = "2026-03-02T12:00:00Z".parse().expect("instant");
+        let ended = EventKind::Outcome {
+            outcome: Outcome::Deferred { until },
+            triggers: 2,
+        };
+        assert_eq!(
+            kept.event(0, &event(4, ended.clone())),
+            Some(Change::Ended {
+                triggers: vec!["a", "b"],
+                after: After::Again { due: until },
+            })
+        );
+        // Nothing is left of the cycle.
+        assert_eq!(
+            kept.event(0, &event(4, ended)),
+            Some(Change::Ended {
+                triggers: vec![],
+                after: After::Again { due: until },
+            })
+        );
+    }
+}
