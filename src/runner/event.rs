@@ -200,6 +200,12 @@ pub enum CycleCause {
         /// The cycle that deferred.
         deferred_cycle: u64,
     },
+    /// A decision made from the channel's kept state is confirmed by a read: the channel
+    /// may have lost the event of a change it should have seen.
+    Confirm {
+        /// The first cycle decided without a read since the schedule was last read.
+        unconfirmed_cycle: u64,
+    },
 }
 
 /// Why the schedule was read.
@@ -210,6 +216,8 @@ pub enum ReadPurpose {
     Evaluate,
     /// To follow our update operation until the schedule shows published.
     Follow,
+    /// To confirm decisions made from the channel's kept state (the trigger phase runs on it).
+    Confirm,
 }
 
 /// Why the runner waits.
@@ -222,6 +230,8 @@ pub enum WaitReason {
     Follow,
     /// A `defer` decision.
     Defer,
+    /// Until decisions made without a read are confirmed by one ([`crate::runner::confirm`]).
+    Confirm,
 }
 
 /// How a cycle ended.
@@ -325,6 +335,10 @@ impl fmt::Display for EventKind {
                         "cycle started: cycle {deferred_cycle}'s deferral ran out"
                     )
                 }
+                CycleCause::Confirm { unconfirmed_cycle } => write!(
+                    f,
+                    "cycle started: a read confirms what cycle {unconfirmed_cycle} and any since decided without one"
+                ),
             },
             EventKind::StateRead {
                 purpose,
@@ -337,6 +351,7 @@ impl fmt::Display for EventKind {
                 let why = match purpose {
                     ReadPurpose::Evaluate => "read",
                     ReadPurpose::Follow => "follow read",
+                    ReadPurpose::Confirm => "confirm read",
                 };
                 write!(f, "{why}: {state}")?;
                 if let Some(v) = version {
@@ -423,6 +438,7 @@ impl fmt::Display for EventKind {
                     WaitReason::Backoff => "backoff",
                     WaitReason::Follow => "follow",
                     WaitReason::Defer => "defer",
+                    WaitReason::Confirm => "confirm",
                 };
                 write!(f, "wait {:#} until {until} ({why}", delay.duration)?;
                 if let Some(p) = profile {
