@@ -14,12 +14,34 @@
 //! Measured on the storm (`cargo run --release --example storm_table`): a read at once
 //! after every such skip made 151 calls on storm-notified.toml, a 5 s gather 107, this 30.
 
-use crate::api::notify::event::ScheduleNotification;
+use crate::api::ScheduleSnapshot;
 use crate::runner::TimerId;
 use jiff::{SignedDuration, Timestamp};
 
 /// How long a schedule's decisions made without a read must go quiet before the read.
 pub const CONFIRM_QUIET: SignedDuration = SignedDuration::from_mins(10);
+
+/// What the latest decision made without a read saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// The version it decided on.
+    pub version: i64,
+    /// When it was made.
+    pub at: Timestamp,
+}
+
+impl Seen {
+    /// Whether `state` (heard or read since) shows the decision was made on an outdated
+    /// state: a version between the two was never seen, or the change to it was made before
+    /// the decision (or when, is not said). A change made after the decision is a later
+    /// trigger's affair, as it would be without the channel.
+    pub fn outdated_by(&self, state: &ScheduleSnapshot) -> bool {
+        let version = state.version;
+        let skipped = version > self.version.saturating_add(1);
+        let before = state.modified_at.is_none_or(|at| at <= self.at);
+        skipped || (version > self.version && before)
+    }
+}
 
 /// Decisions of one schedule made from the channel's kept state since it was last read.
 #[derive(Clone, Debug)]
@@ -28,12 +50,10 @@ pub(crate) struct Unconfirmed<B> {
     pub cycle: u64,
     /// When it ended.
     pub first: Timestamp,
-    /// When the latest ended.
-    pub last: Timestamp,
     /// The longest the first may wait for the read.
     pub within: SignedDuration,
-    /// The version the latest decided on.
-    pub version: i64,
+    /// What the latest saw.
+    pub seen: Seen,
     /// What the confirming cycle evaluates: the latest one's trigger.
     pub basis: B,
     /// The wait armed: its id and instant.
@@ -58,9 +78,8 @@ impl<B> Unconfirmed<B> {
         let mut first = Unconfirmed {
             cycle,
             first: now,
-            last: now,
             within,
-            version,
+            seen: Seen { version, at: now },
             basis,
             timer,
             armed: now,
@@ -72,14 +91,13 @@ impl<B> Unconfirmed<B> {
 
     /// Another decision, on `version`, at `now`.
     pub fn again(&mut self, version: i64, basis: B, now: Timestamp) {
-        self.last = now;
-        self.version = version;
+        self.seen = Seen { version, at: now };
         self.basis = basis;
     }
 
     /// When the read is due: the decisions quiet, or the first one's limit reached.
     pub fn until(&self) -> Timestamp {
-        let quiet = self.last.saturating_add(CONFIRM_QUIET);
+        let quiet = self.seen.at.saturating_add(CONFIRM_QUIET);
         let within = self.first.saturating_add(self.within);
         match (quiet, within) {
             (Ok(q), Ok(w)) => q.min(w),
@@ -87,47 +105,24 @@ impl<B> Unconfirmed<B> {
             (Err(_), Err(_)) => Timestamp::MAX,
         }
     }
-
-    /// Whether `event` (someone else's change) shows the latest decision was made on an
-    /// outdated state: a version between it and the event's was never heard, or the change
-    /// was made before the decision and heard after it.
-    pub fn outdated_by(&self, event: &ScheduleNotification) -> bool {
-        let version = event.snapshot.version;
-        let skipped = version > self.version.saturating_add(1);
-        let late =
-            version > self.version && event.snapshot.modified_at.is_some_and(|at| at <= self.last);
-        skipped || late
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::notify::event::ScheduleEventType;
-    use crate::api::{OperationStatus, ScheduleRef, ScheduleSnapshot};
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(1_772_442_000 + s).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
-    fn edit(version: i64, modified: i64) -> ScheduleNotification {
-        ScheduleNotification {
-            schedule: ScheduleRef {
-                business_unit: "bu-1".into(),
-                week: jiff::civil::date(2026, 3, 2),
-                schedule_id: "s1".into(),
-            },
-            status: OperationStatus::Complete,
-            operation_id: None,
-            event_type: ScheduleEventType::Update,
-            snapshot: ScheduleSnapshot {
-                published: false,
-                version,
-                modified_at: Some(at(modified)),
-                modified_by: Some("planner".into()),
-                publishing: false,
-                other_published: None,
-            },
+    fn edit(version: i64, modified: Option<i64>) -> ScheduleSnapshot {
+        ScheduleSnapshot {
+            published: false,
+            version,
+            modified_at: modified.map(at),
+            modified_by: Some("planner".into()),
+            publishing: false,
+            other_published: None,
         }
     }
 
@@ -149,15 +144,20 @@ mod tests {
     }
 
     #[test]
-    fn an_event_that_skips_a_version_or_came_late_outdates_the_decision() {
-        let u = Unconfirmed::new(1, 4, (), at(100), SignedDuration::from_mins(30), TimerId(1));
+    fn a_state_that_skips_a_version_or_changed_before_the_decision_outdates_it() {
+        let seen = Seen {
+            version: 4,
+            at: at(100),
+        };
+        // The same version: the decision stands.
+        assert!(!seen.outdated_by(&edit(4, Some(50))));
         // The next version, changed after the decision: a change of its own, not missed.
-        assert!(!u.outdated_by(&edit(5, 101)));
-        // Changed before the decision, heard after it.
-        assert!(u.outdated_by(&edit(5, 99)));
-        // Version 5's event never came: lost.
-        assert!(u.outdated_by(&edit(6, 200)));
-        // An older state, heard late, says nothing new.
-        assert!(!u.outdated_by(&edit(4, 50)));
+        assert!(!seen.outdated_by(&edit(5, Some(101))));
+        // Changed before the decision, heard or read after it.
+        assert!(seen.outdated_by(&edit(5, Some(99))));
+        // When it changed is not said: taken for missed.
+        assert!(seen.outdated_by(&edit(5, None)));
+        // Version 5 was never seen: lost.
+        assert!(seen.outdated_by(&edit(6, Some(200))));
     }
 }

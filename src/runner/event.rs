@@ -262,6 +262,12 @@ pub enum Outcome {
     },
     /// The policy said `done` without a publish to confirm.
     Done,
+    /// A confirm read showed nothing that the decisions made without a read had missed: they
+    /// stand (a change made after them is a later trigger's affair).
+    Confirmed {
+        /// The version read.
+        version: i64,
+    },
     /// A dry run stopped before acting.
     DryRun {
         /// The action the policy chose.
@@ -467,6 +473,10 @@ impl fmt::Display for EventKind {
                         "our publish landed, then the schedule changed (draft at version {version})"
                     ),
                     Outcome::Done => f.write_str("done"),
+                    Outcome::Confirmed { version } => write!(
+                        f,
+                        "confirmed, nothing missed (version {version}): the decisions made without a read stand"
+                    ),
                     Outcome::DryRun { action } => write!(f, "dry run, would {action}"),
                     Outcome::Failed { reason } => write!(f, "FAILED, {reason}"),
                     Outcome::Unauthorized { reason } => {

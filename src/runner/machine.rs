@@ -13,7 +13,7 @@ use crate::policy::backoff::{BackoffProfile, Delay};
 use crate::policy::decision::Verdict;
 use crate::policy::facts::Facts;
 use crate::runner::budget::RetryBudget;
-use crate::runner::confirm::Unconfirmed;
+use crate::runner::confirm::{Seen, Unconfirmed};
 use crate::runner::event::{
     CycleCause, Event, EventKind, Outcome, ReadPurpose, THROTTLE_WAIT_SHOWN, ThrottledCall,
     WaitReason,
@@ -132,6 +132,8 @@ struct Cycle {
     heard_end: Option<ScheduleNotification>,
     /// It decided from the channel's kept state and no call has answered since.
     from_channel: bool,
+    /// It confirms decisions made without a read, which saw this.
+    confirming: Option<Seen>,
     /// When the cycle's latest call answered (or, before any, when it started).
     last_call: Timestamp,
     /// When the cycle's latest read was asked for.
@@ -353,6 +355,7 @@ impl ScheduleMachine {
             operation_id: None,
             heard_end: None,
             from_channel: false,
+            confirming: None,
             last_call: step.now,
             read_sent: None,
         });
@@ -396,7 +399,7 @@ impl ScheduleMachine {
             && heard.operation_id == self.cycle.as_ref().and_then(|c| c.operation_id.clone());
         if !ours
             && let Some(u) = &mut self.unconfirmed
-            && u.outdated_by(heard)
+            && u.seen.outdated_by(&heard.snapshot)
         {
             u.due = true;
             self.confirm_if_due(step);
@@ -529,10 +532,23 @@ impl ScheduleMachine {
             return;
         }
         match purpose {
-            ReadPurpose::Evaluate | ReadPurpose::Confirm => {
+            ReadPurpose::Evaluate => {
                 cycle.snapshot = snapshot;
                 self.emit(step, Some(id), event);
                 self.decide(step, PhaseKind::Trigger, None);
+            }
+            ReadPurpose::Confirm => {
+                let stands = cycle
+                    .confirming
+                    .zip(snapshot.as_ref())
+                    .filter(|(seen, s)| !seen.outdated_by(s))
+                    .map(|(_, s)| s.version);
+                cycle.snapshot = snapshot;
+                self.emit(step, Some(id), event);
+                match stands {
+                    Some(version) => self.finish(step, Outcome::Confirmed { version }),
+                    None => self.decide(step, PhaseKind::Trigger, None),
+                }
             }
             ReadPurpose::Follow => {
                 // The version only moves when a write lands: above ours, ours has landed.
@@ -1051,6 +1067,9 @@ impl ScheduleMachine {
             unconfirmed_cycle: u.cycle,
         };
         self.start(step, id, u.basis, 0, 0, cause, None);
+        if let Some(cycle) = &mut self.cycle {
+            cycle.confirming = Some(u.seen);
+        }
     }
 
     fn allocate_timer(&mut self) -> TimerId {

@@ -527,6 +527,10 @@ impl Recorder {
                         ended.done += 1;
                         Mark::Decision
                     }
+                    Outcome::Confirmed { .. } => {
+                        ended.confirmed += 1;
+                        Mark::Decision
+                    }
                     Outcome::DryRun { .. } => {
                         ended.dry_run += 1;
                         Mark::Decision
@@ -541,6 +545,7 @@ impl Recorder {
                             format!("= landed, then changed: draft v{version}")
                         }
                         Outcome::Done => "= done".to_string(),
+                        Outcome::Confirmed { version } => format!("= confirmed v{version}"),
                         Outcome::DryRun { action } => format!("= dry run: {action}"),
                         Outcome::Failed { reason } | Outcome::Unauthorized { reason } => {
                             format!("= failed: {reason}")

@@ -177,12 +177,21 @@ pub struct CycleEnds {
     pub done: u64,
     /// A dry run's decision.
     pub dry_run: u64,
+    /// A confirm read showed the decisions made without a read missed nothing (shown when any).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub confirmed: u64,
 }
 
 impl CycleEnds {
     /// All cycles that ended.
     pub fn total(&self) -> u64 {
-        self.published + self.skipped + self.deferred + self.failed + self.done + self.dry_run
+        self.published
+            + self.skipped
+            + self.deferred
+            + self.failed
+            + self.done
+            + self.dry_run
+            + self.confirmed
     }
 }
 
@@ -459,6 +468,13 @@ impl Report {
                 "  dry run",
                 e.dry_run.to_string(),
                 "ended by a dry run's decision".into(),
+            );
+        }
+        if e.confirmed > 0 {
+            row(
+                "  confirmed",
+                e.confirmed.to_string(),
+                "ended by a confirm read: the decisions made without a read missed nothing".into(),
             );
         }
         row(

@@ -390,7 +390,7 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         let dropped = match &outcome {
             Outcome::Skipped { .. } => unknown || stale.is_some(),
             Outcome::Failed { .. } | Outcome::Unauthorized { .. } => !faults,
-            Outcome::Done | Outcome::DryRun { .. } => false,
+            Outcome::Done | Outcome::DryRun { .. } | Outcome::Confirmed { .. } => false,
             Outcome::Published { .. } | Outcome::LandedThenChanged { .. } => true,
             Outcome::Deferred { .. } => true,
         };
