@@ -280,6 +280,17 @@ impl Harness {
             .collect()
     }
 
+    /// Why each read was made, in order.
+    fn read_purposes(&self) -> Vec<ReadPurpose> {
+        self.events()
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::StateRead { purpose, .. } => Some(purpose),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn publishes(&self) -> usize {
         self.commands
             .iter()
@@ -835,15 +846,10 @@ fn follow_reads_are_told_apart_from_evaluations() {
     h.feed(Input::StateRead(snapshot(false, 3)));
     h.feed(Input::PublishAnswered(accepted(OperationStatus::Complete)));
     h.feed(Input::StateRead(snapshot(true, 4)));
-    let purposes: Vec<ReadPurpose> = h
-        .events()
-        .into_iter()
-        .filter_map(|k| match k {
-            EventKind::StateRead { purpose, .. } => Some(purpose),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(purposes, [ReadPurpose::Evaluate, ReadPurpose::Follow]);
+    assert_eq!(
+        h.read_purposes(),
+        [ReadPurpose::Evaluate, ReadPurpose::Follow]
+    );
 }
 
 #[test]
@@ -1096,15 +1102,10 @@ fn a_skip_from_the_kept_state_is_confirmed_by_one_read_after_the_triggers_go_qui
     // A planner's edit made before the skips and never heard: the policy decides on it.
     h.feed(read_at(false, 10, t0() + SignedDuration::from_secs(30)));
     assert_eq!(h.publishes(), 1);
-    let purposes: Vec<ReadPurpose> = h
-        .events()
-        .into_iter()
-        .filter_map(|k| match k {
-            EventKind::StateRead { purpose, .. } => Some(purpose),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(purposes, [ReadPurpose::Evaluate, ReadPurpose::Confirm]);
+    assert_eq!(
+        h.read_purposes(),
+        [ReadPurpose::Evaluate, ReadPurpose::Confirm]
+    );
     assert!(h.events().iter().any(|k| matches!(
         k,
         EventKind::CycleStarted {

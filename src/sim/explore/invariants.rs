@@ -513,6 +513,21 @@ pub fn publish_bound(scenario: &Scenario, policy: &Policy) -> SignedDuration {
         .saturating_add(scenario.api.latency.saturating_mul(40))
 }
 
+/// Whether an injected fault lasts into the window from `at` to `by`: an outage (it may
+/// fail the cycle outright), or a throttle (a 429 answered within it).
+fn faulted(scenario: &Scenario, trace: &Trace, at: Timestamp, by: Timestamp) -> bool {
+    let outage = scenario
+        .api
+        .outages
+        .iter()
+        .any(|o| o.from <= by && at < o.until);
+    let throttled = trace
+        .calls
+        .iter()
+        .any(|c| c.status == Some(429) && at <= c.at && c.at <= by);
+    outage || throttled
+}
+
 fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Option<Violation> {
     // Random server errors may fail a cycle at any step: its failure names the reason.
     if scenario.api.error_rate > 0.0 {
@@ -577,19 +592,8 @@ fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Opt
                     .changes
                     .iter()
                     .any(|(c, cs)| *cs == s && at < *c && *c <= by);
-                // An outage the scenario injected may fail the cycle outright.
-                let outage = scenario
-                    .api
-                    .outages
-                    .iter()
-                    .any(|o| o.from <= by && at < o.until);
-                // So may a throttle: a 429 answered within the window.
-                let throttled = trace
-                    .calls
-                    .iter()
-                    .any(|c| c.status == Some(429) && at <= c.at && c.at <= by);
                 // A run that stopped first cannot tell.
-                if !published && !changed && !outage && !throttled && by < end {
+                if !published && !changed && !faulted(scenario, trace, at, by) && by < end {
                     return Some(violation(
                         Invariant::PublishedInTime,
                         s,
@@ -686,20 +690,12 @@ fn outdated_decision_confirmed(
             .published
             .iter()
             .any(|(p, ps)| *ps == s && missed <= *p && *p <= by);
-        let outage = scenario
-            .api
-            .outages
-            .iter()
-            .any(|o| o.from <= by && at < o.until);
-        let throttled = trace
-            .calls
-            .iter()
-            .any(|c| c.status == Some(429) && at <= c.at && c.at <= by);
         let ended = trace
             .restarts
             .iter()
             .any(|r| at < r.at && r.at <= by && r.ended.contains(&w));
-        if !confirmed && !published && !outage && !throttled && !ended && by < trace.end {
+        let excused = faulted(scenario, trace, at, by) || ended;
+        if !confirmed && !published && !excused && by < trace.end {
             return Some(violation(
                 Invariant::PublishedInTime,
                 s,
