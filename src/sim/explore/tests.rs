@@ -147,7 +147,7 @@ fn a_restart_that_forgets_the_deferred_triggers_is_caught_and_shrunk() {
 fn the_fixed_seeds_cover_every_kind_of_world() {
     let default = policy(include_str!("../../../rules/default.rules"));
     let (mut many, mut timers, mut off, mut restarted, mut fed_again) = (0, 0, 0, 0, 0);
-    let (mut cached, mut gaps, mut lossy, mut deferred) = (0, 0, 0, 0);
+    let (mut cached, mut gaps, mut lossy, mut deferred, mut confirmed) = (0, 0, 0, 0, 0);
     for seed in 0..SEEDS {
         let world = generate::world(seed, &default.sources, Path::new("rules/default.rules"));
         let (_, trace) = run_traced(&world, &default);
@@ -161,6 +161,15 @@ fn the_fixed_seeds_cover_every_kind_of_world() {
         lossy += u32::from(n.is_some_and(|n| n.loss_per_mille > 0));
         let kinds = |p: fn(&EventKind) -> bool| trace.events.iter().any(|e| p(&e.event.kind));
         cached += u32::from(kinds(|k| matches!(k, EventKind::StateKnown { .. })));
+        confirmed += u32::from(kinds(|k| {
+            matches!(
+                k,
+                EventKind::StateRead {
+                    purpose: crate::runner::event::ReadPurpose::Confirm,
+                    ..
+                }
+            )
+        }));
         deferred += u32::from(kinds(|k| {
             matches!(
                 k,
@@ -180,6 +189,7 @@ fn the_fixed_seeds_cover_every_kind_of_world() {
         ("decisions from a cached state", cached),
         ("channel drops", gaps),
         ("lost events", lossy),
+        ("confirm reads of decisions made without a read", confirmed),
         ("deferrals (business hours, debounce)", deferred),
     ];
     for (what, count) in counts {
