@@ -8,8 +8,10 @@
 //! first of them: a state trusted that long decides that long and no longer unconfirmed.
 //! Any read of the schedule meanwhile confirms them instead, and an event that shows one was
 //! made on an outdated state (a version skipped, or a change made before it heard only
-//! later) brings the read forward to at once. A change whose event was lost is thus decided
-//! on a read at most that age after the first trigger that missed it.
+//! later) brings the read forward to at once. The read's cycle runs the trigger phase
+//! again only when it shows such a miss ([`Seen::outdated_by`]); otherwise it ends
+//! `confirmed` and the decisions stand. A change whose event was lost is thus decided on a
+//! read at most that age after the first trigger that missed it.
 //!
 //! Measured on `rules/scenarios/storm-notified.toml` (`publish-guard simulate`): a read at
 //! once after every such skip made 151 calls, a 5 s gather before it 107, this 30 (29
