@@ -200,6 +200,12 @@ pub enum CycleCause {
         /// The cycle that deferred.
         deferred_cycle: u64,
     },
+    /// A decision made from the channel's kept state is confirmed by a read: the channel
+    /// may have lost the event of a change it should have seen.
+    Confirm {
+        /// The first cycle decided without a read since the schedule was last read.
+        unconfirmed_cycle: u64,
+    },
 }
 
 /// Why the schedule was read.
@@ -210,6 +216,8 @@ pub enum ReadPurpose {
     Evaluate,
     /// To follow our update operation until the schedule shows published.
     Follow,
+    /// To confirm decisions made from the channel's kept state (the trigger phase runs on it).
+    Confirm,
 }
 
 /// Why the runner waits.
@@ -222,6 +230,8 @@ pub enum WaitReason {
     Follow,
     /// A `defer` decision.
     Defer,
+    /// Until decisions made without a read are confirmed by one ([`crate::runner::confirm`]).
+    Confirm,
 }
 
 /// How a cycle ended.
@@ -252,6 +262,12 @@ pub enum Outcome {
     },
     /// The policy said `done` without a publish to confirm.
     Done,
+    /// A confirm read showed nothing that the decisions made without a read had missed: they
+    /// stand (a change made after them is a later trigger's affair).
+    Confirmed {
+        /// The version read.
+        version: i64,
+    },
     /// A dry run stopped before acting.
     DryRun {
         /// The action the policy chose.
@@ -325,6 +341,10 @@ impl fmt::Display for EventKind {
                         "cycle started: cycle {deferred_cycle}'s deferral ran out"
                     )
                 }
+                CycleCause::Confirm { unconfirmed_cycle } => write!(
+                    f,
+                    "cycle started: a read confirms what cycle {unconfirmed_cycle} and any since decided without one"
+                ),
             },
             EventKind::StateRead {
                 purpose,
@@ -337,6 +357,7 @@ impl fmt::Display for EventKind {
                 let why = match purpose {
                     ReadPurpose::Evaluate => "read",
                     ReadPurpose::Follow => "follow read",
+                    ReadPurpose::Confirm => "confirm read",
                 };
                 write!(f, "{why}: {state}")?;
                 if let Some(v) = version {
@@ -423,6 +444,7 @@ impl fmt::Display for EventKind {
                     WaitReason::Backoff => "backoff",
                     WaitReason::Follow => "follow",
                     WaitReason::Defer => "defer",
+                    WaitReason::Confirm => "confirm",
                 };
                 write!(f, "wait {:#} until {until} ({why}", delay.duration)?;
                 if let Some(p) = profile {
@@ -451,6 +473,10 @@ impl fmt::Display for EventKind {
                         "our publish landed, then the schedule changed (draft at version {version})"
                     ),
                     Outcome::Done => f.write_str("done"),
+                    Outcome::Confirmed { version } => write!(
+                        f,
+                        "confirmed, nothing missed (version {version}): the decisions made without a read stand"
+                    ),
                     Outcome::DryRun { action } => write!(f, "dry run, would {action}"),
                     Outcome::Failed { reason } => write!(f, "FAILED, {reason}"),
                     Outcome::Unauthorized { reason } => {

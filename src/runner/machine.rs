@@ -13,6 +13,7 @@ use crate::policy::backoff::{BackoffProfile, Delay};
 use crate::policy::decision::Verdict;
 use crate::policy::facts::Facts;
 use crate::runner::budget::RetryBudget;
+use crate::runner::confirm::{Seen, Unconfirmed};
 use crate::runner::event::{
     CycleCause, Event, EventKind, Outcome, ReadPurpose, THROTTLE_WAIT_SHOWN, ThrottledCall,
     WaitReason,
@@ -45,6 +46,9 @@ pub struct Step<'a> {
     pub known: Option<Cached>,
     /// The notification channel is up: a follow waits for our operation's event.
     pub hearing: bool,
+    /// The longest a decision made from the channel's kept state waits for a read to
+    /// confirm it (the cache's age limit).
+    pub confirm_within: SignedDuration,
 }
 
 /// While the channel is up, a follow reads only this often: the operation's event ends it.
@@ -68,7 +72,7 @@ fn default_follow_profile() -> BackoffProfile {
 
 /// The trigger a cycle evaluates: the latest one folded in, preferring non-duplicates.
 #[derive(Clone, Debug)]
-struct Basis {
+pub(super) struct Basis {
     trigger: Trigger,
     /// Every trigger folded in was a duplicate.
     duplicate: bool,
@@ -126,6 +130,10 @@ struct Cycle {
     operation_id: Option<String>,
     /// Our operation's end, heard while a follow read was in flight: applied when it answers.
     heard_end: Option<ScheduleNotification>,
+    /// It decided from the channel's kept state and no call has answered since.
+    from_channel: bool,
+    /// It confirms decisions made without a read, which saw this.
+    confirming: Option<Seen>,
     /// When the cycle's latest call answered (or, before any, when it started).
     last_call: Timestamp,
     /// When the cycle's latest read was asked for.
@@ -161,6 +169,8 @@ pub struct ScheduleMachine {
     last_publish: Option<(Timestamp, i64)>,
     /// Our latest write, as far as this process knows.
     write: OurWrite,
+    /// Decisions made from the channel's kept state that a read has not confirmed yet.
+    unconfirmed: Option<Unconfirmed<Basis>>,
     next_cycle: u64,
     next_timer: u64,
 }
@@ -175,6 +185,7 @@ impl ScheduleMachine {
             deferral: None,
             last_publish: None,
             write: OurWrite::None,
+            unconfirmed: None,
             next_cycle: 0,
             next_timer: 0,
         }
@@ -343,10 +354,17 @@ impl ScheduleMachine {
             profile: None,
             operation_id: None,
             heard_end: None,
+            from_channel: false,
+            confirming: None,
             last_call: step.now,
             read_sent: None,
         });
+        let confirm = matches!(cause, CycleCause::Confirm { .. });
         self.emit(step, Some(id), EventKind::CycleStarted { cause });
+        if confirm {
+            self.read(step, ReadPurpose::Confirm);
+            return;
+        }
         // A known state decides only when no write of ours may still be running.
         let known = fresh.or_else(|| step.known.clone());
         match known.filter(|_| self.write == OurWrite::None) {
@@ -369,6 +387,7 @@ impl ScheduleMachine {
             version: known.snapshot.version,
         };
         cycle.snapshot = Some(known.snapshot);
+        cycle.from_channel = known.by != Learnt::Follow;
         self.emit(step, Some(id), event);
         self.decide(step, PhaseKind::Trigger, None);
     }
@@ -376,8 +395,16 @@ impl ScheduleMachine {
     /// An event on the notification channel for this schedule. One for our operation's end
     /// ends the follow at once; others' changes only feed the cache (the runner's).
     pub fn heard(&mut self, step: &mut Step<'_>, heard: &ScheduleNotification) {
+        let ours = heard.operation_id.is_some()
+            && heard.operation_id == self.cycle.as_ref().and_then(|c| c.operation_id.clone());
+        if !ours
+            && let Some(u) = &mut self.unconfirmed
+            && u.seen.outdated_by(&heard.snapshot)
+        {
+            u.due = true;
+            self.confirm_if_due(step);
+        }
         let Some(cycle) = &mut self.cycle else { return };
-        let ours = heard.operation_id.is_some() && heard.operation_id == cycle.operation_id;
         if !ours || heard.status == OperationStatus::Processing {
             return;
         }
@@ -480,10 +507,15 @@ impl ScheduleMachine {
         let followed = self.write.followed(step.now);
         if let Some(s) = &snapshot {
             self.write.read(s.published, s.version);
+            // A read sent after every decision made without one: this cycle decides on it.
+            self.unconfirmed = None;
         }
         let operation = self.write.operation(step.now);
         let Some(cycle) = &mut self.cycle else { return };
         cycle.last_call = step.now;
+        if snapshot.is_some() {
+            cycle.from_channel = false;
+        }
         let state = ScheduleState::derive(snapshot.as_ref(), operation);
         let id = cycle.id;
         let event = EventKind::StateRead {
@@ -504,6 +536,19 @@ impl ScheduleMachine {
                 cycle.snapshot = snapshot;
                 self.emit(step, Some(id), event);
                 self.decide(step, PhaseKind::Trigger, None);
+            }
+            ReadPurpose::Confirm => {
+                let stands = cycle
+                    .confirming
+                    .zip(snapshot.as_ref())
+                    .filter(|(seen, s)| !seen.outdated_by(s))
+                    .map(|(_, s)| s.version);
+                cycle.snapshot = snapshot;
+                self.emit(step, Some(id), event);
+                match stands {
+                    Some(version) => self.finish(step, Outcome::Confirmed { version }),
+                    None => self.decide(step, PhaseKind::Trigger, None),
+                }
             }
             ReadPurpose::Follow => {
                 // The version only moves when a write lands: above ours, ours has landed.
@@ -564,6 +609,8 @@ impl ScheduleMachine {
             cycle.last_call = step.now;
             if let Some(a) = &accepted {
                 cycle.operation_id = a.operation_id.clone();
+                // Accepted at the version it asserted: the state it was decided on was current.
+                cycle.from_channel = false;
             }
         }
         if accepted.is_some() {
@@ -604,6 +651,10 @@ impl ScheduleMachine {
         {
             let then = *then;
             self.read(step, then);
+            return;
+        }
+        if self.unconfirmed.as_ref().is_some_and(|u| u.timer == timer) {
+            self.on_confirm_timer(step);
             return;
         }
         let Some(d) = self.deferral.take_if(|d| d.timer == timer) else {
@@ -932,6 +983,12 @@ impl ScheduleMachine {
         if let Outcome::Published { version } = outcome {
             self.last_publish = Some((step.now, version));
         }
+        // A deferral decides again when it runs out; anything else decided without a read
+        // stands until one confirms it.
+        if cycle.from_channel && !matches!(outcome, Outcome::Deferred { .. }) {
+            let version = cycle.snapshot.as_ref().map_or(0, |s| s.version);
+            self.unconfirmed_decision(step, cycle.id, version, cycle.basis.clone());
+        }
         let fresh =
             (self.pending.as_ref()).and_then(|p| fresh_read(&cycle, &outcome, p.latest, step.now));
         self.emit(
@@ -947,6 +1004,71 @@ impl ScheduleMachine {
                 triggers: p.triggers,
             };
             self.start(step, p.cycle, p.basis, p.triggers, p.triggers, cause, fresh);
+        }
+        self.confirm_if_due(step);
+    }
+
+    /// Cycle `cycle` decided on `version` from the channel's kept state and ended without a
+    /// call: one read confirms it with any others (see [`crate::runner::confirm`]).
+    fn unconfirmed_decision(
+        &mut self,
+        step: &mut Step<'_>,
+        cycle: u64,
+        version: i64,
+        basis: Basis,
+    ) {
+        if let Some(u) = &mut self.unconfirmed {
+            u.again(version, basis, step.now);
+            return;
+        }
+        let timer = self.allocate_timer();
+        let u = Unconfirmed::new(cycle, version, basis, step.now, step.confirm_within, timer);
+        self.arm_confirm(step, timer, u.armed);
+        self.unconfirmed = Some(u);
+    }
+
+    fn arm_confirm(&self, step: &mut Step<'_>, timer: TimerId, until: Timestamp) {
+        step.out.push(Command::WaitUntil {
+            schedule: ScheduleRef::clone(&self.schedule),
+            timer,
+            until,
+            reason: WaitReason::Confirm,
+        });
+    }
+
+    /// The confirm wait ran out: wait on while decisions keep coming (within the limit),
+    /// else the read is due.
+    fn on_confirm_timer(&mut self, step: &mut Step<'_>) {
+        let timer = self.allocate_timer();
+        let Some(u) = &mut self.unconfirmed else {
+            return;
+        };
+        let until = u.until();
+        if until > step.now {
+            u.timer = timer;
+            u.armed = until;
+            self.arm_confirm(step, timer, until);
+            return;
+        }
+        u.due = true;
+        self.confirm_if_due(step);
+    }
+
+    /// Start the confirming cycle when its read is due and no cycle is under way.
+    fn confirm_if_due(&mut self, step: &mut Step<'_>) {
+        if self.cycle.is_some() {
+            return;
+        }
+        let Some(u) = self.unconfirmed.take_if(|u| u.due) else {
+            return;
+        };
+        let id = self.allocate_cycle();
+        let cause = CycleCause::Confirm {
+            unconfirmed_cycle: u.cycle,
+        };
+        self.start(step, id, u.basis, 0, 0, cause, None);
+        if let Some(cycle) = &mut self.cycle {
+            cycle.confirming = Some(u.seen);
         }
     }
 

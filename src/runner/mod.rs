@@ -9,6 +9,7 @@
 //! clock.
 
 pub mod budget;
+pub mod confirm;
 pub(crate) mod dedup;
 pub mod driver;
 pub mod event;
@@ -244,6 +245,7 @@ impl Runner {
         cache.heard(&heard, now);
         let policy_version = self.policy_version(policy);
         // A cycle that starts from this event (the next after our follow) may use it.
+        let confirm_within = self.confirm_within();
         let (known, hearing) = match &heard {
             Heard::Schedule(event) => self.known(&event.schedule, now),
             Heard::Up(_) | Heard::Gap { .. } => (None, self.known_hearing()),
@@ -259,6 +261,7 @@ impl Runner {
             policy_version,
             known,
             hearing,
+            confirm_within,
         };
         match &heard {
             Heard::Schedule(event) => {
@@ -283,6 +286,15 @@ impl Runner {
             .as_ref()
             .and_then(|c| c.lookup(schedule, now).ok());
         (known.cloned(), self.known_hearing())
+    }
+
+    /// How long a decision made from the channel's kept state may stand without a read: as
+    /// long as the cache trusts a state.
+    fn confirm_within(&self) -> SignedDuration {
+        self.cache.as_ref().map_or(
+            crate::api::notify::cache::DEFAULT_MAX_AGE,
+            StateCache::max_age,
+        )
     }
 
     /// Whether the channel is up now.
@@ -318,6 +330,7 @@ impl Runner {
             .is_some_and(|id| self.deliveries.seen(id, now));
         let policy_version = self.policy_version(policy);
         let (known, hearing) = self.known(&schedule, now);
+        let confirm_within = self.confirm_within();
         let from = out.len();
         let machine = self
             .machines
@@ -333,6 +346,7 @@ impl Runner {
             policy_version,
             known,
             hearing,
+            confirm_within,
         };
         machine.trigger(&mut step, seq, trigger, duplicate);
         self.note_reads(&out[from..]);
@@ -358,6 +372,7 @@ impl Runner {
             cache.read(schedule, snapshot, sent_in, now);
         }
         let (known, hearing) = self.known(schedule, now);
+        let confirm_within = self.confirm_within();
         let from = out.len();
         let Some(machine) = self.machines.get_mut(schedule) else {
             return;
@@ -372,6 +387,7 @@ impl Runner {
             policy_version,
             known,
             hearing,
+            confirm_within,
         };
         machine.input(&mut step, input);
         self.note_reads(&out[from..]);

@@ -280,6 +280,17 @@ impl Harness {
             .collect()
     }
 
+    /// Why each read was made, in order.
+    fn read_purposes(&self) -> Vec<ReadPurpose> {
+        self.events()
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::StateRead { purpose, .. } => Some(purpose),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn publishes(&self) -> usize {
         self.commands
             .iter()
@@ -835,15 +846,10 @@ fn follow_reads_are_told_apart_from_evaluations() {
     h.feed(Input::StateRead(snapshot(false, 3)));
     h.feed(Input::PublishAnswered(accepted(OperationStatus::Complete)));
     h.feed(Input::StateRead(snapshot(true, 4)));
-    let purposes: Vec<ReadPurpose> = h
-        .events()
-        .into_iter()
-        .filter_map(|k| match k {
-            EventKind::StateRead { purpose, .. } => Some(purpose),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(purposes, [ReadPurpose::Evaluate, ReadPurpose::Follow]);
+    assert_eq!(
+        h.read_purposes(),
+        [ReadPurpose::Evaluate, ReadPurpose::Follow]
+    );
 }
 
 #[test]
@@ -1026,4 +1032,147 @@ fn a_trigger_that_came_while_the_follow_read_was_out_makes_the_next_cycle_read_a
     h.feed(Input::StateRead(snapshot(true, 4)));
     assert_eq!(h.outcomes(), [Outcome::Published { version: 4 }]);
     assert_eq!(h.actions(), [read()], "the next cycle reads for itself");
+}
+
+/// A harness whose runner hears the channel (up), its cache trusting states for 30 minutes.
+fn hearing() -> Harness {
+    let mut h = Harness::reference();
+    h.runner =
+        Runner::new(RunnerConfig::default()).with_notifications(SignedDuration::from_mins(30));
+    h.runner
+        .hear_up(crate::api::notify::health::Continuity { up: true, epoch: 1 });
+    h
+}
+
+/// A read answered: the schedule `published` at `version`, last changed at `modified`.
+fn read_at(published: bool, version: i64, modified: Timestamp) -> Input {
+    let mut answer = snapshot(published, version);
+    if let Ok(a) = &mut answer
+        && let Some(body) = &mut a.body
+    {
+        body.modified_at = Some(modified);
+    }
+    Input::StateRead(answer)
+}
+
+/// The wait armed to confirm decisions made without a read, among `actions`.
+fn confirm_wait(actions: &[Command]) -> Option<(TimerId, Timestamp)> {
+    actions.iter().find_map(|c| match c {
+        Command::WaitUntil {
+            timer,
+            until,
+            reason: WaitReason::Confirm,
+            ..
+        } => Some((*timer, *until)),
+        _ => None,
+    })
+}
+
+/// A read at `t0` shows published at version 9; a minute later a trigger skips from the
+/// kept state, without a read. Returns the confirm wait it armed.
+fn skipped_from_the_kept_state(h: &mut Harness) -> (TimerId, Timestamp) {
+    h.trigger(None);
+    h.feed(read_at(true, 9, t0()));
+    h.fresh();
+    h.now = t0() + SignedDuration::from_mins(1);
+    h.trigger(None);
+    let actions = h.actions();
+    assert!(!actions.contains(&read()), "{actions:?}");
+    let wait = confirm_wait(&actions);
+    assert!(wait.is_some(), "{actions:?}");
+    wait.unwrap_or((TimerId(0), t0()))
+}
+
+#[test]
+fn a_skip_from_the_kept_state_is_confirmed_by_one_read_after_the_triggers_go_quiet() {
+    let mut h = hearing();
+    let (timer, until) = skipped_from_the_kept_state(&mut h);
+    assert_eq!(until, h.now + crate::runner::confirm::CONFIRM_QUIET);
+    // More skips from the kept state push the read on, but arm no second wait.
+    h.now += SignedDuration::from_mins(5);
+    h.trigger(None);
+    assert_eq!(confirm_wait(&h.actions()), None);
+    h.now = until;
+    h.feed(Input::TimerFired(timer));
+    let (timer, until) = confirm_wait(&h.actions()).expect("waits on for the quiet");
+    assert_eq!(until, t0() + SignedDuration::from_mins(16));
+    h.now = until;
+    h.feed(Input::TimerFired(timer));
+    assert_eq!(h.actions(), [read()]);
+    // A planner's edit made before the skips and never heard: the policy decides on it.
+    h.feed(read_at(false, 10, t0() + SignedDuration::from_secs(30)));
+    assert_eq!(h.publishes(), 1);
+    assert_eq!(
+        h.read_purposes(),
+        [ReadPurpose::Evaluate, ReadPurpose::Confirm]
+    );
+    assert!(h.events().iter().any(|k| matches!(
+        k,
+        EventKind::CycleStarted {
+            cause: CycleCause::Confirm {
+                unconfirmed_cycle: 2
+            }
+        }
+    )));
+}
+
+#[test]
+fn a_confirm_read_that_shows_only_a_later_change_leaves_the_skips_standing() {
+    let mut h = hearing();
+    let (timer, until) = skipped_from_the_kept_state(&mut h);
+    h.now = until;
+    h.feed(Input::TimerFired(timer));
+    assert_eq!(h.actions(), [read()]);
+    // Edited after the skip: its own trigger will publish it, as without the channel.
+    h.feed(read_at(false, 10, t0() + SignedDuration::from_mins(2)));
+    assert_eq!(h.publishes(), 0);
+    assert_eq!(
+        h.outcomes().last(),
+        Some(&Outcome::Confirmed { version: 10 })
+    );
+}
+
+#[test]
+fn any_read_of_the_schedule_meanwhile_confirms_the_skips() {
+    let mut h = hearing();
+    let (timer, until) = skipped_from_the_kept_state(&mut h);
+    // The state ages out of the cache: the next trigger reads.
+    h.now = t0() + SignedDuration::from_mins(31);
+    h.trigger(None);
+    assert_eq!(h.actions(), [read()]);
+    h.feed(read_at(true, 9, t0()));
+    h.fresh();
+    h.now = h.now.max(until);
+    h.feed(Input::TimerFired(timer));
+    assert_eq!(h.actions(), [], "no confirm read after a read");
+}
+
+#[test]
+fn an_event_that_skips_a_version_brings_the_confirm_read_forward() {
+    let mut h = hearing();
+    skipped_from_the_kept_state(&mut h);
+    h.now += SignedDuration::from_secs(10);
+    // Version 10's event was lost; 11 is heard.
+    let event = crate::api::notify::event::ScheduleNotification {
+        schedule: schedule(),
+        status: OperationStatus::Complete,
+        operation_id: None,
+        event_type: crate::api::notify::event::ScheduleEventType::Update,
+        snapshot: ScheduleSnapshot {
+            published: false,
+            version: 11,
+            modified_at: Some(h.now),
+            modified_by: Some("planner".into()),
+            publishing: false,
+            other_published: None,
+        },
+    };
+    h.runner.heard(
+        h.now,
+        &h.policy,
+        &mut h.random,
+        crate::api::notify::Heard::Schedule(event),
+        &mut h.commands,
+    );
+    assert_eq!(h.actions(), [read()]);
 }

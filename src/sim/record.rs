@@ -260,6 +260,10 @@ impl Recorder {
                         }
                         format!("deferred (cycle {deferred_cycle})")
                     }
+                    CycleCause::Confirm { unconfirmed_cycle } => {
+                        self.summary.cycles.to_confirm += 1;
+                        format!("confirm (cycle {unconfirmed_cycle})")
+                    }
                 };
                 if self.keep_timeline {
                     self.cycle_labels.insert(key(cycle), label);
@@ -291,6 +295,7 @@ impl Recorder {
                     let call = match purpose {
                         crate::runner::event::ReadPurpose::Evaluate => "read",
                         crate::runner::event::ReadPurpose::Follow => "read (follow)",
+                        crate::runner::event::ReadPurpose::Confirm => "read (confirm)",
                     };
                     [
                         r.cycle_label(key(cycle)),
@@ -458,6 +463,7 @@ impl Recorder {
                         }
                         WaitReason::Follow => format!("wait {} (follow)", human(delay.duration)),
                         WaitReason::Defer => format!("wait until {}", clock(until)),
+                        WaitReason::Confirm => format!("wait until {} (confirm)", clock(until)),
                     };
                     [
                         r.cycle_label(key(cycle)),
@@ -521,6 +527,10 @@ impl Recorder {
                         ended.done += 1;
                         Mark::Decision
                     }
+                    Outcome::Confirmed { .. } => {
+                        ended.confirmed += 1;
+                        Mark::Decision
+                    }
                     Outcome::DryRun { .. } => {
                         ended.dry_run += 1;
                         Mark::Decision
@@ -535,6 +545,7 @@ impl Recorder {
                             format!("= landed, then changed: draft v{version}")
                         }
                         Outcome::Done => "= done".to_string(),
+                        Outcome::Confirmed { version } => format!("= confirmed v{version}"),
                         Outcome::DryRun { action } => format!("= dry run: {action}"),
                         Outcome::Failed { reason } | Outcome::Unauthorized { reason } => {
                             format!("= failed: {reason}")

@@ -145,12 +145,20 @@ pub struct CycleStarts {
     pub for_coalesced: u64,
     /// Started when a deferral ran out.
     pub after_deferral: u64,
+    /// Started to confirm by a read what the channel's kept state decided (shown when any).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub to_confirm: u64,
+}
+
+/// Whether a count is zero (left out of the JSON).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CycleStarts {
     /// All cycles started.
     pub fn total(&self) -> u64 {
-        self.by_trigger + self.for_coalesced + self.after_deferral
+        self.by_trigger + self.for_coalesced + self.after_deferral + self.to_confirm
     }
 }
 
@@ -169,12 +177,21 @@ pub struct CycleEnds {
     pub done: u64,
     /// A dry run's decision.
     pub dry_run: u64,
+    /// A confirm read showed the decisions made without a read missed nothing (shown when any).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub confirmed: u64,
 }
 
 impl CycleEnds {
     /// All cycles that ended.
     pub fn total(&self) -> u64 {
-        self.published + self.skipped + self.deferred + self.failed + self.done + self.dry_run
+        self.published
+            + self.skipped
+            + self.deferred
+            + self.failed
+            + self.done
+            + self.dry_run
+            + self.confirmed
     }
 }
 
@@ -395,11 +412,19 @@ impl Report {
             ),
         );
         let c = &s.cycles;
+        let confirm = if c.to_confirm > 0 {
+            format!(
+                " + {} to confirm a decision made without a read",
+                c.to_confirm
+            )
+        } else {
+            String::new()
+        };
         row(
             "cycles",
             c.total().to_string(),
             format!(
-                "evaluations = {} started by a trigger + {} for coalesced triggers + {} after a deferral",
+                "evaluations = {} started by a trigger + {} for coalesced triggers + {} after a deferral{confirm}",
                 c.by_trigger, c.for_coalesced, c.after_deferral
             ),
         );
@@ -443,6 +468,13 @@ impl Report {
                 "  dry run",
                 e.dry_run.to_string(),
                 "ended by a dry run's decision".into(),
+            );
+        }
+        if e.confirmed > 0 {
+            row(
+                "  confirmed",
+                e.confirmed.to_string(),
+                "ended by a confirm read: the decisions made without a read missed nothing".into(),
             );
         }
         row(

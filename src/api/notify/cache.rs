@@ -96,6 +96,11 @@ impl StateCache {
             .is_none_or(|units| units.contains(&schedule.business_unit))
     }
 
+    /// How long a state learnt may decide a trigger.
+    pub fn max_age(&self) -> SignedDuration {
+        self.max_age
+    }
+
     /// The continuity as last heard.
     pub fn continuity(&self) -> Continuity {
         self.continuity

@@ -38,8 +38,9 @@ pub enum Invariant {
     CallsBounded,
     /// A publish the policy decided shows published within the bound the scenario allows
     /// (its processing, latency, the policy's backoffs at their caps, the limiter), unless
-    /// someone changed the schedule since or an injected outage or throttle lasts; and
-    /// every cycle ends within the follow timeout and that bound.
+    /// someone changed the schedule since or an injected outage or throttle lasts; every
+    /// cycle ends within the follow timeout and that bound; and a decision made from a kept
+    /// state that missed a change is read again within the staleness bound and that bound.
     PublishedInTime,
     /// A state decided from without a read was learnt since the channel's last gap and
     /// within the age the runner trusts.
@@ -92,6 +93,7 @@ pub fn check(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Option<Viol
         .or_else(|| change_published(scenario, trace))
         .or_else(|| calls_bounded(scenario, trace))
         .or_else(|| published_in_time(scenario, policy, trace))
+        .or_else(|| outdated_decision_confirmed(scenario, policy, trace))
 }
 
 fn violation(invariant: Invariant, schedule: u32, at: Timestamp, detail: String) -> Violation {
@@ -388,7 +390,7 @@ fn change_published(scenario: &Scenario, trace: &Trace) -> Option<Violation> {
         let dropped = match &outcome {
             Outcome::Skipped { .. } => unknown || stale.is_some(),
             Outcome::Failed { .. } | Outcome::Unauthorized { .. } => !faults,
-            Outcome::Done | Outcome::DryRun { .. } => false,
+            Outcome::Done | Outcome::DryRun { .. } | Outcome::Confirmed { .. } => false,
             Outcome::Published { .. } | Outcome::LandedThenChanged { .. } => true,
             Outcome::Deferred { .. } => true,
         };
@@ -511,6 +513,21 @@ pub fn publish_bound(scenario: &Scenario, policy: &Policy) -> SignedDuration {
         .saturating_add(scenario.api.latency.saturating_mul(40))
 }
 
+/// Whether an injected fault lasts into the window from `at` to `by`: an outage (it may
+/// fail the cycle outright), or a throttle (a 429 answered within it).
+fn faulted(scenario: &Scenario, trace: &Trace, at: Timestamp, by: Timestamp) -> bool {
+    let outage = scenario
+        .api
+        .outages
+        .iter()
+        .any(|o| o.from <= by && at < o.until);
+    let throttled = trace
+        .calls
+        .iter()
+        .any(|c| c.status == Some(429) && at <= c.at && c.at <= by);
+    outage || throttled
+}
+
 fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Option<Violation> {
     // Random server errors may fail a cycle at any step: its failure names the reason.
     if scenario.api.error_rate > 0.0 {
@@ -575,19 +592,8 @@ fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Opt
                     .changes
                     .iter()
                     .any(|(c, cs)| *cs == s && at < *c && *c <= by);
-                // An outage the scenario injected may fail the cycle outright.
-                let outage = scenario
-                    .api
-                    .outages
-                    .iter()
-                    .any(|o| o.from <= by && at < o.until);
-                // So may a throttle: a 429 answered within the window.
-                let throttled = trace
-                    .calls
-                    .iter()
-                    .any(|c| c.status == Some(429) && at <= c.at && c.at <= by);
                 // A run that stopped first cannot tell.
-                if !published && !changed && !outage && !throttled && by < end {
+                if !published && !changed && !faulted(scenario, trace, at, by) && by < end {
                     return Some(violation(
                         Invariant::PublishedInTime,
                         s,
@@ -600,6 +606,105 @@ fn published_in_time(scenario: &Scenario, policy: &Policy, trace: &Trace) -> Opt
                 }
             }
             _ => {}
+        }
+    }
+    None
+}
+
+/// How long a decision made from the channel's kept state may stand on a state that missed
+/// a change: in a world whose channel loses events (at random, or in a drop), the age the
+/// runner trusts a state for (its confirm read comes at most that long after the decision,
+/// see [`crate::runner::confirm`]); where none is lost, nothing (a late event brings the
+/// read forward at once, within the publish bound).
+pub fn staleness_bound(scenario: &Scenario) -> SignedDuration {
+    match &scenario.api.notifications {
+        Some(n) if n.loss_per_mille > 0 || !n.drops.is_empty() => n.max_age,
+        _ => SignedDuration::ZERO,
+    }
+}
+
+/// Liveness of decisions made without a read: one made from a kept state that missed a
+/// person's change (its event lost or late) is followed, within the staleness bound and the
+/// publish bound, by a read or an accepted write of the same process, or the schedule shows
+/// published; unless the cycle deferred (its deferral decides again), an injected outage or
+/// throttle lasts into that window, or the process ended first.
+fn outdated_decision_confirmed(
+    scenario: &Scenario,
+    policy: &Policy,
+    trace: &Trace,
+) -> Option<Violation> {
+    if scenario.api.error_rate > 0.0 || scenario.api.notifications.is_none() {
+        return None;
+    }
+    let window = staleness_bound(scenario).saturating_add(publish_bound(scenario, policy));
+    let deferred: std::collections::HashSet<(u32, u32, u64)> = trace
+        .events
+        .iter()
+        .filter_map(|e| match (&e.event.kind, e.event.cycle) {
+            (
+                EventKind::Outcome {
+                    outcome: Outcome::Deferred { .. },
+                    ..
+                },
+                Some(c),
+            ) => Some((e.worker, e.schedule, c)),
+            _ => None,
+        })
+        .collect();
+    for e in &trace.events {
+        let EventKind::StateKnown {
+            learnt, learnt_at, ..
+        } = &e.event.kind
+        else {
+            continue;
+        };
+        let (s, w, at) = (e.schedule, e.worker, e.event.at);
+        let deferring = e.event.cycle.is_some_and(|c| deferred.contains(&(w, s, c)));
+        if *learnt == Learnt::Follow || deferring {
+            continue;
+        }
+        let Some(missed) = trace
+            .changes
+            .iter()
+            .filter(|(c, cs)| *cs == s && learnt_at < c && *c <= at)
+            .map(|(c, _)| *c)
+            .min()
+        else {
+            continue;
+        };
+        let by = at.saturating_add(window).unwrap_or(at);
+        let confirmed = trace.events.iter().any(|later| {
+            later.schedule == s
+                && later.worker == w
+                && at < later.event.at
+                && later.event.at <= by
+                && match &later.event.kind {
+                    EventKind::StateRead { version, .. } => version.is_some(),
+                    EventKind::PublishCall { status, .. } => {
+                        status.is_some_and(|st| (200..300).contains(&st))
+                    }
+                    _ => false,
+                }
+        });
+        let published = trace
+            .published
+            .iter()
+            .any(|(p, ps)| *ps == s && missed <= *p && *p <= by);
+        let ended = trace
+            .restarts
+            .iter()
+            .any(|r| at < r.at && r.at <= by && r.ended.contains(&w));
+        let excused = faulted(scenario, trace, at, by) || ended;
+        if !confirmed && !published && !excused && by < trace.end {
+            return Some(violation(
+                Invariant::PublishedInTime,
+                s,
+                at,
+                format!(
+                    "decided without a read on a state that missed the change at {missed}, and not read again within {:#}",
+                    window.round(jiff::Unit::Second).unwrap_or_default()
+                ),
+            ));
         }
     }
     None
