@@ -16,8 +16,7 @@ use crate::api::token::TokenSource;
 use crate::api::upload::gzip_publish_body;
 use crate::api::week::{WeekSettings, parse_weekday};
 use crate::api::{
-    Answer, ApiError, ListedSchedule, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef,
-    ScheduleSnapshot,
+    Answer, ApiError, ListedSchedule, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
 };
 use crate::effects::clock::Clock;
 use jiff::civil::Date;
@@ -144,13 +143,6 @@ struct UploadUrlBody {
     url: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UpdateBody {
-    status: Option<OperationStatus>,
-    operation_id: Option<String>,
 }
 
 impl GenesysClient {
@@ -339,21 +331,7 @@ impl ScheduleApi for GenesysClient {
                     .json(&update)
             })
             .await?;
-        answer.into_answer("update", |body| {
-            // An empty 2xx is an accepted update that said nothing: follow it by reading.
-            let u: UpdateBody = if body.is_empty() {
-                UpdateBody {
-                    status: None,
-                    operation_id: None,
-                }
-            } else {
-                http::json(body)?
-            };
-            Ok(PublishAccepted {
-                status: u.status.unwrap_or(OperationStatus::Processing),
-                operation_id: u.operation_id,
-            })
-        })
+        answer.into_answer("update", http::accepted)
     }
 
     async fn list_week(

@@ -2,7 +2,7 @@
 //! reading the headers the runner acts on into an [`Answer`].
 
 use crate::api::limiter::{RateLimiter, SharedLimiter};
-use crate::api::{Answer, ApiError, RateLimitInfo};
+use crate::api::{Answer, ApiError, OperationStatus, PublishAccepted, RateLimitInfo};
 use crate::effects::clock::Clock;
 use bytes::Bytes;
 use jiff::SignedDuration;
@@ -63,6 +63,32 @@ impl RawAnswer {
 /// Decodes a JSON body, saying what was wrong without echoing it.
 pub(crate) fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+/// What an accepted write's answer says (Genesys' update, a gateway's publish); either may
+/// send less.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AcceptedBody {
+    status: Option<OperationStatus>,
+    operation_id: Option<String>,
+}
+
+/// An accepted write's body. An empty 2xx accepted it and said nothing: the runner learns
+/// how it ends by reading the state again, so it counts as Processing.
+pub(crate) fn accepted(body: &[u8]) -> Result<PublishAccepted, String> {
+    let body: AcceptedBody = if body.is_empty() {
+        AcceptedBody {
+            status: None,
+            operation_id: None,
+        }
+    } else {
+        json(body)?
+    };
+    Ok(PublishAccepted {
+        status: body.status.unwrap_or(OperationStatus::Processing),
+        operation_id: body.operation_id,
+    })
 }
 
 /// Sends `request` and reads the whole answer, within `timeout` (set on the request).

@@ -11,8 +11,7 @@ use crate::api::model::PublishState;
 use crate::api::secret::Secret;
 use crate::api::week::WeekSettings;
 use crate::api::{
-    Answer, ApiError, ListedSchedule, OperationStatus, PublishAccepted, ScheduleApi, ScheduleRef,
-    ScheduleSnapshot,
+    Answer, ApiError, ListedSchedule, PublishAccepted, ScheduleApi, ScheduleRef, ScheduleSnapshot,
 };
 use crate::effects::clock::Clock;
 use jiff::SignedDuration;
@@ -114,14 +113,6 @@ impl PathTemplate {
 struct StatusBody {
     state: PublishState,
     version: i64,
-}
-
-/// The gateway's publish answer; a gateway may send less.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PublishBody {
-    status: Option<OperationStatus>,
-    operation_id: Option<String>,
 }
 
 /// The REST gateway [`ScheduleApi`].
@@ -228,22 +219,7 @@ impl ScheduleApi for RestClient {
             .header("Idempotency-Key", format!("{idempotency_key}:publish"))
             .json(&serde_json::json!({"version": version}));
         let answer = self.call("publish", request).await?;
-        answer.into_answer("publish", |body| {
-            // A gateway that answers 2xx without a body has accepted the publish; the
-            // runner learns how it ended by reading the state again.
-            let published: PublishBody = if body.is_empty() {
-                PublishBody {
-                    status: None,
-                    operation_id: None,
-                }
-            } else {
-                http::json(body)?
-            };
-            Ok(PublishAccepted {
-                status: published.status.unwrap_or(OperationStatus::Processing),
-                operation_id: published.operation_id,
-            })
-        })
+        answer.into_answer("publish", http::accepted)
     }
 
     async fn list_week(
