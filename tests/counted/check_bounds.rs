@@ -116,6 +116,30 @@ fn chains_at_the_largest_space_check_within_counted_bounds() {
     }
 }
 
+/// A cheap first rule, then conditions whose facts make about the largest space the
+/// checker enumerates from a small file: what the pass holds per combination must fit
+/// in [`FIXED_BYTES`] (16 bytes per combination took 3.2 MB here).
+#[test]
+fn a_small_file_with_the_largest_space_checks_within_counted_bounds() {
+    let chain = |fact: &str| -> String {
+        (0..47)
+            .map(|i| format!("{fact} == {}", i * 10))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let source = format!(
+        "policy \"p\"\non trigger {{\n  rule dup when trigger.duplicate then skip \"dup\"\n  \
+         rule state when schedule.state == draft then publish\n  \
+         rule tried when {} then publish\n  rule version when {} then publish\n  \
+         otherwise skip \"x\"\n}}\non response {{\n  otherwise done\n}}\n",
+        chain("attempt"),
+        chain("schedule.version")
+    );
+    if let Err(e) = assert_bounded("largest space", &source) {
+        panic!("{e}");
+    }
+}
+
 /// Cases from a fixed seed, the same in every run: a case that fails, fails every time.
 fn config() -> ProptestConfig {
     ProptestConfig {
