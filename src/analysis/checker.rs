@@ -45,7 +45,8 @@ pub struct Checked {
     /// Warnings (never errors), sorted by position.
     pub warnings: Vec<Diagnostic>,
     /// Steps the shadowing and deferral analyses took: bounded, whatever the file (see
-    /// [`shadowing::STEP_BUDGET`]); for tests and benchmarks.
+    /// [`shadowing::STEP_BUDGET`]); for tests and benchmarks. A rule whose test would pass
+    /// the budget is not tested at all, so a file stopped (W206) at its first rule took 0.
     pub analysis_steps: u64,
 }
 
@@ -593,20 +594,8 @@ fn cut_short(rule: &ast::Rule, reason: shadowing::CutReason) -> Diagnostic {
                 thousands(shadowing::SHADOWING_BUDGET as u64)
             ),
         ),
-        shadowing::CutReason::Steps => (
-            "shadowing (W201)",
-            format!(
-                "the analysis stops after {} steps, so that `check` stays fast",
-                thousands(shadowing::STEP_BUDGET)
-            ),
-        ),
-        shadowing::CutReason::DeferralSteps => (
-            "deferrals that may fail (W204)",
-            format!(
-                "the analysis stops after {} steps, so that `check` stays fast",
-                thousands(shadowing::STEP_BUDGET)
-            ),
-        ),
+        shadowing::CutReason::Steps => ("shadowing (W201)", steps_why()),
+        shadowing::CutReason::DeferralSteps => ("deferrals that may fail (W204)", steps_why()),
     };
     Diagnostic::new(
         Code::AnalysisCutShort,
@@ -617,6 +606,15 @@ fn cut_short(rule: &ast::Rule, reason: shadowing::CutReason) -> Diagnostic {
         ),
     )
     .with_help("this is a limit of the checker, not a fault in the file: a warning may be missing for those rules; a shorter phase is analysed whole")
+}
+
+/// Why W206 stops at a rule for its steps: testing it would pass the budget, which is
+/// why none of its steps are taken (so a file stopped at its first rule took 0).
+fn steps_why() -> String {
+    format!(
+        "checking them would take more than the {} steps the analysis is allowed, so that `check` stays fast",
+        thousands(shadowing::STEP_BUDGET)
+    )
 }
 
 /// `32,768`.
@@ -642,6 +640,34 @@ mod tests {
     use jiff::SignedDuration;
 
     const RESPONSE: &str = "on response {\n  otherwise done\n}\n";
+
+    /// Two chains of 445 comparisons make about 200,000 combinations, and testing the
+    /// first on each would take 89 million steps: no step is taken, and W206 says the
+    /// budget would be passed, not that it was spent.
+    #[test]
+    fn a_rule_too_costly_to_test_takes_no_steps_and_w206_says_why() {
+        let chain = |term: &str, join: &str| {
+            (0..445)
+                .map(|i| format!("{term} {i}"))
+                .collect::<Vec<_>>()
+                .join(join)
+        };
+        let source = format!(
+            "policy \"p\"\non trigger {{\n  rule any_of when {} then skip \"any\"\n  \
+             rule all_of when {} then skip \"all\"\n  otherwise publish\n}}\n{RESPONSE}",
+            chain("schedule.version ==", " or "),
+            chain("attempt !=", " and ")
+        );
+        let checked = compile(&source).expect("checks");
+        assert_eq!(checked.analysis_steps, 0);
+        let cut: Vec<String> = checked
+            .warnings
+            .iter()
+            .filter(|d| d.code == Code::AnalysisCutShort)
+            .map(|d| d.message.clone())
+            .collect();
+        insta::assert_snapshot!(cut.join("\n"));
+    }
 
     fn compile(source: &str) -> Result<Checked, Vec<Diagnostic>> {
         crate::compile(source).map_err(crate::CompileError::into_diagnostics)

@@ -258,9 +258,13 @@ impl FactSpace {
     }
 
     /// The numbers (in [`FactSpace::assignments`] order) of the assignments in which each
-    /// of `pinned` has that value: one in a few of them, found without dividing. `None`
-    /// when a pinned fact is not an axis of the space or that value not a candidate.
-    pub fn numbers_where(&self, pinned: &[(FactId, Value)]) -> Option<Vec<usize>> {
+    /// of `pinned` has that value: one in a few of them, found without dividing, one at a
+    /// time (held all at once they took 8 bytes per such assignment). `None` when a pinned
+    /// fact is not an axis of the space or that value not a candidate.
+    pub fn numbers_where(
+        &self,
+        pinned: &[(FactId, Value)],
+    ) -> Option<impl Iterator<Item = usize> + '_> {
         let mut fixed: Vec<Option<usize>> = vec![None; self.axes.len()];
         for (fact, value) in pinned {
             let axis = self.axes.iter().position(|a| a.fact == *fact)?;
@@ -279,25 +283,30 @@ impl FactSpace {
             *slot = stride;
             stride = stride.checked_mul(axis.candidates.len())?;
         }
-        if stride == 0 {
-            return Some(Vec::new());
-        }
-        let mut digits: Vec<usize> = fixed.iter().map(|f| f.unwrap_or(0)).collect();
-        let mut found = Vec::new();
-        'numbers: loop {
-            found.push(digits.iter().zip(&strides).map(|(d, s)| d * s).sum());
+        // The candidate index per axis of the next number; `None` once past the last.
+        let mut digits: Option<Vec<usize>> =
+            (stride != 0).then(|| fixed.iter().map(|f| f.unwrap_or(0)).collect());
+        Some(std::iter::from_fn(move || {
+            let current = digits.as_mut()?;
+            let number = current.iter().zip(&strides).map(|(d, s)| d * s).sum();
+            // Count up the free axes, the last fastest; carrying out of the first ends it.
+            let mut carried = true;
             for (i, axis) in self.axes.iter().enumerate().rev() {
-                let (Some(digit), Some(None)) = (digits.get_mut(i), fixed.get(i)) else {
+                let (Some(digit), Some(None)) = (current.get_mut(i), fixed.get(i)) else {
                     continue;
                 };
                 *digit += 1;
                 if *digit < axis.candidates.len() {
-                    continue 'numbers;
+                    carried = false;
+                    break;
                 }
                 *digit = 0;
             }
-            return Some(found);
-        }
+            if carried {
+                digits = None;
+            }
+            Some(number)
+        }))
     }
 
     /// An assignment in words, naming only `facts` (and only those that vary):

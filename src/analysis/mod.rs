@@ -3,6 +3,7 @@
 //! `diff` rest on: shadowing, the fact space, the difference between two policies. They ask
 //! the evaluator's own answers, so this layer sits above [`crate::evaluation`].
 
+mod bits;
 pub mod checker;
 mod compile;
 pub mod diff;

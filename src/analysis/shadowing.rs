@@ -6,6 +6,7 @@
 //! within a step budget; the rest are not reported on, rather than guessed at, and when
 //! cost rather than a condition it cannot see through stops it, it says so ([`Cut`]).
 
+use crate::analysis::bits::Bits;
 use crate::analysis::fact_space::{Cursor, FactSpace, mentioned};
 use crate::evaluation::evaluator::holds;
 use crate::language::ast::PhaseKind;
@@ -53,7 +54,7 @@ pub struct Decided {
     pub space: FactSpace,
     /// Per combination, the index of the rule that decides it; the rule count for
     /// `otherwise`.
-    pub by: Vec<usize>,
+    pub by: Vec<u32>,
 }
 
 /// A `defer until FACT + d` to check: rule `rule` of the phase (the rule count for
@@ -112,15 +113,20 @@ pub struct Decider {
 /// No rule has decided this combination yet.
 const UNDECIDED: usize = usize::MAX;
 
+/// [`UNDECIDED`] as a [`Pass`] holds it per combination.
+const UNDECIDED_HELD: u32 = u32::MAX;
+
 /// The rules of `phase` that can never decide, in rule order, and where the analysis
 /// stopped.
 ///
 /// One pass over the rules: each is tested only on the combinations no earlier rule
 /// decided, and those it holds on are decided by it. A rule that decides nothing is
 /// shadowed; only then is it tested everywhere, to name the rule that shadows it. The
-/// cost is the steps actually taken, bounded by [`STEP_BUDGET`], and memory is one entry
-/// per combination (the cover vector and facts per pair of rules this replaced took
-/// 457 MB for 1,000 identical rules).
+/// cost is the steps actually taken, bounded by [`STEP_BUDGET`], and memory is 4 bytes and
+/// 2 bits per combination, held only once the first rule is tested on every combination
+/// (the cover vector and facts per pair of rules this replaced took 457 MB for 1,000
+/// identical rules; 16 bytes per combination, held before the steps were counted, took
+/// 3.5 MB for two chains of 445 comparisons that the budget then left unanalysed).
 ///
 /// The same pass answers W204 for `deferrals`: the first combination their rule decides
 /// with the fact absent.
@@ -189,11 +195,16 @@ pub fn shadowed_rules(policy: &Policy, phase: PhaseKind, deferrals: &[Deferral])
     }
     analysis.steps = pass.steps;
     if whole && stopped.is_none() {
-        let rules = all.len();
-        let by = std::mem::take(&mut pass.decided_by)
-            .into_iter()
-            .map(|d| if d == UNDECIDED { rules } else { d })
-            .collect();
+        // Every rule index fitted in a `u32` (else the pass stops), so the count does too.
+        let rules = u32::try_from(all.len()).unwrap_or(UNDECIDED_HELD);
+        let mut by = std::mem::take(&mut pass.decided_by);
+        // With no rule to test nothing was held: `otherwise` decides everywhere.
+        by.resize(pass.count, UNDECIDED_HELD);
+        for d in &mut by {
+            if *d == UNDECIDED_HELD {
+                *d = rules;
+            }
+        }
         analysis.decided = Some(Decided { space, by });
     }
     analysis
@@ -210,26 +221,34 @@ struct Pass<'a> {
     count: usize,
     /// The combination being tested.
     cursor: Cursor<'a>,
-    /// Per combination, the rule that decided it, or [`UNDECIDED`].
-    decided_by: Vec<usize>,
+    /// Per combination, the rule that decided it, or [`UNDECIDED_HELD`].
+    decided_by: Vec<u32>,
     steps: u64,
 }
 
 impl Pass<'_> {
     /// The shadowed rules, and the first rule not analysed when the steps ran out.
     fn run(&mut self) -> (Vec<Shadowed>, Option<usize>) {
-        self.decided_by = vec![UNDECIDED; self.count];
-        let mut undecided: Vec<usize> = (0..self.count).collect();
+        let mut undecided: Option<Bits> = None;
         let mut shadowed = Vec::new();
         for i in 0..self.conditions.len() {
-            if !self.take(i, undecided.len()) {
+            let Ok(rule) = u32::try_from(i) else {
+                return (shadowed, Some(i));
+            };
+            if !self.take(i, undecided.as_ref().map_or(self.count, Bits::len)) {
                 return (shadowed, Some(i));
             }
+            // Only now is anything held per combination: a space the first rule's test
+            // does not fit the budget for costs no memory.
+            let undecided = undecided.get_or_insert_with(|| {
+                self.decided_by = vec![UNDECIDED_HELD; self.count];
+                Bits::full(self.count)
+            });
             let before = undecided.len();
-            undecided.retain(|&a| {
+            undecided.retain(|a| {
                 let held = self.holds(i, a);
                 if let (true, Some(d)) = (held, self.decided_by.get_mut(a)) {
-                    *d = i;
+                    *d = rule;
                 }
                 !held
             });
@@ -240,9 +259,12 @@ impl Pass<'_> {
             if !self.take(i, self.count - undecided.len()) {
                 return (shadowed, Some(i));
             }
-            let held: Vec<usize> = (0..self.count)
-                .filter(|&a| self.decider_of(a) != UNDECIDED && self.holds(i, a))
-                .collect();
+            let mut held = Bits::empty(self.count);
+            for a in 0..self.count {
+                if !undecided.contains(a) && self.holds(i, a) {
+                    held.insert(a);
+                }
+            }
             let Some(deciders) = self.deciders(i, &held) else {
                 return (shadowed, Some(i));
             };
@@ -259,8 +281,12 @@ impl Pass<'_> {
         holds(self.policy, cond, self.cursor.at(a))
     }
 
+    /// The rule that decided combination `a`, or [`UNDECIDED`].
     fn decider_of(&self, a: usize) -> usize {
-        self.decided_by.get(a).copied().unwrap_or(UNDECIDED)
+        match self.decided_by.get(a) {
+            Some(&d) if d != UNDECIDED_HELD => d as usize,
+            _ => UNDECIDED,
+        }
     }
 
     /// Take the steps of testing condition `i` on `times` combinations, unless that
@@ -303,20 +329,19 @@ impl Pass<'_> {
     /// Why shadowed rule `i` never decides, given the combinations it `held` on: the first
     /// earlier rule that holds wherever it does, or else each rule that decides first
     /// somewhere it holds. `None` when the steps run out.
-    fn deciders(&mut self, i: usize, held: &[usize]) -> Option<Vec<Decider>> {
-        let Some(&first_held) = held.first() else {
+    fn deciders(&mut self, i: usize, held: &Bits) -> Option<Vec<Decider>> {
+        let Some(first_held) = held.iter().next() else {
             return Some(Vec::new());
         };
         // A rule before the latest first decider does not hold where that one decided.
-        let latest = held.iter().map(|&a| self.decider_of(a)).max().unwrap_or(0);
+        let latest = held.iter().map(|a| self.decider_of(a)).max().unwrap_or(0);
         for j in latest..i {
             if !self.take(j, held.len()) {
                 return None;
             }
-            if held.iter().all(|&a| self.holds(j, a)) {
+            if held.iter().all(|a| self.holds(j, a)) {
                 let witness = held
                     .iter()
-                    .copied()
                     .find(|&a| self.decider_of(a) == j)
                     .unwrap_or(first_held);
                 return Some(vec![Decider {
@@ -327,7 +352,7 @@ impl Pass<'_> {
             }
         }
         let mut first: BTreeMap<usize, usize> = BTreeMap::new();
-        for &a in held {
+        for a in held.iter() {
             first.entry(self.decider_of(a)).or_insert(a);
         }
         Some(

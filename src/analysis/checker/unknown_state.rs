@@ -56,9 +56,9 @@ pub(super) fn unknown_state_warnings(
     // The shadowing pass already knows which rule decides each combination: look only at
     // those with the state unknown and a fresh trigger.
     let numbers = decided.and_then(|d| Some((d, d.space.numbers_where(&pinned)?)));
-    if let Some((decided, numbers)) = numbers {
-        let first = numbers.into_iter().find_map(|a| {
-            let index = decided.by.get(a).copied()?;
+    if let Some((decided, mut numbers)) = numbers {
+        let first = numbers.find_map(|a| {
+            let index = decided.by.get(a).copied()? as usize;
             skips(index).then_some((a, index))
         });
         let Some((a, index)) = first else {
