@@ -30,7 +30,10 @@ fn a_finding_under_the_naive_policy_is_saved_and_replays_with_its_409() {
     // What a user reads: the finding, the timeline around it, the file (the time aside).
     let (first, rest) = out.split_once('\n').expect("a first line");
     let first = first.split(" in ").next().expect("a count");
-    insta::assert_snapshot!("explore_naive_finding", format!("{first} in (time)\n{rest}"));
+    insta::assert_snapshot!(
+        "explore_naive_finding",
+        format!("{first} in (time)\n{rest}")
+    );
     assert!(
         out.contains("VIOLATION of no_conflict_of_our_making"),
         "{out}"
