@@ -349,4 +349,114 @@ mod tests {
             })
         );
     }
+
+    fn known() -> EventKind {
+        EventKind::StateKnown {
+            learnt: Learnt::Event,
+            learnt_at: "2026-03-02T09:59:00Z".parse().expect("instant"),
+            state: crate::runner::ScheduleState::Published,
+            published: true,
+            version: 3,
+        }
+    }
+
+    fn outcome(outcome: Outcome) -> EventKind {
+        EventKind::Outcome {
+            outcome,
+            triggers: 1,
+        }
+    }
+
+    fn skipped() -> EventKind {
+        outcome(Outcome::Skipped {
+            reason: "already published".into(),
+        })
+    }
+
+    /// Trigger "t" decided from the kept state in cycle 1 and skipped: where it stands.
+    fn skipped_unread(kept: &mut KeptCycles<u32, &'static str>) -> Option<Change<&'static str>> {
+        kept.fed(1, "t");
+        let started = EventKind::CycleStarted {
+            cause: CycleCause::Trigger { trigger: 1 },
+        };
+        kept.event(0, &event(1, started));
+        kept.event(0, &event(1, known()));
+        kept.event(0, &event(1, skipped()))
+    }
+
+    #[test]
+    fn a_cycle_decided_from_the_kept_state_leaves_its_triggers_unconfirmed_for_the_confirm_cycle() {
+        let mut kept = KeptCycles::<u32, &str>::default();
+        assert_eq!(
+            skipped_unread(&mut kept),
+            Some(Change::Ended {
+                triggers: vec!["t"],
+                after: After::Unconfirmed,
+            })
+        );
+        // The confirm cycle answers them: its deferral is theirs.
+        let confirm = EventKind::CycleStarted {
+            cause: CycleCause::Confirm {
+                unconfirmed_cycle: 1,
+            },
+        };
+        kept.event(0, &event(2, confirm));
+        let until: Timestamp = "2026-03-02T12:00:00Z".parse().expect("instant");
+        assert_eq!(
+            kept.event(0, &event(2, outcome(Outcome::Deferred { until }))),
+            Some(Change::Ended {
+                triggers: vec!["t"],
+                after: After::Again { due: until },
+            })
+        );
+    }
+
+    /// A cycle of `schedule` for trigger `name` fed as `seq`: the state known, then read,
+    /// then a skip.
+    fn read_and_skipped(
+        kept: &mut KeptCycles<u32, &'static str>,
+        schedule: u32,
+        seq: u64,
+        name: &'static str,
+    ) -> Option<Change<&'static str>> {
+        kept.fed(seq, name);
+        let started = EventKind::CycleStarted {
+            cause: CycleCause::Trigger { trigger: seq },
+        };
+        let read = EventKind::StateRead {
+            purpose: crate::runner::event::ReadPurpose::Evaluate,
+            status: Some(200),
+            error: None,
+            state: crate::runner::ScheduleState::Draft,
+            published: Some(false),
+            version: Some(4),
+        };
+        let cycle = seq + 10;
+        for kind in [started, known(), read] {
+            assert_eq!(kept.event(schedule, &event(cycle, kind)), None);
+        }
+        kept.event(schedule, &event(cycle, skipped()))
+    }
+
+    #[test]
+    fn a_read_of_the_schedule_takes_up_its_unconfirmed_triggers() {
+        let mut kept = KeptCycles::<u32, &str>::default();
+        skipped_unread(&mut kept);
+        // Another schedule's read leaves them.
+        assert_eq!(
+            read_and_skipped(&mut kept, 1, 2, "u"),
+            Some(Change::Ended {
+                triggers: vec!["u"],
+                after: After::Done,
+            })
+        );
+        // A cycle of theirs that read decided on the read: they end with it.
+        assert_eq!(
+            read_and_skipped(&mut kept, 0, 3, "v"),
+            Some(Change::Ended {
+                triggers: vec!["v", "t"],
+                after: After::Done,
+            })
+        );
+    }
 }
