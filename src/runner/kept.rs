@@ -58,14 +58,16 @@ pub enum After {
 
 impl After {
     /// Where a cycle that ended in `outcome` leaves its triggers; `from_kept`: it decided
-    /// from the channel's kept state, no read since (the runner confirms such a decision).
+    /// from the channel's kept state, no read since. Such a skip or `done` made no call
+    /// that could have shown a missed change (a publish would meet a 409), so it waits for
+    /// the runner's confirm read.
     pub fn of(outcome: &Outcome, from_kept: bool) -> After {
         match outcome {
             Outcome::Deferred { until } => After::Again { due: *until },
             Outcome::Failed { reason } | Outcome::Unauthorized { reason } => After::Failed {
                 reason: reason.clone(),
             },
-            _ if from_kept => After::Unconfirmed,
+            Outcome::Skipped { .. } | Outcome::Done if from_kept => After::Unconfirmed,
             _ => After::Done,
         }
     }
