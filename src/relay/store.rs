@@ -125,6 +125,10 @@ pub enum TriggerNote {
         /// The write.
         write: EarlierWrite,
     },
+    /// Decided from the channel's kept state, not confirmed by a read yet: after a restart
+    /// it is fed again at once (the new cache is empty, so it reads); the runner's confirm
+    /// read, or any read of the schedule, settles it with that cycle.
+    Unconfirmed,
     /// Given up on.
     Failed {
         /// Why.
@@ -151,8 +155,13 @@ impl TriggerNote {
     pub fn publishing(&self) -> Option<&EarlierWrite> {
         match self {
             Self::Publishing { write } => Some(write),
-            Self::Deferred | Self::Failed { .. } => None,
+            Self::Deferred | Self::Unconfirmed | Self::Failed { .. } => None,
         }
+    }
+
+    /// Whether a trigger so noted was taken up before and is fed again, not as a delivery.
+    pub fn fed_again(&self) -> bool {
+        matches!(self, Self::Deferred | Self::Unconfirmed)
     }
 }
 

@@ -6,8 +6,11 @@
 //! disk, the triggers it answered are marked in the store. A trigger not marked is carried
 //! on after a restart; a write its cycle decided is noted on it (before the call goes out,
 //! and again once accepted), so the restarted runner follows that write rather than publish
-//! again; an answer that does not accept the write (but a 409) takes the note off. What is
-//! noted is read from the events by `runner::kept`, as the simulator's restarts read it.
+//! again; an answer that does not accept the write (but a 409) takes the note off. A cycle
+//! that decided from the channel's kept state leaves its triggers pending, noted
+//! unconfirmed, until a cycle that reads the schedule ends: a restarted worker feeds them
+//! again at once, and, its cache empty, reads. What is noted is read from the events by
+//! `runner::kept`, as the simulator's restarts read it.
 //!
 //! Step ids: `{receipt}/received` for a trigger's arrival (the one step a restart records
 //! again, so the log keeps the first), `run-{n}/{k}` for every other step, where `n` is the
@@ -180,11 +183,12 @@ impl Book {
         (due, next)
     }
 
-    /// Whether this feeding of `receipt` is its arrival (not a deferral's re-evaluation).
+    /// Whether this feeding of `receipt` is its arrival (not a deferral's re-evaluation, nor
+    /// an unconfirmed decision's after a restart).
     fn is_arrival(&self, receipt: &str) -> bool {
         self.fed
             .get(receipt)
-            .is_some_and(|t| t.note != Some(TriggerNote::Deferred))
+            .is_some_and(|t| !t.note.as_ref().is_some_and(TriggerNote::fed_again))
     }
 
     /// Follow the batch's triggers into their cycles; returns the progress to record, in
@@ -211,6 +215,15 @@ impl Book {
                 Some(Change::Ended { triggers, after }) => {
                     let progress = progress_after(&after);
                     for receipt in triggers {
+                        if after == After::Unconfirmed {
+                            // Kept in `fed`: the cycle that reads the schedule next answers it.
+                            marks.push(Mark {
+                                receipt,
+                                progress: progress.clone(),
+                                again: None,
+                            });
+                            continue;
+                        }
                         let Some(mut stored) = self.fed.remove(&receipt) else {
                             continue;
                         };
@@ -248,6 +261,11 @@ fn progress_after(after: &After) -> Progress {
             status: TriggerStatus::Pending,
             note: Some(TriggerNote::Deferred),
             due_at: Some(*due),
+        },
+        After::Unconfirmed => Progress {
+            status: TriggerStatus::Pending,
+            note: Some(TriggerNote::Unconfirmed),
+            due_at: None,
         },
         After::Failed { reason } => Progress {
             status: TriggerStatus::Failed,
@@ -323,10 +341,10 @@ async fn feed<A: ScheduleApi>(
     }
 }
 
-/// The runner's trigger for a stored one; a deferred trigger fed again carries no delivery
-/// id, so the runner does not take it for a repeat.
+/// The runner's trigger for a stored one; a deferred or unconfirmed trigger fed again
+/// carries no delivery id, so the runner does not take it for a repeat.
 fn trigger_of(stored: &StoredTrigger) -> Trigger {
-    let again = stored.note == Some(TriggerNote::Deferred);
+    let again = stored.note.as_ref().is_some_and(TriggerNote::fed_again);
     Trigger {
         delivery_id: (!again).then(|| stored.delivery_id.clone()),
         source: stored.source.clone(),

@@ -57,7 +57,8 @@ pub(crate) struct Unconfirmed<B> {
     pub within: SignedDuration,
     /// What the latest saw.
     pub seen: Seen,
-    /// What the confirming cycle evaluates: the latest one's trigger.
+    /// What the confirming cycle evaluates: the latest one's trigger (the caller folds each
+    /// in, so a duplicate never displaces a delivery).
     pub basis: B,
     /// The wait armed: its id and instant.
     pub timer: TimerId,
@@ -92,10 +93,10 @@ impl<B> Unconfirmed<B> {
         first
     }
 
-    /// Another decision, on `version`, at `now`.
-    pub fn again(&mut self, version: i64, basis: B, now: Timestamp) {
+    /// Another decision, on `version`, at `now` (its trigger folded into `basis` by the
+    /// caller).
+    pub fn again(&mut self, version: i64, now: Timestamp) {
         self.seen = Seen { version, at: now };
-        self.basis = basis;
     }
 
     /// When the read is due: the decisions quiet, or the first one's limit reached.
@@ -134,11 +135,11 @@ mod tests {
         let within = SignedDuration::from_mins(30);
         let mut u = Unconfirmed::new(1, 4, (), at(0), within, TimerId(1));
         assert_eq!(u.until(), at(600));
-        u.again(4, (), at(500));
+        u.again(4, at(500));
         assert_eq!(u.until(), at(1100));
         // Decisions every 500 s never go quiet: the first one's limit holds.
         for s in (1000..3000).step_by(500) {
-            u.again(4, (), at(s));
+            u.again(4, at(s));
         }
         assert_eq!(u.until(), at(1800));
         // A limit below the quiet: the limit.

@@ -1,15 +1,18 @@
 //! What a durable store keeps of one runner's cycles across a restart, read from the runner's
 //! events: the triggers each cycle answers until it ends, and the write of ours the cycle has
-//! under way, noted on those triggers. The relay's worker keeps it in its store and the
+//! under way, noted on those triggers. A cycle that decided from the channel's kept state
+//! (`runner::confirm`) leaves its triggers pending, unconfirmed, until a read of the schedule:
+//! the confirm read is the runner's memory only, so a restart must read again. The relay's worker keeps it in its store and the
 //! simulator's `[[restart]]` keeps the same, both from this one reading, so they cannot
 //! drift apart.
 
 use super::EarlierWrite;
 use super::event::{CycleCause, Event, EventKind, Outcome};
+use crate::api::notify::cache::Learnt;
 use crate::api::{OperationStatus, ScheduleRef};
 use crate::language::ast::{ActionKind, PhaseKind};
 use jiff::Timestamp;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::hash::Hash;
 
 /// What an event changes in what the store keeps of a cycle's triggers.
@@ -40,6 +43,10 @@ pub enum After {
         /// When the deferral runs out.
         due: Timestamp,
     },
+    /// Decided from the channel's kept state and not confirmed by a read yet: kept pending
+    /// until a read of the schedule settles it, fed again at once after a restart (whose
+    /// cache is empty, so it reads).
+    Unconfirmed,
     /// Given up on (a failure, a refused login): never fed again.
     Failed {
         /// Why.
@@ -50,13 +57,17 @@ pub enum After {
 }
 
 impl After {
-    /// Where a cycle that ended in `outcome` leaves its triggers.
-    pub fn of(outcome: &Outcome) -> After {
+    /// Where a cycle that ended in `outcome` leaves its triggers; `from_kept`: it decided
+    /// from the channel's kept state, no read since. Such a skip or `done` made no call
+    /// that could have shown a missed change (a publish would meet a 409), so it waits for
+    /// the runner's confirm read.
+    pub fn of(outcome: &Outcome, from_kept: bool) -> After {
         match outcome {
             Outcome::Deferred { until } => After::Again { due: *until },
             Outcome::Failed { reason } | Outcome::Unauthorized { reason } => After::Failed {
                 reason: reason.clone(),
             },
+            Outcome::Skipped { .. } | Outcome::Done if from_kept => After::Unconfirmed,
             _ => After::Done,
         }
     }
@@ -72,6 +83,11 @@ pub struct KeptCycles<S, T> {
     cycles: FxHashMap<(S, u64), Vec<T>>,
     /// The version each cycle last read or knew: a decision to publish writes at it.
     read: FxHashMap<(S, u64), i64>,
+    /// Cycles deciding from the channel's kept state, with no read of their own since.
+    from_kept: FxHashSet<(S, u64)>,
+    /// Triggers of ended cycles that decided from the kept state, by schedule, until a read
+    /// of it: the cycle that reads (the confirming one, or any other) answers them too.
+    unconfirmed: FxHashMap<S, Vec<T>>,
 }
 
 impl<S, T> Default for KeptCycles<S, T> {
@@ -80,11 +96,13 @@ impl<S, T> Default for KeptCycles<S, T> {
             by_seq: FxHashMap::default(),
             cycles: FxHashMap::default(),
             read: FxHashMap::default(),
+            from_kept: FxHashSet::default(),
+            unconfirmed: FxHashMap::default(),
         }
     }
 }
 
-impl<S: Hash + Eq, T: Clone> KeptCycles<S, T> {
+impl<S: Hash + Eq + Clone, T: Clone> KeptCycles<S, T> {
     /// `trigger` was fed to the runner as its `seq`.
     pub fn fed(&mut self, seq: u64, trigger: T) {
         self.by_seq.insert(seq, trigger);
@@ -116,12 +134,31 @@ impl<S: Hash + Eq, T: Clone> KeptCycles<S, T> {
                 }
                 None
             }
+            // The read decides what the unconfirmed decisions decided, so its cycle answers
+            // their triggers.
+            EventKind::CycleStarted {
+                cause: CycleCause::Confirm { .. },
+            } => {
+                self.take_unconfirmed(key);
+                None
+            }
             EventKind::StateRead {
                 version: Some(version),
                 ..
+            } => {
+                self.read.insert(key.clone(), *version);
+                self.from_kept.remove(&key);
+                self.take_unconfirmed(key);
+                None
             }
-            | EventKind::StateKnown { version, .. } => {
-                self.read.insert(key, *version);
+            EventKind::StateKnown {
+                version, learnt, ..
+            } => {
+                self.read.insert(key.clone(), *version);
+                // The follow read that ended the cycle before is a read.
+                if *learnt != Learnt::Follow {
+                    self.from_kept.insert(key);
+                }
                 None
             }
             // Noted before the call goes out, and again once it is accepted.
@@ -146,13 +183,24 @@ impl<S: Hash + Eq, T: Clone> KeptCycles<S, T> {
             EventKind::PublishCall { status, .. } if *status != Some(409) => self.write(&key, None),
             EventKind::Outcome { outcome, .. } => {
                 self.read.remove(&key);
+                let from_kept = self.from_kept.remove(&key);
                 let triggers = self.cycles.remove(&key).unwrap_or_default();
-                Some(Change::Ended {
-                    triggers,
-                    after: After::of(outcome),
-                })
+                let after = After::of(outcome, from_kept);
+                if after == After::Unconfirmed {
+                    let (schedule, _) = key;
+                    let waiting = self.unconfirmed.entry(schedule).or_default();
+                    waiting.extend(triggers.iter().cloned());
+                }
+                Some(Change::Ended { triggers, after })
             }
             _ => None,
+        }
+    }
+
+    /// The unconfirmed triggers of `key`'s schedule join the cycle `key`.
+    fn take_unconfirmed(&mut self, key: (S, u64)) {
+        if let Some(waiting) = self.unconfirmed.remove(&key.0) {
+            self.cycles.entry(key).or_default().extend(waiting);
         }
     }
 
@@ -300,6 +348,116 @@ mod tests {
             Some(Change::Ended {
                 triggers: vec![],
                 after: After::Again { due: until },
+            })
+        );
+    }
+
+    fn known() -> EventKind {
+        EventKind::StateKnown {
+            learnt: Learnt::Event,
+            learnt_at: "2026-03-02T09:59:00Z".parse().expect("instant"),
+            state: crate::runner::ScheduleState::Published,
+            published: true,
+            version: 3,
+        }
+    }
+
+    fn outcome(outcome: Outcome) -> EventKind {
+        EventKind::Outcome {
+            outcome,
+            triggers: 1,
+        }
+    }
+
+    fn skipped() -> EventKind {
+        outcome(Outcome::Skipped {
+            reason: "already published".into(),
+        })
+    }
+
+    /// Trigger "t" decided from the kept state in cycle 1 and skipped: where it stands.
+    fn skipped_unread(kept: &mut KeptCycles<u32, &'static str>) -> Option<Change<&'static str>> {
+        kept.fed(1, "t");
+        let started = EventKind::CycleStarted {
+            cause: CycleCause::Trigger { trigger: 1 },
+        };
+        kept.event(0, &event(1, started));
+        kept.event(0, &event(1, known()));
+        kept.event(0, &event(1, skipped()))
+    }
+
+    #[test]
+    fn a_cycle_decided_from_the_kept_state_leaves_its_triggers_unconfirmed_for_the_confirm_cycle() {
+        let mut kept = KeptCycles::<u32, &str>::default();
+        assert_eq!(
+            skipped_unread(&mut kept),
+            Some(Change::Ended {
+                triggers: vec!["t"],
+                after: After::Unconfirmed,
+            })
+        );
+        // The confirm cycle answers them: its deferral is theirs.
+        let confirm = EventKind::CycleStarted {
+            cause: CycleCause::Confirm {
+                unconfirmed_cycle: 1,
+            },
+        };
+        kept.event(0, &event(2, confirm));
+        let until: Timestamp = "2026-03-02T12:00:00Z".parse().expect("instant");
+        assert_eq!(
+            kept.event(0, &event(2, outcome(Outcome::Deferred { until }))),
+            Some(Change::Ended {
+                triggers: vec!["t"],
+                after: After::Again { due: until },
+            })
+        );
+    }
+
+    /// A cycle of `schedule` for trigger `name` fed as `seq`: the state known, then read,
+    /// then a skip.
+    fn read_and_skipped(
+        kept: &mut KeptCycles<u32, &'static str>,
+        schedule: u32,
+        seq: u64,
+        name: &'static str,
+    ) -> Option<Change<&'static str>> {
+        kept.fed(seq, name);
+        let started = EventKind::CycleStarted {
+            cause: CycleCause::Trigger { trigger: seq },
+        };
+        let read = EventKind::StateRead {
+            purpose: crate::runner::event::ReadPurpose::Evaluate,
+            status: Some(200),
+            error: None,
+            state: crate::runner::ScheduleState::Draft,
+            published: Some(false),
+            version: Some(4),
+        };
+        let cycle = seq + 10;
+        for kind in [started, known(), read] {
+            assert_eq!(kept.event(schedule, &event(cycle, kind)), None);
+        }
+        kept.event(schedule, &event(cycle, skipped()))
+    }
+
+    #[test]
+    fn a_read_of_the_schedule_takes_up_its_unconfirmed_triggers() {
+        let mut kept = KeptCycles::<u32, &str>::default();
+        skipped_unread(&mut kept);
+        // Another schedule's read leaves them.
+        assert_eq!(
+            read_and_skipped(&mut kept, 1, 2, "u"),
+            Some(Change::Ended {
+                triggers: vec!["u"],
+                after: After::Done,
+            })
+        );
+        // A cycle of theirs that read decided on the read: they end with it.
+        assert_eq!(
+            read_and_skipped(&mut kept, 0, 3, "v"),
+            Some(Change::Ended {
+                triggers: vec!["v", "t"],
+                after: After::Done,
             })
         );
     }

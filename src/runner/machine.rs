@@ -1018,7 +1018,9 @@ impl ScheduleMachine {
         basis: Basis,
     ) {
         if let Some(u) = &mut self.unconfirmed {
-            u.again(version, basis, step.now);
+            // A duplicate's skip must not make the confirming cycle skip as a duplicate.
+            u.basis.fold(basis.trigger, basis.duplicate);
+            u.again(version, step.now);
             return;
         }
         let timer = self.allocate_timer();

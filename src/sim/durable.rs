@@ -1,7 +1,8 @@
 //! What the relay's store would hold at each instant of a simulated run, learnt from the
 //! runner's events as the relay's worker learns it (`runner::kept`): each trigger until its
-//! cycle ends (done or failed, or deferred and due again), the delivery ids, and the write of
-//! ours a cycle decided or had accepted. A `[[restart]]` keeps this and nothing else.
+//! cycle ends (done or failed, or deferred and due again; or, decided from the channel's kept
+//! state, until a read of its schedule), the delivery ids, and the write of ours a cycle
+//! decided or had accepted. A `[[restart]]` keeps this and nothing else.
 
 use crate::runner::event::{CycleCause, Event, EventKind};
 use crate::runner::kept::{After, Change, KeptCycles};
@@ -16,6 +17,9 @@ enum Status {
     Unfinished,
     /// Its cycle deferred it: fed again, without its delivery id, once due.
     Deferred(Timestamp),
+    /// Its cycle decided from the kept state, no read of the schedule since: after a
+    /// restart, fed again at once without its delivery id.
+    Unconfirmed,
     /// Done or failed: never fed again.
     Finished,
 }
@@ -145,7 +149,6 @@ impl Durable {
                 if !later.is_empty() {
                     self.deferred.insert((worker, schedule), later);
                 }
-                return;
             }
             _ => {}
         }
@@ -160,6 +163,7 @@ impl Durable {
             Some(Change::Ended { triggers, after }) => {
                 let status = match after {
                     After::Again { due } => Status::Deferred(due),
+                    After::Unconfirmed => Status::Unconfirmed,
                     After::Failed { .. } | After::Done => Status::Finished,
                 };
                 for &i in &triggers {
@@ -219,6 +223,7 @@ impl Durable {
                     kept.again.extend(self.again(index, until.max(now)));
                 }
                 Status::Deferred(_) => {}
+                Status::Unconfirmed => kept.again.extend(self.again(index, now)),
                 Status::Finished => {}
             }
             if let Some(id) = &s.trigger.delivery_id {

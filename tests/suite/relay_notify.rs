@@ -3,7 +3,9 @@
 //! double, all on one manual clock. A storm of 1,000 webhooks in four bursts, planners
 //! editing between them: every change published, no 409, at most 10 reads (polling, the
 //! same storm reads far more); a channel dropped mid-storm: `/readyz` says so, the edit made
-//! meanwhile is never heard, and the next burst reads again and publishes it.
+//! meanwhile is never heard, and the next burst reads again and publishes it; a relay
+//! restarted after a skip decided from the kept state that missed an edit (its event lost)
+//! reads again and publishes the edit.
 //!
 //! Nothing sleeps to let time pass: the clock moves when the test moves it. The test waits
 //! (bounded, in real time) for what the relay reports: the store settled, the double's
@@ -23,8 +25,9 @@ use publish_guard::relay::hearing::NotifySettings;
 use publish_guard::relay::intake::{Source, SourceAuth};
 use publish_guard::relay::mapping::{Field, Mapping};
 use publish_guard::relay::server::{Relay, RelaySettings};
-use publish_guard::relay::store::{TriggerStatus, TriggerStore};
+use publish_guard::relay::store::{TriggerNote, TriggerStatus, TriggerStore};
 use publish_guard::relay::webhook_auth::SignatureVerifier;
+use publish_guard::runner::confirm::CONFIRM_QUIET;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +77,30 @@ async fn start(notifications: bool) -> Rig {
         loss_per_mille: 0,
     }));
     let files = RelayFiles::new(include_str!("../../rules/default.rules"));
+    let relay = launch(&double, &files, &clock, notifications).await;
+    let rig = Rig {
+        relay,
+        double,
+        files,
+        clock,
+        http: reqwest::Client::new(),
+        sent: 0,
+        receipts: Vec::new(),
+    };
+    if notifications {
+        rig.until_ready_says("notifications up").await;
+    }
+    rig
+}
+
+/// A relay on `files` (the same store and audit log on a restart), hearing the channel when
+/// `notifications` says so.
+async fn launch(
+    double: &ApiDouble,
+    files: &RelayFiles,
+    clock: &ManualClock,
+    notifications: bool,
+) -> Relay {
     let source = Source {
         auth: SourceAuth::Signed(SignatureVerifier::new(vec![SECRET.parse().unwrap()])),
         mapping: Mapping {
@@ -97,23 +124,10 @@ async fn start(notifications: bool) -> Rig {
         }),
         ..files.settings("servicenow", source, relay_clock, AuditOptions::default())
     };
-    let mut config = genesys_config(&double);
+    let mut config = genesys_config(double);
     config.timeout = Duration::from_secs(5);
     config.requests_per_minute = 100_000;
-    let relay = start_relay(settings, config, Arc::new(clock.clone())).await;
-    let rig = Rig {
-        relay,
-        double,
-        files,
-        clock,
-        http: reqwest::Client::new(),
-        sent: 0,
-        receipts: Vec::new(),
-    };
-    if notifications {
-        rig.until_ready_says("notifications up").await;
-    }
-    rig
+    start_relay(settings, config, Arc::new(clock.clone())).await
 }
 
 impl Rig {
@@ -165,11 +179,14 @@ impl Rig {
             .await;
     }
 
-    /// Waits until the store holds nothing unfinished.
+    /// Waits until the store holds nothing unfinished but the triggers of skips decided
+    /// from the kept state, pending until the confirm read.
     async fn settled(&self) {
         self.until("the store to settle", async || {
-            let stats = self.files.store.stats().await.unwrap();
-            stats.pending + stats.running == 0
+            let unfinished = self.files.store.unfinished().await.unwrap();
+            unfinished.iter().all(|t| {
+                (t.status, &t.note) == (TriggerStatus::Pending, &Some(TriggerNote::Unconfirmed))
+            })
         })
         .await;
     }
@@ -257,8 +274,20 @@ impl Rig {
         (view.snapshot.published, view.snapshot.version)
     }
 
-    /// Every trigger the store holds is done; the audit log has each arrival.
+    /// Waits until the store holds nothing unfinished: the confirm reads made.
+    async fn confirmed(&self) {
+        self.until("the confirm reads", async || {
+            let stats = self.files.store.stats().await.unwrap();
+            stats.pending + stats.running == 0
+        })
+        .await;
+    }
+
+    /// Once the confirm reads are due and made, every trigger the store holds is done; the
+    /// audit log has each arrival.
     async fn every_webhook_accounted(&self) {
+        self.clock.advance(CONFIRM_QUIET);
+        self.confirmed().await;
         let entries: Vec<Value> = std::fs::read_to_string(&self.files.audit_path)
             .unwrap()
             .lines()
@@ -378,6 +407,72 @@ async fn a_channel_dropped_mid_storm_reads_again_and_publishes_the_edit_it_misse
         metrics.contains("publish_guard_notification_gaps_total 1\n"),
         "{metrics}"
     );
+    rig.every_webhook_accounted().await;
+    rig.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_a_skip_from_the_kept_state_reads_again_and_publishes_the_lost_edit() {
+    let mut rig = start(true).await;
+    rig.storm_burst(1).await;
+    assert_eq!(rig.state(), (true, 2));
+    // Burst 1's skips from the kept state are confirmed by a read (published v2)...
+    let before = rig.reads();
+    rig.clock.advance(DEBOUNCE);
+    rig.until("the confirm read", async || rig.reads() > before)
+        .await;
+    rig.confirmed().await;
+    // ... then a planner's edit whose event is lost (every event from here on is).
+    rig.double.set_notifications(Some(NotifyConfig {
+        delay: DELAY,
+        loss_per_mille: 1000,
+    }));
+    assert!(rig.double.person_edit(&schedule()).is_ok());
+    rig.clock.advance(DELAY);
+    let reads = rig.reads();
+    // A webhook skips "already published" from the kept state at v2, without a read.
+    rig.burst(1).await;
+    let receipt = rig.receipts.last().cloned().unwrap_or_default();
+    let store = Arc::clone(&rig.files.store);
+    rig.until("the skip noted unconfirmed", async || {
+        let stored = store.get(&receipt).await.unwrap();
+        stored.is_some_and(|t| {
+            (t.status, t.note) == (TriggerStatus::Pending, Some(TriggerNote::Unconfirmed))
+        })
+    })
+    .await;
+    assert_eq!(rig.reads(), reads, "decided without a read");
+    // The process restarts before the confirm read (10 minutes of quiet) was made.
+    let Rig {
+        relay,
+        double,
+        files,
+        clock,
+        http,
+        sent,
+        receipts,
+    } = rig;
+    relay.shutdown().await.unwrap();
+    let relay = launch(&double, &files, &clock, true).await;
+    let rig = Rig {
+        relay,
+        double,
+        files,
+        clock,
+        http,
+        sent,
+        receipts,
+    };
+    // Fed again at once; the new cache is empty, so it reads the draft and publishes it.
+    rig.until_publishes(2).await;
+    assert_eq!(rig.reads(), reads + 1, "one read after the restart");
+    rig.until("the follow's wait", async || rig.follow_waits() >= 2)
+        .await;
+    // Its Complete event is lost too: the follow reads after its wait.
+    rig.clock.advance(SignedDuration::from_mins(2));
+    rig.settled().await;
+    assert_eq!(rig.state(), (true, 4), "the lost edit is published");
+    assert_eq!(rig.double.conflicts(), 0);
     rig.every_webhook_accounted().await;
     rig.relay.shutdown().await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL store and audit log on a real server (see `pg_support`): deliveries
 //! deduplicated across replicas by the database, each trigger taken once by the leader
-//! whatever order replicas commit in, a deposed leader's writes refused, and the audit log in
+//! whatever order replicas commit in, a deposed leader's writes refused, a trigger noted
+//! unconfirmed kept pending for the next leader, and the audit log in
 //! the database exported to the very file the file log writes.
 
 use crate::pg_support::{database, query_texts};
@@ -175,6 +176,33 @@ async fn a_deposed_leaders_writes_are_refused() {
 
 /// Two leaders in turn append one chain; the export is byte for byte the file the file log
 /// writes for the same steps, and it verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_noted_unconfirmed_stays_pending_for_the_next_leader() {
+    let Some(url) = database().await else { return };
+    let old = PostgresStore::open(&url).await.unwrap();
+    let receipt = accepted(&old, "d1").await;
+    lead(&url, &old, 1).await;
+    let unconfirmed = Progress {
+        status: TriggerStatus::Pending,
+        note: Some(TriggerNote::Unconfirmed),
+        due_at: None,
+    };
+    old.record(&receipt, unconfirmed).await.unwrap();
+    let new = PostgresStore::open(&url).await.unwrap();
+    lead(&url, &new, 2).await;
+    let kept: Vec<_> = (new.unfinished().await.unwrap().into_iter())
+        .map(|t| (t.receipt.id, t.status, t.note))
+        .collect();
+    assert_eq!(
+        kept,
+        [(
+            receipt,
+            TriggerStatus::Pending,
+            Some(TriggerNote::Unconfirmed)
+        )]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_in_the_database_exports_the_file_log_byte_for_byte() {
     let Some(url) = database().await else { return };

@@ -1,5 +1,6 @@
 //! The SQLite store on a real file: exactly-once acceptance of deliveries, progress that
-//! survives closing and reopening, finished work never reopened, and group commit.
+//! survives closing and reopening (an unconfirmed note too), finished work never reopened,
+//! and group commit.
 
 use crate::relay_support::delivery;
 use jiff::{SignedDuration, Timestamp};
@@ -387,5 +388,37 @@ async fn a_store_of_a_newer_schema_is_refused() {
             .to_string()
             .contains("schema version 9 is newer than this build's (2)"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_trigger_noted_unconfirmed_stays_pending_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let receipt = accepted(
+        store
+            .accept(delivery("servicenow", "d1", "{}", at(0)))
+            .await
+            .unwrap(),
+    );
+    let unconfirmed = Progress {
+        status: TriggerStatus::Pending,
+        note: Some(TriggerNote::Unconfirmed),
+        due_at: None,
+    };
+    store.record(&receipt.id, unconfirmed).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let kept: Vec<_> = (store.unfinished().await.unwrap().into_iter())
+        .map(|t| (t.receipt.id, t.status, t.note))
+        .collect();
+    assert_eq!(
+        kept,
+        [(
+            receipt.id,
+            TriggerStatus::Pending,
+            Some(TriggerNote::Unconfirmed)
+        )]
     );
 }

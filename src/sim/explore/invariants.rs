@@ -6,10 +6,11 @@ use crate::policy::Policy;
 use crate::runner::RunnerConfig;
 use crate::runner::event::{CycleCause, EventKind, Outcome};
 use crate::runner::facts::ScheduleState;
+use crate::runner::kept::After;
 use crate::sim::engine::{Trace, TracedEvent};
 use crate::sim::scenario::Scenario;
 use jiff::{SignedDuration, Timestamp};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// API calls allowed per schedule for each trigger or change it saw (plus one): more is a
@@ -27,7 +28,8 @@ pub enum Invariant {
     NoConflictOfOurMaking,
     /// Every trigger starts a cycle or is coalesced into one, exactly once, and every cycle
     /// ends with one outcome; across a restart, a trigger whose cycle the restart cut is fed
-    /// again exactly once, and one already accounted never.
+    /// again exactly once, one whose cycle decided from the kept state at most once (until a
+    /// read settles it), and one already accounted never.
     TriggerAccountedOnce,
     /// A state we show never contradicts the model at that instant.
     ShownStateMatchesModel,
@@ -179,7 +181,9 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
     let mut taken_up: HashMap<(u32, u32, u64), (u64, u32)> = HashMap::new();
     let mut received: Vec<(u32, u32, u64, Timestamp, bool)> = Vec::new();
     let mut open: HashMap<(u32, u32, u64), Timestamp> = HashMap::new();
-    let mut ended: HashMap<(u32, u32, u64), bool> = HashMap::new();
+    let mut ended: HashMap<(u32, u32, u64), After> = HashMap::new();
+    // Cycles deciding from the channel's kept state, no read of their own since.
+    let mut from_kept: HashSet<(u32, u32, u64)> = HashSet::new();
     for TracedEvent {
         schedule: s,
         worker: w,
@@ -228,7 +232,19 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
                         format!("cycle {c} ended without having started, or twice"),
                     ));
                 }
-                ended.insert((w, s, c), matches!(outcome, Outcome::Deferred { .. }));
+                let kept = from_kept.remove(&(w, s, c));
+                ended.insert((w, s, c), After::of(outcome, kept));
+            }
+            (EventKind::StateKnown { learnt, .. }, Some(c)) if *learnt != Learnt::Follow => {
+                from_kept.insert((w, s, c));
+            }
+            (
+                EventKind::StateRead {
+                    version: Some(_), ..
+                },
+                Some(c),
+            ) => {
+                from_kept.remove(&(w, s, c));
             }
             _ => {}
         }
@@ -259,10 +275,14 @@ fn trigger_accounted_once(trace: &Trace) -> Option<Violation> {
     for &(w, s, trigger, at, duplicate) in &received {
         let again = fed_again.get(&(w, trigger)).copied().unwrap_or(0);
         let cycle = taken_up.get(&(w, s, trigger)).map_or(0, |t| t.0);
-        let outcome = ended.get(&(w, s, cycle)).copied();
+        let outcome = ended.get(&(w, s, cycle));
         let detail = match outcome {
+            // Decided from the kept state: fed again at most once, to be read.
+            Some(After::Unconfirmed) if again > 1 => format!(
+                "trigger {trigger}, its cycle {cycle} decided from the kept state, was fed again {again} times"
+            ),
             // Answered for good: feeding it again would take it up twice.
-            Some(false) if again > 0 => format!(
+            Some(After::Done | After::Failed { .. }) if again > 0 => format!(
                 "trigger {trigger} was fed again after a restart though its cycle {cycle} had ended"
             ),
             // Its cycle was cut by the restart: it must be carried on, once.

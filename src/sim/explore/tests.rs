@@ -392,3 +392,97 @@ fn a_change_whose_event_was_lost_is_published_after_the_confirm_read_within_the_
     report.timeline.retain(|row| row.schedule == s02);
     insta::assert_snapshot!("lost_edit_confirmed", report.table());
 }
+
+#[test]
+fn the_seeds_where_a_confirm_read_was_lost_or_misled_keep_every_promise() {
+    let cases = [
+        ("rules/examples/follow-the-sun.rules", 6718),
+        ("rules/examples/follow-the-sun.rules", 12213),
+        ("rules/default.rules", 10533),
+        // A duplicate's skip from the kept state made the confirm cycle skip as a duplicate.
+        ("rules/examples/follow-the-sun.rules", 125_799),
+    ];
+    for (rules, seed) in cases {
+        let source = std::fs::read_to_string(rules).unwrap();
+        let found = explore(&policy(&source), Path::new(rules), Seeds::One(seed), None);
+        assert_eq!(found.runs, 1);
+        if let Some(f) = found.finding {
+            panic!(
+                "{rules} seed {seed}: {}\n{}",
+                f.violation.detail, f.timeline
+            );
+        }
+    }
+}
+
+/// The world the explorer found at seed 6718 of follow-the-sun (shrunk) when a restart lost
+/// a confirm read's deferral: d4 skips "already published" from the kept state at v17 after
+/// the planner's edit to v18, whose late event brings the confirm read forward; the read
+/// sees the draft and `too_soon` defers it, then the process restarts.
+const RESTART_AFTER_CONFIRM: &str = r#"
+name = "explore-6718"
+rules = "rules/examples/follow-the-sun.rules"
+start = "2026-03-02T02:00:00Z"
+seed = 6718
+
+[api]
+processing = "1015ms"
+latency = "13ms"
+rate_limit = 300
+[api.notifications]
+delay = "3812ms"
+loss = 0.0
+max_age = "1080000ms"
+
+[runner]
+coalesce = true
+requests_per_minute = 300
+
+[[schedule]]
+id = "s10"
+bu = "bu-10"
+week = "2026-03-02"
+published = false
+version = 16
+
+[[person]]
+at = "2026-03-02T02:03:21.342Z"
+schedule = "s10"
+action = "edit"
+who = "planner"
+
+[[trigger]]
+at = "2026-03-02T02:00:51.821Z"
+schedule = "s10"
+source = "workforce_app"
+delivery = "d35"
+event = "case.updated"
+
+[[trigger]]
+at = "2026-03-02T02:03:23.002Z"
+schedule = "s10"
+source = "workforce_app"
+delivery = "d4"
+event = "case.updated"
+
+[[restart]]
+at = "2026-03-02T02:04:55.557Z"
+"#;
+
+#[test]
+fn a_restart_keeps_the_deferral_a_confirm_cycle_decided_and_the_edit_is_published() {
+    let sun = policy(include_str!("../../../rules/examples/follow-the-sun.rules"));
+    let world = match crate::sim::scenario::parse(RESTART_AFTER_CONFIRM, "x", Path::new(".")) {
+        Ok(s) => s,
+        Err(d) => panic!("{d:?}"),
+    };
+    let (_, trace) = run_traced(&world, &sun);
+    assert_eq!(check(&world, &sun, &trace), None);
+    // d4's skip was decided from the kept state; the confirm cycle deferred it; the store
+    // feeds it again when that deferral runs out.
+    let fed: Vec<usize> = trace.restarts.iter().map(|r| r.fed_again.len()).collect();
+    assert_eq!(fed, [1]);
+    assert_eq!(trace.end_states[0], (true, 19));
+    let report = run(&world, &sun, RunOptions::default()).report;
+    insta::assert_snapshot!("restart_after_confirm", report.table());
+}
