@@ -252,6 +252,18 @@ mod tests {
         }
     }
 
+    /// A read of the schedule that found a draft at `version`.
+    fn draft_read(version: i64) -> EventKind {
+        EventKind::StateRead {
+            purpose: crate::runner::event::ReadPurpose::Evaluate,
+            status: Some(200),
+            error: None,
+            state: crate::runner::ScheduleState::Draft,
+            published: Some(false),
+            version: Some(version),
+        }
+    }
+
     /// A cycle of trigger "t" that read version 3 and decided to publish, then `answer`:
     /// the note the answer leaves on "t", if it changes it.
     fn note_after(answer: EventKind) -> Option<Option<EarlierWrite>> {
@@ -261,14 +273,7 @@ mod tests {
             cause: CycleCause::Trigger { trigger: 7 },
         };
         assert_eq!(kept.event(0, &event(1, started)), None);
-        let read = EventKind::StateRead {
-            purpose: crate::runner::event::ReadPurpose::Evaluate,
-            status: Some(200),
-            error: None,
-            state: crate::runner::ScheduleState::Draft,
-            published: Some(false),
-            version: Some(3),
-        };
+        let read = draft_read(3);
         assert_eq!(kept.event(0, &event(1, read)), None);
         let decision = EventKind::Decision {
             phase: PhaseKind::Trigger,
@@ -425,14 +430,7 @@ mod tests {
         let started = EventKind::CycleStarted {
             cause: CycleCause::Trigger { trigger: seq },
         };
-        let read = EventKind::StateRead {
-            purpose: crate::runner::event::ReadPurpose::Evaluate,
-            status: Some(200),
-            error: None,
-            state: crate::runner::ScheduleState::Draft,
-            published: Some(false),
-            version: Some(4),
-        };
+        let read = draft_read(4);
         let cycle = seq + 10;
         for kind in [started, known(), read] {
             assert_eq!(kept.event(schedule, &event(cycle, kind)), None);

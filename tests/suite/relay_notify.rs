@@ -131,6 +131,30 @@ async fn launch(
 }
 
 impl Rig {
+    /// The relay's process stops, then starts again on the same files (notifications on).
+    async fn restart(self) -> Rig {
+        let Rig {
+            relay,
+            double,
+            files,
+            clock,
+            http,
+            sent,
+            receipts,
+        } = self;
+        relay.shutdown().await.unwrap();
+        let relay = launch(&double, &files, &clock, true).await;
+        Rig {
+            relay,
+            double,
+            files,
+            clock,
+            http,
+            sent,
+            receipts,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.relay.addr())
     }
@@ -443,26 +467,7 @@ async fn a_restart_after_a_skip_from_the_kept_state_reads_again_and_publishes_th
     .await;
     assert_eq!(rig.reads(), reads, "decided without a read");
     // The process restarts before the confirm read (10 minutes of quiet) was made.
-    let Rig {
-        relay,
-        double,
-        files,
-        clock,
-        http,
-        sent,
-        receipts,
-    } = rig;
-    relay.shutdown().await.unwrap();
-    let relay = launch(&double, &files, &clock, true).await;
-    let rig = Rig {
-        relay,
-        double,
-        files,
-        clock,
-        http,
-        sent,
-        receipts,
-    };
+    let rig = rig.restart().await;
     // Fed again at once; the new cache is empty, so it reads the draft and publishes it.
     rig.until_publishes(2).await;
     assert_eq!(rig.reads(), reads + 1, "one read after the restart");
