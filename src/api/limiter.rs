@@ -222,15 +222,16 @@ impl SharedLimiter {
 
     /// The hold left at `now`, when this limiter is impatient and it is beyond the cap.
     fn beyond_cap(&self, now: Timestamp) -> Result<(), SignedDuration> {
-        let impatient = self
+        // A patient limiter (the relay's) pays nothing for this on each call.
+        if !self
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .impatient;
-        match self.held_beyond_cap(now) {
-            Some(held) if impatient => Err(held),
-            _ => Ok(()),
+            .impatient
+        {
+            return Ok(());
         }
+        self.held_beyond_cap(now).map_or(Ok(()), Err)
     }
 
     /// The hold left at `now` in whole seconds (a `Retry-After` is in seconds), when it
